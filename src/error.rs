@@ -1,0 +1,213 @@
+//! Errors: what the layer returns when a request fails, and invalid configuration.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::BoxError;
+use crate::redact::Redacted;
+
+/// The error a [`Retry`](crate::Retry) service returns.
+///
+/// It names the request (method and URL, with userinfo and query removed), how many
+/// attempts were made and the cause, e.g.
+/// `GET http://127.0.0.1:8080/x giving up after 4 attempt(s): client error (Connect): tcp
+/// connect error: Connection refused (os error 111)`. The cause is also its
+/// [`source`](StdError::source), so callers can still downcast to the inner service's
+/// error type.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    request: Option<(Method, String)>,
+    attempts: u32,
+    source: Option<BoxError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The inner service failed and the layer did not, or could no longer, retry.
+    Inner,
+    /// The inner service failed to become ready.
+    NotReady,
+}
+
+impl Error {
+    pub(crate) fn inner(method: &Method, uri: &http::Uri, attempts: u32, source: BoxError) -> Self {
+        Error::new(Kind::Inner, Some((method, uri)), attempts, Some(source))
+    }
+
+    pub(crate) fn not_ready(
+        request: Option<(&Method, &http::Uri)>,
+        attempts: u32,
+        source: BoxError,
+    ) -> Self {
+        Error::new(Kind::NotReady, request, attempts, Some(source))
+    }
+
+    fn new(
+        kind: Kind,
+        request: Option<(&Method, &http::Uri)>,
+        attempts: u32,
+        source: Option<BoxError>,
+    ) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                request: request.map(|(m, u)| (m.clone(), Redacted(u).to_string())),
+                attempts,
+                source,
+            }),
+        }
+    }
+
+    /// How many attempts were made (sent to the inner service) before giving up.
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
+    /// The request's method, when the error is about a request.
+    pub fn method(&self) -> Option<&Method> {
+        self.inner.request.as_ref().map(|(m, _)| m)
+    }
+
+    /// The request's URL without userinfo and query, when the error is about a request.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.request.as_ref().map(|(_, u)| u.as_str())
+    }
+
+    /// Returns `true` if the inner service failed to become ready, rather than failing a
+    /// request.
+    pub fn is_not_ready(&self) -> bool {
+        self.inner.kind == Kind::NotReady
+    }
+
+    /// Returns `true` if the last attempt was cut off by the per-attempt timeout.
+    pub fn is_attempt_timeout(&self) -> bool {
+        self.find::<AttemptTimedOut>().is_some()
+    }
+
+    /// Consumes the error and returns its cause.
+    pub fn into_source(self) -> Option<BoxError> {
+        self.inner.source
+    }
+
+    fn find<E: StdError + 'static>(&self) -> Option<&E> {
+        let mut next = self.source();
+        while let Some(e) = next {
+            if let Some(e) = e.downcast_ref::<E>() {
+                return Some(e);
+            }
+            next = e.source();
+        }
+        None
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        match (&inner.request, inner.kind) {
+            (Some((method, url)), _) => write!(
+                f,
+                "{method} {url} giving up after {} attempt(s)",
+                inner.attempts
+            )?,
+            (None, Kind::NotReady) => f.write_str("inner service failed to become ready")?,
+            (None, Kind::Inner) => f.write_str("request failed")?,
+        }
+        if inner.kind == Kind::NotReady && inner.request.is_some() {
+            f.write_str(": inner service failed to become ready")?;
+        }
+        // The whole cause chain: a client's top-level error alone ("client error
+        // (Connect)") rarely says what went wrong.
+        let mut next = inner.source.as_deref().map(|e| e as &(dyn StdError + 'static));
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &inner.kind);
+        if let Some((method, url)) = &inner.request {
+            d.field("method", method).field("url", url);
+        }
+        d.field("attempts", &inner.attempts)
+            .field("source", &inner.source)
+            .finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A configuration value that makes no sense, found when it is set.
+///
+/// Every constructor and setter that can be given a bad value returns this instead of
+/// panicking later in the middle of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid retry configuration: {}", self.message)
+    }
+}
+
+impl StdError for ConfigError {}
+
+/// An attempt was cut off by the layer's per-attempt timeout.
+///
+/// It is the cause of the [`Error`] returned when such an attempt is the last one, and the
+/// error the retry policy sees. [`classify`](crate::classify::classify) puts it in
+/// [`MaybeProcessed`](crate::classify::ErrorClass::MaybeProcessed): the server may have
+/// received the request and still be working on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptTimedOut {
+    after: Duration,
+}
+
+impl AttemptTimedOut {
+    pub(crate) fn new(after: Duration) -> Self {
+        AttemptTimedOut { after }
+    }
+
+    /// The timeout that expired.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for AttemptTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "attempt timed out after {:?}", self.after)
+    }
+}
+
+impl StdError for AttemptTimedOut {}

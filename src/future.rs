@@ -1,0 +1,509 @@
+//! [`ResponseFuture`]: one request, through all its attempts.
+//!
+//! The future is a state machine, advanced in one `loop`:
+//!
+//! ```text
+//! call ──▶ decide ──▶ release ──▶ drain ──▶ wait ──▶ ready ──▶ call ...
+//!            │           │
+//!            └───────────┴──▶ the outcome goes to the caller
+//! ```
+//!
+//! - *call*: the inner service's future for this attempt (cut off by the attempt timeout).
+//! - *decide*: the policy and the layer's limits choose between retrying and returning.
+//! - *release*: wait until the attempt's request body is handed back, so the next attempt can
+//!   replay it from the first byte (bounded by the drain timeout).
+//! - *drain*: read a little of the response that will be retried, so the connection can be
+//!   reused (bounded in bytes and time).
+//! - *wait*: the backoff, on one inline tokio [`Sleep`].
+//! - *ready*: drive the inner service to readiness before the next attempt.
+//!
+//! Nothing is spawned and nothing is boxed: dropping the future cancels the attempt in
+//! flight or the wait, and frees the kept request body.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Buf;
+use http::{HeaderValue, Request, Response, request};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::attempts::Attempts;
+use crate::body::{Replay, ReplayBody};
+use crate::error::{AttemptTimedOut, Error};
+use crate::layer::Config;
+use crate::policy::{Action, Attempt, Outcome};
+use crate::redact::Redacted;
+use crate::retry_after::requested_wait;
+use crate::rng::Rng;
+use crate::BoxError;
+
+/// The response types [`ResponseFuture`] works with: [`http::Response<B>`] for any `B`.
+///
+/// It only names the body type of the inner service's response; it is implemented for
+/// `http::Response<B>` and cannot be implemented elsewhere.
+pub trait HttpResponse: sealed::Sealed {
+    /// The response body type.
+    type Body;
+}
+
+impl<B> HttpResponse for Response<B> {
+    type Body = B;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<B> Sealed for http::Response<B> {}
+}
+
+pin_project! {
+    /// The future returned by [`Retry`](crate::Retry): the response of the last attempt, or
+    /// an [`Error`].
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Response: HttpResponse,
+    {
+        #[pin]
+        state: State<S::Future, <S::Response as HttpResponse>::Body>,
+        // The one timer, armed in turn for the attempt timeout, the release and drain bound,
+        // and the backoff. Made on first use: a request that needs no timer never touches
+        // the timer wheel.
+        #[pin]
+        timer: Option<Sleep>,
+        service: S,
+        ctx: Ctx<B>,
+        span: tracing::Span,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, R> {
+        // An attempt is in flight.
+        Calling { #[pin] future: F },
+        // The outcome will be retried once the attempt's body is handed back.
+        Releasing { outcome: Option<Result<Response<R>, BoxError>> },
+        // Reading a little of the response that will be retried.
+        Draining { #[pin] body: R, read: usize },
+        // The backoff.
+        Waiting,
+        // Driving the service to readiness for the next attempt.
+        Ready,
+        // The output was returned.
+        Done,
+    }
+}
+
+/// Everything about the request that does not need pinning.
+struct Ctx<B> {
+    config: Arc<Config>,
+    /// The caller's request head: every attempt starts from a copy of it.
+    head: request::Parts,
+    replay: Replay<B>,
+    /// The number of the attempt in flight or last made, from 1.
+    attempt: u32,
+    started: Instant,
+    /// When the next attempt may start.
+    retry_at: Instant,
+    previous_delay: Duration,
+    /// Made on the first retry that needs jitter.
+    rng: Option<Rng>,
+}
+
+/// What to do with an attempt's outcome.
+enum Next<R> {
+    Return(Result<Response<R>, Error>),
+    Retry(Result<Response<R>, BoxError>),
+}
+
+/// Why an outcome went to the caller rather than being retried.
+#[derive(Clone, Copy, Debug)]
+enum StopReason {
+    /// The policy said so (a success, or a failure that is not safe to retry).
+    Policy,
+    /// No retries left.
+    Exhausted,
+    /// The request body outgrew the replay cap or failed.
+    BodyNotReplayable,
+    /// The previous attempt did not hand the request body back in time.
+    BodyInUse,
+    /// The server asked for a wait above `max_retry_after`.
+    ServerWaitTooLong(Duration),
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Policy => f.write_str("the policy does not retry this outcome"),
+            StopReason::Exhausted => f.write_str("no retries left"),
+            StopReason::BodyNotReplayable => f.write_str("the request body cannot be replayed"),
+            StopReason::BodyInUse => {
+                f.write_str("the request body is still in use by the previous attempt")
+            }
+            StopReason::ServerWaitTooLong(wait) => {
+                write!(f, "the server asked to wait {wait:?}, above max_retry_after")
+            }
+        }
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    S::Response: HttpResponse,
+    B: Body,
+{
+    pub(crate) fn new(mut service: S, request: Request<B>, config: Arc<Config>) -> Self {
+        let (head, body) = request.into_parts();
+        let span = tracing::debug_span!(
+            "retry",
+            method = %head.method,
+            url = %Redacted(&head.uri),
+        );
+        let (body, replay) = ReplayBody::new(body, config.replay_limit, config.max_retries > 0);
+        let now = Instant::now();
+        let timer = config.attempt_timeout.map(|t| tokio::time::sleep_until(after(t)));
+        let ctx = Ctx {
+            config,
+            head,
+            replay,
+            attempt: 1,
+            started: now,
+            retry_at: now,
+            previous_delay: Duration::ZERO,
+            rng: None,
+        };
+        let first = ctx.attempt_request(body);
+        let future = {
+            let _entered = span.enter();
+            tracing::trace!(attempt = 1, "sending");
+            service.call(first)
+        };
+        ResponseFuture {
+            state: State::Calling { future },
+            timer,
+            service,
+            ctx,
+            span,
+        }
+    }
+}
+
+impl<S, B, R> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<R>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    R: Body,
+{
+    type Output = Result<Response<R>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let _entered = this.span.enter();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let outcome = match future.poll(cx) {
+                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Pending => match this.ctx.config.attempt_timeout {
+                            Some(timeout) if poll_timer(this.timer.as_mut(), cx).is_ready() => {
+                                Err(AttemptTimedOut::new(timeout).into())
+                            }
+                            _ => return Poll::Pending,
+                        },
+                    };
+                    // Dropping the attempt's future here also ends a timed-out attempt.
+                    this.state.set(State::Done);
+                    match this.ctx.decide(outcome) {
+                        Next::Return(output) => {
+                            this.ctx.replay.finish();
+                            return Poll::Ready(output);
+                        }
+                        Next::Retry(outcome) => {
+                            let bound = after(this.ctx.config.drain_timeout);
+                            arm(this.timer.as_mut(), bound);
+                            this.state.set(State::Releasing {
+                                outcome: Some(outcome),
+                            });
+                        }
+                    }
+                }
+                StateProj::Releasing { outcome } => {
+                    let released = this.ctx.replay.poll_released(cx).is_ready();
+                    if !released && poll_timer(this.timer.as_mut(), cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let outcome = outcome.take().expect("outcome is held until released");
+                    let stop = if !released {
+                        Some(StopReason::BodyInUse)
+                    } else if !this.ctx.replay.is_replayable() {
+                        // The body outgrew the cap while the previous attempt still sent it.
+                        Some(StopReason::BodyNotReplayable)
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = stop {
+                        tracing::debug!(attempt = this.ctx.attempt, reason = %reason, "not retrying");
+                        this.state.set(State::Done);
+                        this.ctx.replay.finish();
+                        return Poll::Ready(this.ctx.give_back(outcome));
+                    }
+                    match outcome {
+                        Ok(response)
+                            if this.ctx.config.drain_limit > 0
+                                && !response.body().is_end_stream() =>
+                        {
+                            this.state.set(State::Draining {
+                                body: response.into_body(),
+                                read: 0,
+                            });
+                        }
+                        _ => this.ctx.wait(this.state.as_mut(), this.timer.as_mut()),
+                    }
+                }
+                StateProj::Draining { mut body, read } => {
+                    while *read < this.ctx.config.drain_limit {
+                        match body.as_mut().poll_frame(cx) {
+                            Poll::Ready(Some(Ok(frame))) => {
+                                if let Some(data) = frame.data_ref() {
+                                    *read += data.remaining();
+                                }
+                            }
+                            Poll::Ready(_) => break,
+                            Poll::Pending => {
+                                if poll_timer(this.timer.as_mut(), cx).is_pending() {
+                                    return Poll::Pending;
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    // Dropping the body here: fully read, HTTP/1.1 reuses the connection.
+                    this.ctx.wait(this.state.as_mut(), this.timer.as_mut());
+                }
+                StateProj::Waiting => {
+                    ready!(poll_timer(this.timer.as_mut(), cx));
+                    this.state.set(State::Ready);
+                }
+                StateProj::Ready => {
+                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        this.ctx.replay.finish();
+                        let head = &this.ctx.head;
+                        return Poll::Ready(Err(Error::not_ready(
+                            Some((&head.method, &head.uri)),
+                            this.ctx.attempt,
+                            error.into(),
+                        )));
+                    }
+                    let ctx = &mut *this.ctx;
+                    ctx.attempt = ctx.attempt.saturating_add(1);
+                    if ctx.attempt > ctx.config.max_retries {
+                        // No attempt follows this one: its body need not keep anything.
+                        ctx.replay.last_attempt();
+                    }
+                    let request = ctx.attempt_request(ctx.replay.body());
+                    if let Some(timeout) = ctx.config.attempt_timeout {
+                        arm(this.timer.as_mut(), after(timeout));
+                    }
+                    tracing::trace!(attempt = ctx.attempt, "sending");
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+impl<B> Ctx<B> {
+    /// The request of the current attempt: a copy of the caller's head, with `body`.
+    fn attempt_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
+        let mut request = Request::from_parts(self.head.clone(), body);
+        if let Some(name) = &self.config.attempt_header {
+            request
+                .headers_mut()
+                .insert(name.clone(), HeaderValue::from(self.attempt));
+        }
+        request
+    }
+
+    fn decide<R>(&mut self, outcome: Result<Response<R>, BoxError>) -> Next<R> {
+        match outcome {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                let verdict = self.judge(Outcome::Response(&parts));
+                let response = Response::from_parts(parts, body);
+                match verdict {
+                    Ok(()) => Next::Retry(Ok(response)),
+                    Err(_) => Next::Return(self.give_back(Ok(response))),
+                }
+            }
+            Err(error) => match self.judge(Outcome::Error(&*error)) {
+                Ok(()) => Next::Retry(Err(error)),
+                Err(_) => Next::Return(self.give_back(Err(error))),
+            },
+        }
+    }
+
+    /// Decides whether to retry `outcome` and, if so, sets when.
+    fn judge(&mut self, outcome: Outcome<'_>) -> Result<(), StopReason> {
+        let config = &*self.config;
+        let attempt = Attempt::new(&self.head, outcome, self.attempt, self.started.elapsed());
+        let action = config.policy.decide(&attempt);
+        let result = (|| {
+            if action == Action::Stop {
+                return Err(StopReason::Policy);
+            }
+            if self.attempt > config.max_retries {
+                return Err(StopReason::Exhausted);
+            }
+            if !self.replay.is_replayable() {
+                return Err(StopReason::BodyNotReplayable);
+            }
+            let response = match outcome {
+                Outcome::Response(head) => Some(head),
+                Outcome::Error(_) => None,
+            };
+            let backoff = &config.backoff;
+            let delay = match action {
+                Action::RetryAfter(delay) => delay,
+                _ => match response
+                    .filter(|head| backoff.honours_server_delay(head.status))
+                    .and_then(|head| {
+                        requested_wait(
+                            &head.headers,
+                            (config.wall_clock)(),
+                            backoff.reads_rate_limit_headers(),
+                        )
+                    }) {
+                    Some(wait) if wait > config.max_retry_after => {
+                        return Err(StopReason::ServerWaitTooLong(wait));
+                    }
+                    Some(wait) => wait,
+                    None => {
+                        let rng = self.rng.get_or_insert_with(Rng::new);
+                        backoff.compute(self.attempt, self.previous_delay, response, rng)
+                    }
+                },
+            };
+            Ok(delay)
+        })();
+        match result {
+            Ok(delay) => {
+                self.previous_delay = delay;
+                self.retry_at = after(delay);
+                match outcome {
+                    Outcome::Response(head) => tracing::debug!(
+                        attempt = self.attempt,
+                        status = head.status.as_u16(),
+                        wait = ?delay,
+                        retries_left = config.max_retries - self.attempt,
+                        "retrying",
+                    ),
+                    Outcome::Error(error) => tracing::debug!(
+                        attempt = self.attempt,
+                        error = %error,
+                        wait = ?delay,
+                        retries_left = config.max_retries - self.attempt,
+                        "retrying",
+                    ),
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                match outcome {
+                    Outcome::Response(head) if head.status.is_success() => tracing::trace!(
+                        attempt = self.attempt,
+                        status = head.status.as_u16(),
+                        "done",
+                    ),
+                    Outcome::Response(head) => tracing::debug!(
+                        attempt = self.attempt,
+                        status = head.status.as_u16(),
+                        reason = %reason,
+                        "not retrying",
+                    ),
+                    Outcome::Error(error) => tracing::debug!(
+                        attempt = self.attempt,
+                        error = %error,
+                        reason = %reason,
+                        "not retrying",
+                    ),
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// The caller's output for an outcome that is not retried.
+    fn give_back<R>(&self, outcome: Result<Response<R>, BoxError>) -> Result<Response<R>, Error> {
+        match outcome {
+            Ok(mut response) => {
+                response.extensions_mut().insert(Attempts::new(self.attempt));
+                Ok(response)
+            }
+            Err(error) => Err(Error::inner(
+                &self.head.method,
+                &self.head.uri,
+                self.attempt,
+                error,
+            )),
+        }
+    }
+
+    /// Moves to the backoff, or straight to the next attempt when its time has come.
+    fn wait<F, R>(&self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
+        if self.retry_at > Instant::now() {
+            arm(timer, self.retry_at);
+            state.set(State::Waiting);
+        } else {
+            state.set(State::Ready);
+        }
+    }
+}
+
+/// The instant `delay` from now; about 30 years from now when that does not fit.
+fn after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
+}
+
+/// Sets the timer to fire at `deadline`, reusing its registration when it has one.
+fn arm(mut timer: Pin<&mut Option<Sleep>>, deadline: Instant) {
+    match timer.as_mut().as_pin_mut() {
+        Some(sleep) => sleep.reset(deadline),
+        None => timer.set(Some(tokio::time::sleep_until(deadline))),
+    }
+}
+
+/// Polls the timer; one that was never armed has fired.
+fn poll_timer(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> Poll<()> {
+    match timer.as_pin_mut() {
+        Some(sleep) => sleep.poll(cx),
+        None => Poll::Ready(()),
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    S::Response: HttpResponse,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("method", &self.ctx.head.method)
+            .field("url", &Redacted(&self.ctx.head.uri))
+            .field("attempt", &self.ctx.attempt)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,243 @@
+//! [`RetryLayer`]: the configuration, and the tower layer that applies it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderName;
+use tower_layer::Layer;
+
+use crate::backoff::Backoff;
+use crate::body::DEFAULT_REPLAY_LIMIT;
+use crate::policy::{Action, Attempt, Policy, StandardPolicy, policy_fn};
+use crate::service::Retry;
+
+/// Retries after the first attempt: 4, so 5 attempts in all, as go-retryablehttp's
+/// `RetryMax`.
+pub const DEFAULT_MAX_RETRIES: u32 = 4;
+
+/// The longest server-requested wait that is honoured: 60 s. A response asking for more is
+/// returned at once instead of being retried (go-retryablehttp #247: a client slept for
+/// 484 289 hours because a server said so).
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How much of a response that will be retried is read before it is dropped: 4 KiB, as
+/// go-retryablehttp's `respReadLimit`. Reading a short error body to its end lets HTTP/1.1
+/// reuse the connection; a longer one is not worth the bandwidth.
+pub const DEFAULT_DRAIN_LIMIT: usize = 4096;
+
+/// How long draining a response that will be retried may take: 1 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A tower [`Layer`] that retries failed HTTP requests.
+///
+/// [`RetryLayer::new`] gives the documented defaults; every setter consumes and returns the
+/// layer. Values that can be invalid (a backoff schedule, ...) are checked by their own
+/// constructors, so a `RetryLayer` is always valid.
+///
+/// ```
+/// use std::time::Duration;
+/// use retryable_http::{RetryLayer, backoff::Backoff};
+///
+/// let layer = RetryLayer::new()
+///     .max_retries(3) // 1 attempt + up to 3 retries
+///     .backoff(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(5))?);
+/// # Ok::<(), retryable_http::ConfigError>(())
+/// ```
+///
+/// # Clone
+///
+/// Cloning is cheap: the configuration is shared through an [`Arc`], and every service the
+/// layer (or a clone of it) makes shares it.
+#[derive(Clone)]
+pub struct RetryLayer {
+    config: Arc<Config>,
+}
+
+/// The configuration shared by a layer and its services.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) max_retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) replay_limit: usize,
+    pub(crate) drain_limit: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) policy: Arc<dyn Policy>,
+    pub(crate) attempt_header: Option<HeaderName>,
+    pub(crate) wall_clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl RetryLayer {
+    /// A layer with the defaults:
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | [`max_retries`](Self::max_retries) | [`DEFAULT_MAX_RETRIES`] (4) |
+    /// | [`backoff`](Self::backoff) | exponential, 1 s to 30 s, [bounded jitter](crate::backoff::Jitter::Bounded) |
+    /// | [`max_retry_after`](Self::max_retry_after) | [`DEFAULT_MAX_RETRY_AFTER`] (60 s) |
+    /// | [`policy`](Self::policy) | [`StandardPolicy`] |
+    /// | [`replay_limit`](Self::replay_limit) | [`DEFAULT_REPLAY_LIMIT`](crate::body::DEFAULT_REPLAY_LIMIT) (1 MiB) |
+    /// | [`drain_limit`](Self::drain_limit), [`drain_timeout`](Self::drain_timeout) | 4 KiB, 1 s |
+    /// | [`attempt_timeout`](Self::attempt_timeout) | none |
+    /// | [`attempt_header`](Self::attempt_header) | none |
+    pub fn new() -> Self {
+        RetryLayer {
+            config: Arc::new(Config {
+                max_retries: DEFAULT_MAX_RETRIES,
+                backoff: Backoff::default(),
+                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+                replay_limit: DEFAULT_REPLAY_LIMIT,
+                drain_limit: DEFAULT_DRAIN_LIMIT,
+                drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+                attempt_timeout: None,
+                policy: Arc::new(StandardPolicy::new()),
+                attempt_header: None,
+                wall_clock: Arc::new(SystemTime::now),
+            }),
+        }
+    }
+
+    /// Makes at most `n` retries: `n + 1` attempts in all. `0` makes exactly one attempt
+    /// (and keeps nothing of the request body).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.config_mut().max_retries = n;
+        self
+    }
+
+    /// Sets the wait before each retry.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.config_mut().backoff = backoff;
+        self
+    }
+
+    /// Sets the longest server-requested wait (`Retry-After`, `RateLimit-Reset`,
+    /// `X-RateLimit-Reset`) that is honoured. A response asking for longer is not retried:
+    /// it is returned to the caller at once, who can decide what to do.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.config_mut().max_retry_after = max;
+        self
+    }
+
+    /// Sets the policy that decides which outcomes are retried.
+    pub fn policy<P>(mut self, policy: P) -> Self
+    where
+        P: Policy + 'static,
+    {
+        self.config_mut().policy = Arc::new(policy);
+        self
+    }
+
+    /// Retries exactly the outcomes for which `predicate` returns `true` (after the
+    /// backoff), instead of the [`StandardPolicy`].
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use retryable_http::RetryLayer;
+    ///
+    /// let layer = RetryLayer::new().retry_if(|attempt| {
+    ///     attempt.status() == Some(StatusCode::SERVICE_UNAVAILABLE)
+    /// });
+    /// ```
+    pub fn retry_if<F>(self, predicate: F) -> Self
+    where
+        F: Fn(&Attempt<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.policy(policy_fn(move |attempt| {
+            if predicate(attempt) {
+                Action::Retry
+            } else {
+                Action::Stop
+            }
+        }))
+    }
+
+    /// Sets how many bytes of each request body are kept for replay. A body that outgrows
+    /// it is still sent in full, once; it just cannot be retried. The count is of bytes
+    /// actually read, never of a `size_hint` alone.
+    pub fn replay_limit(mut self, bytes: usize) -> Self {
+        self.config_mut().replay_limit = bytes;
+        self
+    }
+
+    /// Sets how many bytes of a response that will be retried are read before it is
+    /// dropped. `0` drops it unread (and so closes an HTTP/1.1 connection).
+    pub fn drain_limit(mut self, bytes: usize) -> Self {
+        self.config_mut().drain_limit = bytes;
+        self
+    }
+
+    /// Sets how long draining a response that will be retried may take.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().drain_timeout = timeout;
+        self
+    }
+
+    /// Cuts off every attempt that has not produced a response head after `timeout`.
+    ///
+    /// A cut-off attempt fails with [`AttemptTimedOut`](crate::error::AttemptTimedOut),
+    /// which the [`StandardPolicy`] treats as "maybe processed": it is retried for
+    /// idempotent requests only. hyper's client has no response timeout of its own, so
+    /// without this a server that never answers holds the request forever.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Sends the attempt number (1, 2, ...) in a request header with this name, like
+    /// Envoy's `x-envoy-attempt-count`. Off by default: it changes what the server sees.
+    pub fn attempt_header(mut self, name: HeaderName) -> Self {
+        self.config_mut().attempt_header = Some(name);
+        self
+    }
+
+    /// Sets the wall clock that HTTP dates in `Retry-After` are measured against. The
+    /// default is [`SystemTime::now`]; tests set a fixed time.
+    pub fn wall_clock<F>(mut self, now: F) -> Self
+    where
+        F: Fn() -> SystemTime + Send + Sync + 'static,
+    {
+        self.config_mut().wall_clock = Arc::new(now);
+        self
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        RetryLayer::new()
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry::with_config(inner, self.config.clone())
+    }
+}
+
+impl fmt::Debug for RetryLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.config, f)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("replay_limit", &self.replay_limit)
+            .field("drain_limit", &self.drain_limit)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("attempt_header", &self.attempt_header)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,136 @@
+//! Retries for HTTP clients, as a tower [`Layer`](tower_layer::Layer).
+//!
+//! [`RetryLayer`] wraps any `Service<http::Request<B>>` client — hyper-util's client, a
+//! tower stack, an axum proxy's upstream — and gives it the resilience of hashicorp's
+//! go-retryablehttp, done the tower way:
+//!
+//! - **Bodies are replayed without `Clone`.** The first attempt streams the caller's body
+//!   unchanged while its chunks are kept (refcounted, never copied) up to a cap; a retry
+//!   replays them and goes on with the rest. A truncated body is never sent. See
+//!   [`ReplayBody`].
+//! - **Safe by default.** 429 and 5xx (but 501) are retried; a request that may have been
+//!   processed (a `POST` that got a 502, a connection reset after the request was written)
+//!   is retried only when it is idempotent. See [`StandardPolicy`](policy::StandardPolicy).
+//! - **Backoff on the tokio timer**, exponential with jitter by default, and `Retry-After`
+//!   honoured — up to a cap, so a hostile server cannot make the client sleep for hours.
+//! - **Bounded.** A response that will be retried is drained (4 KiB, 1 s) so the
+//!   connection is reused; nothing is buffered without a bound.
+//! - **Transparent when retries run out**: the last response comes back as `Ok` with its
+//!   body unread and an [`Attempts`] extension; the last transport error comes back as an
+//!   [`Error`] naming the request and the attempts.
+//!
+//! # Example
+//!
+//! A flaky service that fails twice with 503, then answers 200. The fake client here is a
+//! `tower::service_fn`; a real one is `hyper_util::client::legacy::Client`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use retryable_http::{Attempts, ReplayBody, RetryLayer, backoff::Backoff};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let counter = calls.clone();
+//! let flaky = service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
+//!     let n = counter.fetch_add(1, Ordering::SeqCst);
+//!     async move {
+//!         let status = if n < 2 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+//!         let mut response = Response::new(Full::new(Bytes::from("hi")));
+//!         *response.status_mut() = status;
+//!         Ok::<_, std::convert::Infallible>(response)
+//!     }
+//! });
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(
+//!         RetryLayer::new()
+//!             .max_retries(3) // 1 attempt + up to 3 retries
+//!             .backoff(Backoff::constant(Duration::from_millis(10))),
+//!     )
+//!     .service(flaky);
+//!
+//! let request = Request::post("http://example.com/orders")
+//!     .header("idempotency-key", "order-42")
+//!     .body(Full::new(Bytes::from(r#"{"item":1}"#)))?;
+//! let response = client.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.extensions().get::<Attempts>().unwrap().get(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With hyper-util's client, the body type is inferred from the requests:
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use retryable_http::RetryLayer;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = Client::builder(TokioExecutor::new()).build_http();
+//! let client = ServiceBuilder::new().layer(RetryLayer::new()).service(client);
+//! let request = http::Request::get("http://127.0.0.1:8080/").body(Full::new(Bytes::new()))?;
+//! let response = client.oneshot(request).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`policy`]: which outcomes are retried, and how to write your own rules.
+//! - [`backoff`]: how long to wait, with the go-retryablehttp schedules among others.
+//! - [`retry_after`]: `Retry-After` and rate-limit header parsing.
+//! - [`classify`]: which transport errors may have reached the server.
+//! - [`body`]: the replayable request body.
+//! - [`future`]: the response future's state machine.
+//!
+//! # Runtime
+//!
+//! Waits run on the tokio timer: the layer needs a tokio runtime with the time driver
+//! enabled whenever it waits or times an attempt, as hyper-util's client does anyway.
+//!
+//! # Cargo features
+//!
+//! - `hyper` (default): reads hyper's and hyper-util's client errors to classify transport
+//!   failures. Without it, only [`std::io::Error`] kinds and this crate's own errors are
+//!   recognised.
+//! - `fault`: fault injection.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod backoff;
+pub mod body;
+pub mod classify;
+pub mod future;
+pub mod policy;
+pub mod retry_after;
+
+mod attempts;
+mod error;
+mod layer;
+mod redact;
+mod rng;
+mod service;
+
+pub use attempts::Attempts;
+pub use body::ReplayBody;
+pub use error::{AttemptTimedOut, ConfigError, Error};
+pub use layer::{
+    DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
+    RetryLayer,
+};
+pub use service::Retry;
+
+/// A type-erased error, as tower and hyper use.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,191 @@
+//! Which outcomes are retried.
+//!
+//! A [`Policy`] sees each attempt's outcome — a response head or an error — with the
+//! request head, the attempt number and the time since the request started, and answers
+//! with an [`Action`]. The layer then applies its limits (retry count, replayable body,
+//! server-requested waits, deadline, budget) before it actually retries.
+//!
+//! [`StandardPolicy`] is the default. Simple custom rules are closures ([`policy_fn`]), and
+//! policies compose with [`Policy::or`]:
+//!
+//! ```
+//! use http::{Method, StatusCode};
+//! use retryable_http::RetryLayer;
+//! use retryable_http::policy::{Action, Policy, StandardPolicy, policy_fn};
+//!
+//! // The standard rules, and also 409 Conflict on PUT /locks/...
+//! let policy = StandardPolicy::new().or(policy_fn(|attempt| {
+//!     let conflict = attempt.status() == Some(StatusCode::CONFLICT)
+//!         && attempt.method() == Method::PUT
+//!         && attempt.uri().path().starts_with("/locks/");
+//!     if conflict { Action::Retry } else { Action::Stop }
+//! }));
+//! let layer = RetryLayer::new().policy(policy);
+//! ```
+
+mod closure;
+mod standard;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode, Uri, request, response};
+
+pub use closure::{PolicyFn, policy_fn};
+pub use standard::{IDEMPOTENCY_KEY, StandardPolicy, is_idempotent};
+
+/// Decides whether an attempt's outcome is retried.
+///
+/// Implementations are shared by every request of a layer (behind an `Arc`), so they are
+/// `Send + Sync` and take `&self`.
+pub trait Policy: Send + Sync {
+    /// What to do after `attempt`.
+    fn decide(&self, attempt: &Attempt<'_>) -> Action;
+
+    /// A policy that retries when `self` or, failing that, `other` says so: the first answer
+    /// that is not [`Action::Stop`] wins.
+    fn or<P>(self, other: P) -> Or<Self, P>
+    where
+        Self: Sized,
+        P: Policy,
+    {
+        Or {
+            first: self,
+            second: other,
+        }
+    }
+}
+
+impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
+    fn decide(&self, attempt: &Attempt<'_>) -> Action {
+        (**self).decide(attempt)
+    }
+}
+
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn decide(&self, attempt: &Attempt<'_>) -> Action {
+        (**self).decide(attempt)
+    }
+}
+
+/// A policy's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Retry after the backoff (or the wait the server asked for).
+    Retry,
+    /// Retry after exactly this long, whatever the backoff and the server say.
+    RetryAfter(Duration),
+    /// Do not retry: the outcome goes to the caller as it is.
+    Stop,
+}
+
+/// One finished attempt, as a [`Policy`] sees it.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    request: &'a request::Parts,
+    outcome: Outcome<'a>,
+    number: u32,
+    elapsed: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'a> {
+    /// The inner service answered; the body has not been read.
+    Response(&'a response::Parts),
+    /// The inner service failed (or the attempt timed out).
+    Error(&'a (dyn StdError + Send + Sync + 'static)),
+}
+
+impl<'a> Attempt<'a> {
+    /// Describes attempt `number` (1 for the first) of `request`, which ended with `outcome`
+    /// `elapsed` after the request started. Useful to test a policy.
+    pub fn new(
+        request: &'a request::Parts,
+        outcome: Outcome<'a>,
+        number: u32,
+        elapsed: Duration,
+    ) -> Self {
+        Attempt {
+            request,
+            outcome,
+            number,
+            elapsed,
+        }
+    }
+
+    /// The caller's request head, as it was before the first attempt.
+    pub fn request(&self) -> &'a request::Parts {
+        self.request
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &'a Method {
+        &self.request.method
+    }
+
+    /// The request's URI.
+    pub fn uri(&self) -> &'a Uri {
+        &self.request.uri
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        &self.request.headers
+    }
+
+    /// How the attempt ended.
+    pub fn outcome(&self) -> Outcome<'a> {
+        self.outcome
+    }
+
+    /// The response status, if the attempt got a response.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self.outcome {
+            Outcome::Response(head) => Some(head.status),
+            Outcome::Error(_) => None,
+        }
+    }
+
+    /// The error, if the attempt failed.
+    pub fn error(&self) -> Option<&'a (dyn StdError + Send + Sync + 'static)> {
+        match self.outcome {
+            Outcome::Response(_) => None,
+            Outcome::Error(error) => Some(error),
+        }
+    }
+
+    /// The attempt's number: 1 for the first attempt.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The time since the request started, waits included.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+/// Two policies, the second asked when the first says [`Action::Stop`]: see [`Policy::or`].
+#[derive(Clone, Debug)]
+pub struct Or<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: Policy, B: Policy> Policy for Or<A, B> {
+    fn decide(&self, attempt: &Attempt<'_>) -> Action {
+        match self.first.decide(attempt) {
+            Action::Stop => self.second.decide(attempt),
+            action => action,
+        }
+    }
+}
+
+impl fmt::Debug for dyn Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn Policy")
+    }
+}

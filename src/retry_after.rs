@@ -1,0 +1,209 @@
+//! Waits a server asks for: `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset`.
+//!
+//! All parsers take the current wall-clock time as an argument, so they are pure functions
+//! and tests need no real clock.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use http::HeaderValue;
+//! use retryable_http::retry_after::parse_retry_after;
+//!
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770); // Sun, 06 Nov 1994 08:49:30 GMT
+//! let wait = |v: &'static str| parse_retry_after(&HeaderValue::from_static(v), now);
+//! assert_eq!(wait("120"), Some(Duration::from_secs(120)));
+//! assert_eq!(wait("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::from_secs(7)));
+//! assert_eq!(wait("Sunday, 06-Nov-94 08:49:37 GMT"), Some(Duration::from_secs(7)));
+//! assert_eq!(wait("Sun Nov  6 08:49:37 1994"), Some(Duration::from_secs(7)));
+//! assert_eq!(wait("Sat, 05 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO)); // in the past
+//! assert_eq!(wait("-1"), None);
+//! assert_eq!(wait("soon"), None);
+//! ```
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+/// The `RateLimit-Reset` header of the IETF rate-limit headers draft.
+pub static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// The `X-RateLimit-Reset` header used by many APIs (GitHub, Twitter, ...).
+pub static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The smallest `X-RateLimit-Reset` value read as a Unix timestamp rather than as seconds to
+/// wait: 2001-09-09, over 31 years of seconds. No server asks a client to wait that long,
+/// and no rate-limit window resets before that date.
+const UNIX_TIMESTAMP_THRESHOLD: u64 = 1_000_000_000;
+
+/// Parses a `Retry-After` value (RFC 9110 §10.2.3) into a wait from `now`.
+///
+/// Accepts delta-seconds and the three HTTP-date forms (IMF-fixdate, RFC 850, asctime).
+/// A date in the past gives [`Duration::ZERO`]. Negative, empty or malformed values give
+/// `None`, so the caller falls back to its own backoff. A delta too large to represent
+/// saturates, so a caller's cap on server-requested waits still catches it.
+pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let value = value.to_str().ok()?.trim();
+    if let Some(secs) = parse_delta_seconds(value) {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses a `RateLimit-Reset` or `X-RateLimit-Reset` value into a wait from `now`.
+///
+/// The value is seconds to wait, or, when it is clearly one (at least 1 000 000 000), a Unix
+/// timestamp in seconds, as GitHub sends. A timestamp in the past gives [`Duration::ZERO`].
+pub fn parse_rate_limit_reset(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let secs = parse_delta_seconds(value.to_str().ok()?.trim())?;
+    if secs < UNIX_TIMESTAMP_THRESHOLD {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The wait a response asks for: `Retry-After` first, then, when `rate_limit_headers` is
+/// set, `RateLimit-Reset` and `X-RateLimit-Reset`. Only the first value of each is read.
+pub(crate) fn requested_wait(
+    headers: &HeaderMap,
+    now: SystemTime,
+    rate_limit_headers: bool,
+) -> Option<Duration> {
+    if let Some(wait) = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| parse_retry_after(v, now))
+    {
+        return Some(wait);
+    }
+    if !rate_limit_headers {
+        return None;
+    }
+    [&RATELIMIT_RESET, &X_RATELIMIT_RESET]
+        .into_iter()
+        .find_map(|name| headers.get(name).and_then(|v| parse_rate_limit_reset(v, now)))
+}
+
+/// `1*DIGIT`, saturating instead of overflowing.
+fn parse_delta_seconds(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.bytes().fold(0u64, |acc, b| {
+        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Sun, 06 Nov 1994 08:49:30 GMT, the example date of RFC 9110.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770)
+    }
+
+    fn retry_after(v: &str) -> Option<Duration> {
+        parse_retry_after(&HeaderValue::from_str(v).unwrap(), now())
+    }
+
+    fn reset(v: &str) -> Option<Duration> {
+        parse_rate_limit_reset(&HeaderValue::from_str(v).unwrap(), now())
+    }
+
+    #[test]
+    fn delta_seconds() {
+        assert_eq!(retry_after("0"), Some(Duration::ZERO));
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("007"), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn every_http_date_form() {
+        let seven = Some(Duration::from_secs(7));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), seven);
+        assert_eq!(retry_after("Sunday, 06-Nov-94 08:49:37 GMT"), seven);
+        assert_eq!(retry_after("Sun Nov  6 08:49:37 1994"), seven);
+    }
+
+    #[test]
+    fn date_in_the_past_or_now_is_zero() {
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:30 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        for v in [
+            "", " ", "-1", "+5", "1.5", "5s", "0x10", "soon", "Sun, 06 Nov 1994", "NaN",
+        ] {
+            assert_eq!(retry_after(v), None, "{v:?}");
+        }
+        let non_utf8 = HeaderValue::from_bytes(b"\xff7").unwrap();
+        assert_eq!(parse_retry_after(&non_utf8, now()), None);
+    }
+
+    #[test]
+    fn huge_delta_saturates() {
+        assert_eq!(
+            retry_after("99999999999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        // go-retryablehttp #247: a server asked for 484289 hours.
+        assert_eq!(
+            retry_after("1743440400"),
+            Some(Duration::from_secs(1_743_440_400))
+        );
+    }
+
+    #[test]
+    fn rate_limit_reset_delta_and_timestamp() {
+        // 2025-06-15, when a reset timestamp is ten digits long.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        let reset = |v: &'static str| parse_rate_limit_reset(&HeaderValue::from_static(v), now);
+        assert_eq!(reset("30"), Some(Duration::from_secs(30)));
+        assert_eq!(reset("999999999"), Some(Duration::from_secs(999_999_999)));
+        assert_eq!(reset("1750000045"), Some(Duration::from_secs(45)));
+        assert_eq!(reset("1749999000"), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn rate_limit_reset_garbage_is_ignored() {
+        for v in ["", "-3", "soon", "1.5"] {
+            assert_eq!(reset(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_over_rate_limit_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from_static("9"));
+        assert_eq!(
+            requested_wait(&headers, now(), true),
+            Some(Duration::from_secs(9))
+        );
+        assert_eq!(requested_wait(&headers, now(), false), None);
+        headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from_static("8"));
+        assert_eq!(
+            requested_wait(&headers, now(), true),
+            Some(Duration::from_secs(8))
+        );
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(
+            requested_wait(&headers, now(), true),
+            Some(Duration::from_secs(3))
+        );
+        // A malformed Retry-After falls through to the next header.
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("later"));
+        assert_eq!(
+            requested_wait(&headers, now(), true),
+            Some(Duration::from_secs(8))
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! A small, fast random number generator for jitter.
+//!
+//! Jitter needs spread, not secrecy: SplitMix64 seeded once per request from the process's
+//! random hasher keys and a counter is plenty, and costs nothing until a retry needs it.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// SplitMix64 (Steele, Lea and Flood, 2014).
+#[derive(Clone, Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// A generator with a seed that differs between requests and between processes.
+    pub(crate) fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        Rng(hasher.finish())
+    }
+
+    /// A generator that always yields the same sequence.
+    #[cfg_attr(not(any(test, feature = "fault")), allow(dead_code))]
+    pub(crate) fn from_seed(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `[0, 1)`.
+    #[cfg_attr(not(any(test, feature = "fault")), allow(dead_code))]
+    pub(crate) fn next_f64(&mut self) -> f64 {
+        // 53 random bits fill an f64 mantissa exactly.
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn same_seed_gives_same_sequence() {
+        let a: Vec<u64> = {
+            let mut r = Rng::from_seed(7);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        let mut r = Rng::from_seed(7);
+        assert_eq!(a, (0..4).map(|_| r.next_u64()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fresh_generators_differ() {
+        assert_ne!(Rng::new().next_u64(), Rng::new().next_u64());
+    }
+
+    #[test]
+    fn floats_stay_in_unit_interval() {
+        let mut r = Rng::from_seed(1);
+        for _ in 0..10_000 {
+            let x = r.next_f64();
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
+}
