@@ -1,0 +1,175 @@
+//! Real-socket servers on 127.0.0.1 with ports the OS picks: a hyper server that counts
+//! connections, and raw TCP servers that misbehave.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Counters a server keeps.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    /// TCP connections accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Request heads received.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// A running server; it stops when dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub counts: Counts,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A hyper HTTP/1.1 server (keep-alive on) answering with `handler`. The request number
+/// (from 0) is passed along.
+pub async fn http<F, Fut>(handler: F) -> Server
+where
+    F: Fn(usize, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Counts::default();
+    let c = counts.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            let (c, handler) = (c.clone(), handler.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let n = c.requests.fetch_add(1, Ordering::SeqCst);
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(n, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Server { addr, counts, task }
+}
+
+/// What a raw TCP fault server does once it has read a request head (and its
+/// `content-length` body).
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Resets the connection (RST).
+    Reset,
+    /// Closes the connection (FIN) without answering.
+    Close,
+    /// Never answers, keeping the connection open.
+    Stall,
+}
+
+/// A raw TCP server that misbehaves with `fault` on every connection.
+pub async fn fault(fault: Fault) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Counts::default();
+    let c = counts.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            if read_request(&mut stream).await {
+                c.requests.fetch_add(1, Ordering::SeqCst);
+            }
+            match fault {
+                Fault::Reset => {
+                    stream.set_zero_linger().unwrap();
+                    drop(stream);
+                }
+                Fault::Close => {
+                    let _ = stream.shutdown().await;
+                    drop(stream);
+                }
+                Fault::Stall => held.push(stream),
+            }
+        }
+    });
+    Server { addr, counts, task }
+}
+
+/// An address on which nothing listens: connecting to it is refused.
+pub async fn refused() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// Reads one request head and its `content-length` body. Returns whether a whole head
+/// arrived.
+async fn read_request(stream: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
