@@ -212,7 +212,8 @@ impl Backoff {
     ///
     /// When `min` is greater than `max`.
     pub fn go_rate_limit_linear_jitter(min: Duration, max: Duration) -> Result<Self, ConfigError> {
-        let mut backoff = Backoff::linear_jitter(min, max)?.server_delays(ServerDelays::RateLimited);
+        let mut backoff =
+            Backoff::linear_jitter(min, max)?.server_delays(ServerDelays::RateLimited);
         backoff.rate_limit_headers = false;
         Ok(backoff)
     }
@@ -313,8 +314,7 @@ impl Backoff {
         match self.server {
             ServerDelays::Any => true,
             ServerDelays::RateLimited => {
-                status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::SERVICE_UNAVAILABLE
+                status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
             }
             ServerDelays::Never => false,
         }
@@ -439,7 +439,9 @@ mod tests {
     }
 
     fn exp(jitter: Jitter) -> Backoff {
-        Backoff::exponential(secs(1), secs(30)).unwrap().jitter(jitter)
+        Backoff::exponential(secs(1), secs(30))
+            .unwrap()
+            .jitter(jitter)
     }
 
     #[test]
@@ -447,7 +449,15 @@ mod tests {
         let delays: Vec<_> = exp(Jitter::None).delays().take(7).collect();
         assert_eq!(
             delays,
-            [secs(1), secs(2), secs(4), secs(8), secs(16), secs(30), secs(30)]
+            [
+                secs(1),
+                secs(2),
+                secs(4),
+                secs(8),
+                secs(16),
+                secs(30),
+                secs(30)
+            ]
         );
     }
 
@@ -509,8 +519,14 @@ mod tests {
                 assert!(d <= secs(30), "{jitter:?} retry {retry}: {d:?}");
             }
         }
-        assert_eq!(exp(Jitter::None).compute(64, Duration::ZERO, None, &mut rng), secs(30));
-        assert_eq!(exp(Jitter::None).compute(1000, Duration::ZERO, None, &mut rng), secs(30));
+        assert_eq!(
+            exp(Jitter::None).compute(64, Duration::ZERO, None, &mut rng),
+            secs(30)
+        );
+        assert_eq!(
+            exp(Jitter::None).compute(1000, Duration::ZERO, None, &mut rng),
+            secs(30)
+        );
         let linear = Backoff::linear_jitter(secs(1), Duration::MAX).unwrap();
         let _ = linear.compute(u32::MAX, Duration::ZERO, None, &mut rng);
     }
@@ -522,7 +538,10 @@ mod tests {
         let mut rng = Rng::from_seed(5);
         for retry in 1..10u32 {
             let d = backoff.compute(retry, Duration::ZERO, None, &mut rng);
-            assert!(d >= secs(1) * retry && d < secs(3) * retry, "{retry}: {d:?}");
+            assert!(
+                d >= secs(1) * retry && d < secs(3) * retry,
+                "{retry}: {d:?}"
+            );
         }
         // max == min: exactly min × n.
         let flat = Backoff::linear_jitter(secs(2), secs(2)).unwrap();

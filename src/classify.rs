@@ -89,11 +89,9 @@ fn io_class(kind: io::ErrorKind) -> Option<ErrorClass> {
     match kind {
         ConnectionRefused | AddrNotAvailable | NotConnected | HostUnreachable
         | NetworkUnreachable => Some(ErrorClass::NeverSent),
-        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut
-        | WriteZero | Interrupted => Some(ErrorClass::MaybeProcessed),
-        InvalidData | InvalidInput | Unsupported | PermissionDenied => {
-            Some(ErrorClass::Permanent)
-        }
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut | WriteZero
+        | Interrupted => Some(ErrorClass::MaybeProcessed),
+        InvalidData | InvalidInput | Unsupported | PermissionDenied => Some(ErrorClass::Permanent),
         _ => None,
     }
 }
@@ -191,10 +189,19 @@ mod tests {
     #[test]
     fn io_kinds() {
         let class = |k| classify(&io::Error::from(k));
-        assert_eq!(class(io::ErrorKind::ConnectionRefused), ErrorClass::NeverSent);
-        assert_eq!(class(io::ErrorKind::ConnectionReset), ErrorClass::MaybeProcessed);
+        assert_eq!(
+            class(io::ErrorKind::ConnectionRefused),
+            ErrorClass::NeverSent
+        );
+        assert_eq!(
+            class(io::ErrorKind::ConnectionReset),
+            ErrorClass::MaybeProcessed
+        );
         assert_eq!(class(io::ErrorKind::BrokenPipe), ErrorClass::MaybeProcessed);
-        assert_eq!(class(io::ErrorKind::UnexpectedEof), ErrorClass::MaybeProcessed);
+        assert_eq!(
+            class(io::ErrorKind::UnexpectedEof),
+            ErrorClass::MaybeProcessed
+        );
         assert_eq!(class(io::ErrorKind::InvalidData), ErrorClass::Permanent);
         assert_eq!(class(io::ErrorKind::Other), ErrorClass::MaybeProcessed);
     }
@@ -210,7 +217,10 @@ mod tests {
     #[test]
     fn unknown_errors_may_have_been_processed() {
         assert_eq!(classify(&Opaque), ErrorClass::MaybeProcessed);
-        assert_eq!(classify(&Wrapper(Box::new(Opaque))), ErrorClass::MaybeProcessed);
+        assert_eq!(
+            classify(&Wrapper(Box::new(Opaque))),
+            ErrorClass::MaybeProcessed
+        );
     }
 
     #[test]
@@ -227,7 +237,9 @@ mod tests {
     #[test]
     fn timeouts_may_have_been_processed() {
         assert_eq!(
-            classify(&crate::error::AttemptTimedOut::new(std::time::Duration::from_secs(1))),
+            classify(&crate::error::AttemptTimedOut::new(
+                std::time::Duration::from_secs(1)
+            )),
             ErrorClass::MaybeProcessed
         );
     }

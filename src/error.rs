@@ -125,7 +125,10 @@ impl fmt::Display for Error {
         }
         // The whole cause chain: a client's top-level error alone ("client error
         // (Connect)") rarely says what went wrong.
-        let mut next = inner.source.as_deref().map(|e| e as &(dyn StdError + 'static));
+        let mut next = inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static));
         while let Some(e) = next {
             write!(f, ": {e}")?;
             next = e.source();

@@ -34,6 +34,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use crate::BoxError;
 use crate::attempts::Attempts;
 use crate::body::{Replay, ReplayBody};
 use crate::error::{AttemptTimedOut, Error};
@@ -42,7 +43,6 @@ use crate::policy::{Action, Attempt, Outcome};
 use crate::redact::Redacted;
 use crate::retry_after::requested_wait;
 use crate::rng::Rng;
-use crate::BoxError;
 
 /// The response types [`ResponseFuture`] works with: [`http::Response<B>`] for any `B`.
 ///
@@ -148,7 +148,10 @@ impl fmt::Display for StopReason {
                 f.write_str("the request body is still in use by the previous attempt")
             }
             StopReason::ServerWaitTooLong(wait) => {
-                write!(f, "the server asked to wait {wait:?}, above max_retry_after")
+                write!(
+                    f,
+                    "the server asked to wait {wait:?}, above max_retry_after"
+                )
             }
         }
     }
@@ -169,7 +172,9 @@ where
         );
         let (body, replay) = ReplayBody::new(body, config.replay_limit, config.max_retries > 0);
         let now = Instant::now();
-        let timer = config.attempt_timeout.map(|t| tokio::time::sleep_until(after(t)));
+        let timer = config
+            .attempt_timeout
+            .map(|t| tokio::time::sleep_until(after(t)));
         let ctx = Ctx {
             config,
             head,
@@ -448,7 +453,9 @@ impl<B> Ctx<B> {
     fn give_back<R>(&self, outcome: Result<Response<R>, BoxError>) -> Result<Response<R>, Error> {
         match outcome {
             Ok(mut response) => {
-                response.extensions_mut().insert(Attempts::new(self.attempt));
+                response
+                    .extensions_mut()
+                    .insert(Attempts::new(self.attempt));
                 Ok(response)
             }
             Err(error) => Err(Error::inner(

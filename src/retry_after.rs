@@ -80,7 +80,11 @@ pub(crate) fn requested_wait(
     }
     [&RATELIMIT_RESET, &X_RATELIMIT_RESET]
         .into_iter()
-        .find_map(|name| headers.get(name).and_then(|v| parse_rate_limit_reset(v, now)))
+        .find_map(|name| {
+            headers
+                .get(name)
+                .and_then(|v| parse_rate_limit_reset(v, now))
+        })
 }
 
 /// `1*DIGIT`, saturating instead of overflowing.
@@ -141,7 +145,16 @@ mod tests {
     #[test]
     fn garbage_is_ignored() {
         for v in [
-            "", " ", "-1", "+5", "1.5", "5s", "0x10", "soon", "Sun, 06 Nov 1994", "NaN",
+            "",
+            " ",
+            "-1",
+            "+5",
+            "1.5",
+            "5s",
+            "0x10",
+            "soon",
+            "Sun, 06 Nov 1994",
+            "NaN",
         ] {
             assert_eq!(retry_after(v), None, "{v:?}");
         }

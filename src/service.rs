@@ -8,11 +8,11 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
+use crate::BoxError;
 use crate::body::ReplayBody;
 use crate::error::Error;
 use crate::future::ResponseFuture;
 use crate::layer::{Config, RetryLayer};
-use crate::BoxError;
 
 /// Retries the requests an inner HTTP service fails, as configured by a
 /// [`RetryLayer`].

@@ -56,7 +56,9 @@ async fn text(response: Response<Full<Bytes>>) -> Bytes {
 async fn max_retries_n_makes_at_most_n_plus_one_attempts() {
     for n in [1, 3, 7] {
         let upstream = Upstream::always(Reply::status(503).body("Service Unavailable"));
-        let response = send(layer().max_retries(n), &upstream, get("/")).await.unwrap();
+        let response = send(layer().max_retries(n), &upstream, get("/"))
+            .await
+            .unwrap();
         assert_eq!(upstream.attempts(), n as usize + 1);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(attempts(&response), n + 1);
@@ -74,7 +76,9 @@ async fn default_makes_five_attempts() {
 #[tokio::test(start_paused = true)]
 async fn max_retries_zero_makes_exactly_one_attempt() {
     let upstream = Upstream::always(Reply::status(503));
-    let response = send(layer().max_retries(0), &upstream, get("/")).await.unwrap();
+    let response = send(layer().max_retries(0), &upstream, get("/"))
+        .await
+        .unwrap();
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(attempts(&response), 1);
 }
@@ -87,7 +91,9 @@ async fn the_last_allowed_attempt_may_succeed() {
         Reply::status(500),
         Reply::status(504),
     ]);
-    let response = send(layer().max_retries(4), &upstream, get("/")).await.unwrap();
+    let response = send(layer().max_retries(4), &upstream, get("/"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(attempts(&response), 5);
     assert_eq!(text(response).await, "ok");
@@ -182,7 +188,9 @@ async fn post_without_idempotency_key_is_not_retried_after_500_or_504() {
 async fn post_is_retried_after_503_and_429_since_they_were_not_processed() {
     for code in [503, 429] {
         let upstream = Upstream::new([Reply::status(code), Reply::status(code)]);
-        let response = send(layer(), &upstream, post("/orders", "order")).await.unwrap();
+        let response = send(layer(), &upstream, post("/orders", "order"))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{code}");
         assert_eq!(upstream.attempts(), 3);
         for seen in upstream.seen() {
@@ -197,7 +205,9 @@ async fn post_is_retried_when_it_never_reached_the_server() {
         Reply::error(io::ErrorKind::ConnectionRefused),
         Reply::error(io::ErrorKind::ConnectionRefused),
     ]);
-    let response = send(layer(), &upstream, post("/orders", "order")).await.unwrap();
+    let response = send(layer(), &upstream, post("/orders", "order"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(upstream.attempts(), 3);
 }
@@ -282,7 +292,9 @@ async fn policies_compose_with_or() {
             Action::Stop
         }
     }));
-    let response = send(layer().policy(policy), &upstream, get("/")).await.unwrap();
+    let response = send(layer().policy(policy), &upstream, get("/"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(upstream.attempts(), 3);
 }
@@ -323,11 +335,11 @@ async fn policy_sees_attempt_number_elapsed_time_and_request_head() {
     send(layer, &upstream, request).await.unwrap();
     let seen = seen.lock().unwrap();
     let numbers: Vec<_> = seen.iter().map(|s| (s.0, s.1)).collect();
-    assert_eq!(
-        numbers,
-        [(1, Duration::ZERO), (2, SECOND), (3, 2 * SECOND)]
+    assert_eq!(numbers, [(1, Duration::ZERO), (2, SECOND), (3, 2 * SECOND)]);
+    assert!(
+        seen.iter()
+            .all(|s| s.2 == Method::GET && s.3 == "/a/b" && s.4)
     );
-    assert!(seen.iter().all(|s| s.2 == Method::GET && s.3 == "/a/b" && s.4));
 }
 
 #[tokio::test(start_paused = true)]
@@ -337,7 +349,8 @@ async fn every_attempt_starts_from_the_callers_original_head() {
     let upstream = Upstream::new([Reply::status(503)]);
     let inner = tower::util::MapRequestLayer::new(move |mut req: Request<_>| {
         if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-            req.headers_mut().insert("x-added-by-inner", "1".parse().unwrap());
+            req.headers_mut()
+                .insert("x-added-by-inner", "1".parse().unwrap());
             *req.uri_mut() = "http://upstream.test/rewritten".parse().unwrap();
         }
         req
@@ -394,7 +407,10 @@ async fn exhausted_transport_errors_name_the_request_and_the_attempts() {
     );
     let debug = format!("{error:?}");
     for secret in ["hunter2", "s3cret", "token"] {
-        assert!(!message.contains(secret) && !debug.contains(secret), "{secret}");
+        assert!(
+            !message.contains(secret) && !debug.contains(secret),
+            "{secret}"
+        );
     }
     // The cause is still there to downcast.
     let source = std::error::Error::source(&error).unwrap();

@@ -24,7 +24,9 @@ fn layer() -> RetryLayer {
 }
 
 fn put<B>(body: B) -> Request<B> {
-    Request::put("http://upstream.test/blob").body(body).unwrap()
+    Request::put("http://upstream.test/blob")
+        .body(body)
+        .unwrap()
 }
 
 fn attempts<B>(response: &Response<B>) -> u32 {
@@ -35,7 +37,11 @@ fn attempts<B>(response: &Response<B>) -> u32 {
 async fn every_attempt_carries_the_same_bytes_and_length() {
     let upstream = Upstream::new([Reply::status(503), Reply::status(502)]);
     let body = Full::new(Bytes::from_static(b"{\"id\":7,\"name\":\"seven\"}"));
-    let response = layer().layer(upstream.clone()).oneshot(put(body)).await.unwrap();
+    let response = layer()
+        .layer(upstream.clone())
+        .oneshot(put(body))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let seen = upstream.seen();
     assert_eq!(seen.len(), 3);
@@ -53,7 +59,11 @@ async fn a_streamed_body_of_unknown_length_is_replayed_chunk_for_chunk() {
         .collect();
     let body = Frames::chunks(chunks.clone()).hint(SizeHint::new());
     let upstream = Upstream::new([Reply::status(503), Reply::status(503)]);
-    let response = layer().layer(upstream.clone()).oneshot(put(body)).await.unwrap();
+    let response = layer()
+        .layer(upstream.clone())
+        .oneshot(put(body))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     for s in upstream.seen() {
         assert_eq!(s.chunks, chunks);
@@ -92,11 +102,17 @@ async fn a_body_one_byte_over_the_cap_is_sent_once_and_not_retried() {
     // The caller gets the first attempt's answer, unchanged.
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(attempts(&response), 1);
-    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "busy");
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "busy"
+    );
     let seen = upstream.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].len, 1025);
-    assert!(seen[0].complete, "the body over the cap is still sent in full");
+    assert!(
+        seen[0].complete,
+        "the body over the cap is still sent in full"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -195,7 +211,10 @@ async fn an_early_answer_whose_body_is_not_handed_back_in_time_is_returned() {
     let response = client.oneshot(put(body)).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(attempts(&response), 1);
-    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "busy");
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "busy"
+    );
     assert_eq!(upstream.attempts(), 1);
     drop(tx);
 }
@@ -206,7 +225,11 @@ async fn trailers_are_replayed() {
     trailers.insert("x-checksum", "abc123".parse().unwrap());
     let body = Frames::chunks(["a", "b"]).trailers(trailers.clone());
     let upstream = Upstream::new([Reply::status(503)]);
-    layer().layer(upstream.clone()).oneshot(put(body)).await.unwrap();
+    layer()
+        .layer(upstream.clone())
+        .oneshot(put(body))
+        .await
+        .unwrap();
     let seen = upstream.seen();
     assert_eq!(seen.len(), 2);
     for s in &seen {
@@ -222,7 +245,11 @@ async fn a_trailers_only_body_is_replayed() {
     trailers.insert("grpc-status", "0".parse().unwrap());
     let body = Frames::empty().trailers(trailers.clone());
     let upstream = Upstream::new([Reply::status(503)]);
-    layer().layer(upstream.clone()).oneshot(put(body)).await.unwrap();
+    layer()
+        .layer(upstream.clone())
+        .oneshot(put(body))
+        .await
+        .unwrap();
     for s in upstream.seen() {
         assert_eq!(s.len, 0);
         assert_eq!(s.trailers.as_ref(), Some(&trailers));
@@ -235,7 +262,11 @@ async fn an_empty_body_ends_at_once_on_every_attempt() {
     let request = Request::get("http://upstream.test/")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    layer().layer(upstream.clone()).oneshot(request).await.unwrap();
+    layer()
+        .layer(upstream.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     let seen = upstream.seen();
     assert_eq!(seen.len(), 3);
     for s in &seen {
@@ -269,12 +300,13 @@ async fn a_one_mebibyte_full_body_is_replayed_without_copying() {
 #[tokio::test(start_paused = true)]
 async fn kept_chunks_are_freed_when_the_future_finishes() {
     let gauge = Gauge::default();
-    let body = Frames::chunks([
-        tracked(1000, b'a', &gauge),
-        tracked(1000, b'b', &gauge),
-    ]);
+    let body = Frames::chunks([tracked(1000, b'a', &gauge), tracked(1000, b'b', &gauge)]);
     let upstream = Upstream::new([Reply::status(503)]).forget_chunks();
-    let response = layer().layer(upstream.clone()).oneshot(put(body)).await.unwrap();
+    let response = layer()
+        .layer(upstream.clone())
+        .oneshot(put(body))
+        .await
+        .unwrap();
     assert_eq!(attempts(&response), 2);
     assert_eq!(gauge.live(), 0);
 }

@@ -78,7 +78,10 @@ impl Body for Frames {
         if let Some(hint) = &self.hint {
             return hint.clone();
         }
-        let data_only = self.frames.iter().all(|f| matches!(f, Ok(f) if f.is_data()));
+        let data_only = self
+            .frames
+            .iter()
+            .all(|f| matches!(f, Ok(f) if f.is_data()));
         let len: usize = self
             .frames
             .iter()

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bodies;
+pub mod duplex;
 pub mod servers;
 pub mod upstream;
 

@@ -214,7 +214,10 @@ where
         let (reply, keep_chunks) = {
             let mut state = self.state.lock().unwrap();
             let otherwise = state.otherwise.clone();
-            (state.script.pop_front().unwrap_or(otherwise), state.keep_chunks)
+            (
+                state.script.pop_front().unwrap_or(otherwise),
+                state.keep_chunks,
+            )
         };
         let state = self.state.clone();
         Box::pin(async move {
