@@ -160,6 +160,21 @@ impl StdError for Error {
     }
 }
 
+/// Displays an error and its sources, joined by `": "`.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// A configuration value that makes no sense, found when it is set.
 ///
 /// Every constructor and setter that can be given a bad value returns this instead of

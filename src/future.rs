@@ -37,7 +37,7 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::attempts::Attempts;
 use crate::body::{Replay, ReplayBody};
-use crate::error::{AttemptTimedOut, Error};
+use crate::error::{AttemptTimedOut, Chain, Error};
 use crate::layer::Config;
 use crate::policy::{Action, Attempt, Outcome};
 use crate::redact::Redacted;
@@ -361,90 +361,53 @@ impl<B> Ctx<B> {
 
     /// Decides whether to retry `outcome` and, if so, sets when.
     fn judge(&mut self, outcome: Outcome<'_>) -> Result<(), StopReason> {
-        let config = &*self.config;
         let attempt = Attempt::new(&self.head, outcome, self.attempt, self.started.elapsed());
-        let action = config.policy.decide(&attempt);
-        let result = (|| {
-            if action == Action::Stop {
-                return Err(StopReason::Policy);
-            }
-            if self.attempt > config.max_retries {
-                return Err(StopReason::Exhausted);
-            }
-            if !self.replay.is_replayable() {
-                return Err(StopReason::BodyNotReplayable);
-            }
-            let response = match outcome {
-                Outcome::Response(head) => Some(head),
-                Outcome::Error(_) => None,
-            };
-            let backoff = &config.backoff;
-            let delay = match action {
-                Action::RetryAfter(delay) => delay,
-                _ => match response
-                    .filter(|head| backoff.honours_server_delay(head.status))
-                    .and_then(|head| {
-                        requested_wait(
-                            &head.headers,
-                            (config.wall_clock)(),
-                            backoff.reads_rate_limit_headers(),
-                        )
-                    }) {
-                    Some(wait) if wait > config.max_retry_after => {
-                        return Err(StopReason::ServerWaitTooLong(wait));
-                    }
-                    Some(wait) => wait,
-                    None => {
-                        let rng = self.rng.get_or_insert_with(Rng::new);
-                        backoff.compute(self.attempt, self.previous_delay, response, rng)
-                    }
-                },
-            };
-            Ok(delay)
-        })();
-        match result {
-            Ok(delay) => {
-                self.previous_delay = delay;
-                self.retry_at = after(delay);
-                match outcome {
-                    Outcome::Response(head) => tracing::debug!(
-                        attempt = self.attempt,
-                        status = head.status.as_u16(),
-                        wait = ?delay,
-                        retries_left = config.max_retries - self.attempt,
-                        "retrying",
-                    ),
-                    Outcome::Error(error) => tracing::debug!(
-                        attempt = self.attempt,
-                        error = %error,
-                        wait = ?delay,
-                        retries_left = config.max_retries - self.attempt,
-                        "retrying",
-                    ),
-                }
-                Ok(())
-            }
-            Err(reason) => {
-                match outcome {
-                    Outcome::Response(head) if head.status.is_success() => tracing::trace!(
-                        attempt = self.attempt,
-                        status = head.status.as_u16(),
-                        "done",
-                    ),
-                    Outcome::Response(head) => tracing::debug!(
-                        attempt = self.attempt,
-                        status = head.status.as_u16(),
-                        reason = %reason,
-                        "not retrying",
-                    ),
-                    Outcome::Error(error) => tracing::debug!(
-                        attempt = self.attempt,
-                        error = %error,
-                        reason = %reason,
-                        "not retrying",
-                    ),
-                }
-                Err(reason)
+        let action = self.config.policy.decide(&attempt);
+        let verdict = self.wait_for(action, outcome);
+        log(self.attempt, self.config.max_retries, outcome, &verdict);
+        let (delay, _) = verdict?;
+        self.previous_delay = delay;
+        self.retry_at = after(delay);
+        Ok(())
+    }
+
+    /// The wait before retrying after `action`, and where it comes from; or why not to retry.
+    fn wait_for(
+        &mut self,
+        action: Action,
+        outcome: Outcome<'_>,
+    ) -> Result<(Duration, &'static str), StopReason> {
+        let config = &*self.config;
+        if action == Action::Stop {
+            return Err(StopReason::Policy);
+        }
+        if self.attempt > config.max_retries {
+            return Err(StopReason::Exhausted);
+        }
+        if !self.replay.is_replayable() {
+            return Err(StopReason::BodyNotReplayable);
+        }
+        if let Action::RetryAfter(delay) = action {
+            return Ok((delay, "policy"));
+        }
+        let response = match outcome {
+            Outcome::Response(head) => Some(head),
+            Outcome::Error(_) => None,
+        };
+        let backoff = &config.backoff;
+        let requested = response
+            .filter(|head| backoff.honours_server_delay(head.status))
+            .and_then(|head| {
+                let now = (config.wall_clock)();
+                requested_wait(&head.headers, now, backoff.reads_rate_limit_headers())
+            });
+        match requested {
+            Some(wait) if wait > config.max_retry_after => Err(StopReason::ServerWaitTooLong(wait)),
+            Some(wait) => Ok((wait, "server")),
+            None => {
+                let rng = self.rng.get_or_insert_with(Rng::new);
+                let delay = backoff.compute(self.attempt, self.previous_delay, response, rng);
+                Ok((delay, "backoff"))
             }
         }
     }
@@ -475,6 +438,48 @@ impl<B> Ctx<B> {
         } else {
             state.set(State::Ready);
         }
+    }
+}
+
+/// One event per decision: `retrying` and `not retrying` at debug, a success at trace.
+fn log(
+    attempt: u32,
+    max_retries: u32,
+    outcome: Outcome<'_>,
+    verdict: &Result<(Duration, &'static str), StopReason>,
+) {
+    match (verdict, outcome) {
+        (Ok((wait, from)), Outcome::Response(head)) => tracing::debug!(
+            attempt,
+            status = head.status.as_u16(),
+            wait = ?wait,
+            wait_from = from,
+            retries_left = max_retries - attempt,
+            "retrying",
+        ),
+        (Ok((wait, from)), Outcome::Error(error)) => tracing::debug!(
+            attempt,
+            error = %Chain(error),
+            wait = ?wait,
+            wait_from = from,
+            retries_left = max_retries - attempt,
+            "retrying",
+        ),
+        (Err(_), Outcome::Response(head)) if head.status.is_success() => {
+            tracing::trace!(attempt, status = head.status.as_u16(), "done")
+        }
+        (Err(reason), Outcome::Response(head)) => tracing::debug!(
+            attempt,
+            status = head.status.as_u16(),
+            reason = %reason,
+            "not retrying",
+        ),
+        (Err(reason), Outcome::Error(error)) => tracing::debug!(
+            attempt,
+            error = %Chain(error),
+            reason = %reason,
+            "not retrying",
+        ),
     }
 }
 

@@ -21,7 +21,7 @@ impl Rng {
     }
 
     /// A generator that always yields the same sequence.
-    #[cfg_attr(not(any(test, feature = "fault")), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn from_seed(seed: u64) -> Self {
         Rng(seed)
     }
@@ -32,13 +32,6 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
-    }
-
-    /// A number in `[0, 1)`.
-    #[cfg_attr(not(any(test, feature = "fault")), allow(dead_code))]
-    pub(crate) fn next_f64(&mut self) -> f64 {
-        // 53 random bits fill an f64 mantissa exactly.
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -59,14 +52,5 @@ mod tests {
     #[test]
     fn fresh_generators_differ() {
         assert_ne!(Rng::new().next_u64(), Rng::new().next_u64());
-    }
-
-    #[test]
-    fn floats_stay_in_unit_interval() {
-        let mut r = Rng::from_seed(1);
-        for _ in 0..10_000 {
-            let x = r.next_f64();
-            assert!((0.0..1.0).contains(&x));
-        }
     }
 }

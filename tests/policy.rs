@@ -374,7 +374,7 @@ async fn every_attempt_starts_from_the_callers_original_head() {
 async fn attempt_header_is_off_by_default_and_counts_when_on() {
     let upstream = Upstream::new([Reply::status(503), Reply::status(503)]);
     send(layer(), &upstream, get("/")).await.unwrap();
-    assert!(upstream.seen().iter().all(|s| s.headers.len() == 0));
+    assert!(upstream.seen().iter().all(|s| s.headers.is_empty()));
 
     let upstream = Upstream::new([Reply::status(503), Reply::status(503)]);
     let layer = layer().attempt_header(http::HeaderName::from_static("x-retry-attempt"));

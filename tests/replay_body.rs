@@ -410,3 +410,17 @@ async fn replay_bodies_report_the_original_size_and_count_down() {
         .unwrap();
     assert_eq!(attempts(&response), 3);
 }
+
+#[test]
+fn replay_bodies_and_futures_meet_hyper_utils_bounds() {
+    fn body_bounds<T: Body + Send + Unpin + 'static>() {}
+    fn send<T: Send>() {}
+    body_bounds::<ReplayBody<Full<Bytes>>>();
+    body_bounds::<ReplayBody<http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>>>();
+    type Client = hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        ReplayBody<Full<Bytes>>,
+    >;
+    send::<retryable_http::Retry<Client>>();
+    send::<<retryable_http::Retry<Client> as tower::Service<Request<Full<Bytes>>>>::Future>();
+}

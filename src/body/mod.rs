@@ -21,7 +21,7 @@
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), retryable_http::Error> {
+//! # async fn main() -> Result<(), retryable_http::BoxError> {
 //! // The inner service sees a `ReplayBody` and reads it like any other body.
 //! let client = service_fn(|req: Request<retryable_http::ReplayBody<Full<Bytes>>>| async move {
 //!     let body = req.into_body().collect().await?.to_bytes();

@@ -76,7 +76,7 @@ impl Body for Frames {
 
     fn size_hint(&self) -> SizeHint {
         if let Some(hint) = &self.hint {
-            return hint.clone();
+            return *hint;
         }
         let data_only = self
             .frames

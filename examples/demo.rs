@@ -1,0 +1,242 @@
+//! A flaky upstream and a retrying client, with every attempt on the timeline.
+//!
+//! ```text
+//! cargo run --example demo
+//! ```
+//!
+//! The demo starts an HTTP server on a loopback port the OS picks. It fails on purpose:
+//! 502, 502, then 503 with `Retry-After: 1`, then 200 for the GET; a dropped connection for
+//! the second GET; a 502 for the POSTs. A hyper-util client wrapped in `RetryLayer` sends
+//! four requests, and a small `tracing` layer prints the layer's decisions as they happen.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use retryable_http::backoff::{Backoff, Jitter};
+use retryable_http::{Attempts, RetryLayer};
+use tokio::net::TcpListener;
+use tower::{Layer, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let timeline = Timeline::default();
+    let subscriber = tracing_subscriber::registry().with(timeline.clone());
+    tracing::subscriber::set_global_default(subscriber)?;
+
+    let upstream = start_upstream().await?;
+    println!("retryable-http demo");
+    println!("a flaky upstream listens on http://{upstream}\n");
+
+    // Waits of 200 ms, 400 ms, 800 ms ... without jitter, so the timeline is easy to read.
+    let backoff = Backoff::exponential(Duration::from_millis(200), Duration::from_secs(2))?
+        .jitter(Jitter::None);
+    let client = RetryLayer::new()
+        .max_retries(4)
+        .backoff(backoff)
+        .layer(Client::builder(TokioExecutor::new()).build_http());
+
+    let started = Instant::now();
+    let mut summary = Vec::new();
+    let scenarios = [
+        (
+            "flaky GET: 502, 502, 503 with Retry-After: 1, then 200",
+            Request::get(format!("http://{upstream}/flaky")).body(Full::new(Bytes::new()))?,
+        ),
+        (
+            "dropped GET: the connection drops once, then 200",
+            Request::get(format!("http://{upstream}/dropped")).body(Full::new(Bytes::new()))?,
+        ),
+        (
+            "plain POST: 502, not retried (the upstream may have done the work)",
+            Request::post(format!("http://{upstream}/orders"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(r#"{"item":"book","qty":1}"#)))?,
+        ),
+        (
+            "POST with Idempotency-Key: 502, then 201",
+            Request::post(format!("http://{upstream}/orders"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "order-7f3a")
+                .body(Full::new(Bytes::from(r#"{"item":"book","qty":1}"#)))?,
+        ),
+    ];
+    for (title, request) in scenarios {
+        println!("{title}");
+        println!("  {} {}", request.method(), request.uri());
+        timeline.restart();
+        let start = Instant::now();
+        let response = client.clone().oneshot(request).await?;
+        let elapsed = start.elapsed();
+        let status = response.status();
+        let attempts = response
+            .extensions()
+            .get::<Attempts>()
+            .map_or(0, |a| a.get());
+        let body = response.into_body().collect().await?.to_bytes();
+        println!(
+            "  => {status} after {attempts} attempt(s) in {:.2} s, body {:?}\n",
+            elapsed.as_secs_f64(),
+            String::from_utf8_lossy(&body),
+        );
+        summary.push((title, status, attempts));
+    }
+
+    println!("summary");
+    for (title, status, attempts) in &summary {
+        let name = title.split(':').next().unwrap_or(title);
+        println!("  {name:<26} {status} after {attempts} attempt(s)");
+    }
+    println!(
+        "  {} requests, {} attempts, {:.2} s",
+        summary.len(),
+        summary.iter().map(|s| s.2).sum::<u32>(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Starts the flaky upstream and returns its address.
+async fn start_upstream() -> Result<std::net::SocketAddr, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let hits = hits.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| answer(req, hits.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The upstream's script: what the n-th request to each path gets.
+async fn answer(
+    req: Request<Incoming>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+) -> Result<Response<Full<Bytes>>, BoxError> {
+    let path = req.uri().path().to_owned();
+    let n = {
+        let mut hits = hits.lock().unwrap();
+        let n = hits.entry(path.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    // The upstream reads the whole request, as a real one would, before answering.
+    let _ = req.into_body().collect().await;
+    let reply = |status: StatusCode, body: &'static str| {
+        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *response.status_mut() = status;
+        response
+    };
+    Ok(match (path.as_str(), n) {
+        ("/flaky", 1 | 2) => reply(StatusCode::BAD_GATEWAY, "Bad Gateway Simulation"),
+        ("/flaky", 3) => {
+            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, "busy");
+            r.headers_mut().insert("retry-after", "1".parse()?);
+            r
+        }
+        ("/flaky", _) => reply(StatusCode::OK, "hello from the flaky upstream"),
+        // An error from the service makes hyper close the connection without an answer.
+        ("/dropped", 1) => return Err("dropping the connection".into()),
+        ("/dropped", _) => reply(StatusCode::OK, "back again"),
+        ("/orders", 1 | 2) => reply(StatusCode::BAD_GATEWAY, "Bad Gateway Simulation"),
+        ("/orders", _) => reply(StatusCode::CREATED, "order created"),
+        _ => reply(StatusCode::NOT_FOUND, "no such path"),
+    })
+}
+
+/// Prints the retry layer's `tracing` events as a timeline.
+#[derive(Clone, Default)]
+struct Timeline {
+    start: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Timeline {
+    fn restart(&self) {
+        *self.start.lock().unwrap() = Some(Instant::now());
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Timeline {
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        metadata.target().starts_with("retryable_http")
+    }
+
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let at = self
+            .start
+            .lock()
+            .unwrap()
+            .map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let outcome = match (&f.0.get("status"), &f.0.get("error")) {
+            (Some(code), _) => code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .map_or_else(|| code.to_string(), |s| s.to_string()),
+            (None, Some(error)) => format!("error: {error}"),
+            (None, None) => return,
+        };
+        let get = |k: &str| f.0.get(k).map(String::as_str).unwrap_or("?");
+        let decision = match get("message") {
+            "retrying" => format!(
+                "retry in {} ({}; retries left: {})",
+                get("wait"),
+                match get("wait_from") {
+                    "server" => "the server asked",
+                    "policy" => "the policy asked",
+                    _ => "backoff",
+                },
+                get("retries_left"),
+            ),
+            "not retrying" => format!("stop: {}", get("reason")),
+            "done" => "done".to_owned(),
+            _ => return,
+        };
+        let head = format!("  {at:6.3} s  attempt {} -> {outcome}", get("attempt"));
+        if outcome.len() <= 28 {
+            println!("{head:<55} {decision}");
+        } else {
+            println!("{head}\n{:<55} {decision}", "");
+        }
+    }
+}
+
+/// An event's fields as text.
+#[derive(Default)]
+struct Fields(HashMap<&'static str, String>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name(), value.to_owned());
+    }
+}

@@ -1,0 +1,142 @@
+//! What the layer lets out: no secrets in logs, errors or `Debug` output, and no request
+//! sent anywhere but where the caller sent it.
+
+mod support;
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use retryable_http::RetryLayer;
+use retryable_http::backoff::Backoff;
+use support::upstream::{Reply, Upstream};
+use tower::{Layer, ServiceExt};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Everything the subscriber writes, kept for inspection.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+const SECRETS: [&str; 5] = [
+    "hunter2",
+    "s3cret-token",
+    "Bearer",
+    "abc.def.ghi",
+    "cookie-value",
+];
+
+fn secret_request() -> Request<Full<Bytes>> {
+    Request::post("http://admin:hunter2@upstream.test:8080/api/orders?token=s3cret-token")
+        .header("authorization", "Bearer abc.def.ghi")
+        .header("cookie", "session=cookie-value")
+        .header("idempotency-key", "k")
+        .body(Full::new(Bytes::from("{}")))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn logs_errors_and_debug_output_never_show_credentials_queries_or_header_values() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A response that is retried, then transport errors until retries run out.
+    let upstream = Upstream::with_default(
+        [Reply::status(503).header("retry-after", "1")],
+        Reply::error(io::ErrorKind::ConnectionRefused),
+    );
+    let layer = RetryLayer::new()
+        .max_retries(3)
+        .backoff(Backoff::constant(Duration::from_millis(10)));
+    let client = layer.layer(upstream.clone());
+    let debug_layer = format!("{layer:?} {client:?}");
+    let mut call = tokio_test::task::spawn(client.oneshot(secret_request()));
+    let _ = call.poll();
+    let debug_future = format!("{call:?}");
+    let error = call.await.unwrap_err();
+    assert_eq!(upstream.attempts(), 4);
+
+    let logs = captured.text();
+    assert!(logs.contains("retrying"), "nothing was logged: {logs}");
+    assert!(logs.contains("upstream.test:8080/api/orders"), "{logs}");
+    let outputs = [
+        ("logs", logs),
+        ("error", error.to_string()),
+        ("error debug", format!("{error:?}")),
+        ("layer debug", debug_layer),
+        ("future debug", debug_future),
+    ];
+    for (what, text) in &outputs {
+        for secret in SECRETS.iter().chain(&["token=", "admin:"]) {
+            assert!(!text.contains(secret), "{what} shows {secret:?}: {text}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_logged_without_a_subscriber() {
+    // No subscriber is installed in this test: the events must cost no formatting. The
+    // layer still works.
+    let upstream = Upstream::new([Reply::status(503)]);
+    let response = RetryLayer::new()
+        .layer(upstream.clone())
+        .oneshot(secret_request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_go_to_the_same_uri_and_never_follow_location() {
+    let upstream = Upstream::new([
+        Reply::status(503).header("location", "http://elsewhere.test/other"),
+        Reply::status(302).header("location", "http://elsewhere.test/other"),
+    ]);
+    let response = RetryLayer::new()
+        .layer(upstream.clone())
+        .oneshot(secret_request())
+        .await
+        .unwrap();
+    // The 302 goes back to the caller as it is.
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    for s in seen {
+        assert_eq!(
+            s.uri,
+            "http://admin:hunter2@upstream.test:8080/api/orders?token=s3cret-token"
+        );
+    }
+}
