@@ -62,7 +62,10 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorClass {
 
 /// The class this one error decides on its own, if any.
 fn decisive(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
-    if error.is::<crate::error::AttemptTimedOut>() || error.is::<tokio::time::error::Elapsed>() {
+    if error.is::<crate::error::AttemptTimedOut>()
+        || error.is::<crate::error::DeadlineExceeded>()
+        || error.is::<tokio::time::error::Elapsed>()
+    {
         return Some(ErrorClass::MaybeProcessed);
     }
     if error.is::<http::Error>()

@@ -91,6 +91,12 @@ impl Error {
         self.find::<AttemptTimedOut>().is_some()
     }
 
+    /// Returns `true` if the request's overall deadline passed while an attempt was in
+    /// flight.
+    pub fn is_deadline(&self) -> bool {
+        self.find::<DeadlineExceeded>().is_some()
+    }
+
     /// Consumes the error and returns its cause.
     pub fn into_source(self) -> Option<BoxError> {
         self.inner.source
@@ -229,3 +235,31 @@ impl fmt::Display for AttemptTimedOut {
 }
 
 impl StdError for AttemptTimedOut {}
+
+/// The layer's overall deadline passed while an attempt was in flight.
+///
+/// It is the cause of the [`Error`] returned then; the attempt is cut off and no other is
+/// made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineExceeded {
+    after: Duration,
+}
+
+impl DeadlineExceeded {
+    pub(crate) fn new(after: Duration) -> Self {
+        DeadlineExceeded { after }
+    }
+
+    /// The deadline, from the start of the request.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadline of {:?} exceeded", self.after)
+    }
+}
+
+impl StdError for DeadlineExceeded {}

@@ -37,7 +37,7 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::attempts::Attempts;
 use crate::body::{Replay, ReplayBody};
-use crate::error::{AttemptTimedOut, Chain, Error};
+use crate::error::{AttemptTimedOut, Chain, DeadlineExceeded, Error};
 use crate::layer::Config;
 use crate::policy::{Action, Attempt, Outcome};
 use crate::redact::Redacted;
@@ -110,6 +110,8 @@ struct Ctx<B> {
     /// The number of the attempt in flight or last made, from 1.
     attempt: u32,
     started: Instant,
+    /// When the whole request must be done by, if the layer has a deadline.
+    deadline: Option<Instant>,
     /// When the next attempt may start.
     retry_at: Instant,
     previous_delay: Duration,
@@ -136,6 +138,10 @@ enum StopReason {
     BodyInUse,
     /// The server asked for a wait above `max_retry_after`.
     ServerWaitTooLong(Duration),
+    /// The wait would end after the overall deadline.
+    Deadline,
+    /// The retry budget cannot pay for a retry.
+    Budget,
 }
 
 impl fmt::Display for StopReason {
@@ -153,6 +159,8 @@ impl fmt::Display for StopReason {
                     "the server asked to wait {wait:?}, above max_retry_after"
                 )
             }
+            StopReason::Deadline => f.write_str("the wait would end after the deadline"),
+            StopReason::Budget => f.write_str("the retry budget is spent"),
         }
     }
 }
@@ -170,12 +178,18 @@ where
             method = %head.method,
             url = %Redacted(&head.uri),
         );
-        let (body, replay) = ReplayBody::new(body, config.replay_limit, config.max_retries > 0);
+        if let Some(budget) = &config.budget {
+            budget.deposit();
+        }
+        let (body, replay) = ReplayBody::new(
+            body,
+            config.replay_limit,
+            config.memory.clone(),
+            config.max_retries > 0,
+        );
         let now = Instant::now();
-        let timer = config
-            .attempt_timeout
-            .map(|t| tokio::time::sleep_until(after(t)));
         let ctx = Ctx {
+            deadline: config.deadline.map(|d| after(now, d)),
             config,
             head,
             replay,
@@ -185,6 +199,7 @@ where
             previous_delay: Duration::ZERO,
             rng: None,
         };
+        let timer = ctx.attempt_deadline(now).map(tokio::time::sleep_until);
         let first = ctx.attempt_request(body);
         let future = {
             let _entered = span.enter();
@@ -218,23 +233,29 @@ where
                 StateProj::Calling { future } => {
                     let outcome = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending => match this.ctx.config.attempt_timeout {
-                            Some(timeout) if poll_timer(this.timer.as_mut(), cx).is_ready() => {
-                                Err(AttemptTimedOut::new(timeout).into())
+                        Poll::Pending => {
+                            let timed = this.ctx.deadline.is_some()
+                                || this.ctx.config.attempt_timeout.is_some();
+                            if !timed || poll_timer(this.timer.as_mut(), cx).is_pending() {
+                                return Poll::Pending;
                             }
-                            _ => return Poll::Pending,
-                        },
+                            if this.ctx.past_deadline() {
+                                // Dropping the attempt's future cuts it off.
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(this.ctx.deadline_exceeded()));
+                            }
+                            let timeout = this.ctx.config.attempt_timeout.unwrap_or_default();
+                            Err(AttemptTimedOut::new(timeout).into())
+                        }
                     };
                     // Dropping the attempt's future here also ends a timed-out attempt.
                     this.state.set(State::Done);
                     match this.ctx.decide(outcome) {
-                        Next::Return(output) => {
-                            this.ctx.replay.finish();
-                            return Poll::Ready(output);
-                        }
+                        Next::Return(output) => return Poll::Ready(output),
                         Next::Retry(outcome) => {
-                            let bound = after(this.ctx.config.drain_timeout);
-                            arm(this.timer.as_mut(), bound);
+                            let now = Instant::now();
+                            let bound = after(now, this.ctx.config.drain_timeout);
+                            arm(this.timer.as_mut(), this.ctx.bounded(bound));
                             this.state.set(State::Releasing {
                                 outcome: Some(outcome),
                             });
@@ -258,7 +279,6 @@ where
                     if let Some(reason) = stop {
                         tracing::debug!(attempt = this.ctx.attempt, reason = %reason, "not retrying");
                         this.state.set(State::Done);
-                        this.ctx.replay.finish();
                         return Poll::Ready(this.ctx.give_back(outcome));
                     }
                     match outcome {
@@ -296,12 +316,24 @@ where
                 }
                 StateProj::Waiting => {
                     ready!(poll_timer(this.timer.as_mut(), cx));
-                    this.state.set(State::Ready);
+                    this.ctx.ready(this.state.as_mut(), this.timer.as_mut());
                 }
                 StateProj::Ready => {
-                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                    let ready = match this.service.poll_ready(cx) {
+                        Poll::Ready(ready) => ready,
+                        Poll::Pending => {
+                            // Only the deadline ends a wait for readiness.
+                            if this.ctx.deadline.is_some()
+                                && poll_timer(this.timer.as_mut(), cx).is_ready()
+                            {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(this.ctx.deadline_exceeded()));
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    if let Err(error) = ready {
                         this.state.set(State::Done);
-                        this.ctx.replay.finish();
                         let head = &this.ctx.head;
                         return Poll::Ready(Err(Error::not_ready(
                             Some((&head.method, &head.uri)),
@@ -316,8 +348,8 @@ where
                         ctx.replay.last_attempt();
                     }
                     let request = ctx.attempt_request(ctx.replay.body());
-                    if let Some(timeout) = ctx.config.attempt_timeout {
-                        arm(this.timer.as_mut(), after(timeout));
+                    if let Some(at) = ctx.attempt_deadline(Instant::now()) {
+                        arm(this.timer.as_mut(), at);
                     }
                     tracing::trace!(attempt = ctx.attempt, "sending");
                     let future = this.service.call(request);
@@ -363,11 +395,20 @@ impl<B> Ctx<B> {
     fn judge(&mut self, outcome: Outcome<'_>) -> Result<(), StopReason> {
         let attempt = Attempt::new(&self.head, outcome, self.attempt, self.started.elapsed());
         let action = self.config.policy.decide(&attempt);
-        let verdict = self.wait_for(action, outcome);
+        let verdict = self.wait_for(action, outcome).and_then(|(delay, from)| {
+            // The last checks: a retry that will happen is the only one paid for.
+            if self.deadline.is_some_and(|d| after(Instant::now(), delay) > d) {
+                return Err(StopReason::Deadline);
+            }
+            if self.config.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+                return Err(StopReason::Budget);
+            }
+            Ok((delay, from))
+        });
         log(self.attempt, self.config.max_retries, outcome, &verdict);
         let (delay, _) = verdict?;
         self.previous_delay = delay;
-        self.retry_at = after(delay);
+        self.retry_at = after(Instant::now(), delay);
         Ok(())
     }
 
@@ -414,6 +455,7 @@ impl<B> Ctx<B> {
 
     /// The caller's output for an outcome that is not retried.
     fn give_back<R>(&self, outcome: Result<Response<R>, BoxError>) -> Result<Response<R>, Error> {
+        self.replay.finish();
         match outcome {
             Ok(mut response) => {
                 response
@@ -436,8 +478,47 @@ impl<B> Ctx<B> {
             arm(timer, self.retry_at);
             state.set(State::Waiting);
         } else {
-            state.set(State::Ready);
+            self.ready(state, timer);
         }
+    }
+
+    /// Moves to driving the service to readiness, which only the deadline bounds.
+    fn ready<F, R>(&self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
+        if let Some(deadline) = self.deadline {
+            arm(timer, deadline);
+        }
+        state.set(State::Ready);
+    }
+
+    /// When the current attempt must end: at the attempt timeout or the deadline.
+    fn attempt_deadline(&self, now: Instant) -> Option<Instant> {
+        let timeout = self.config.attempt_timeout.map(|t| after(now, t));
+        match (timeout, self.deadline) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        }
+    }
+
+    /// `at`, or the deadline if that comes first.
+    fn bounded(&self, at: Instant) -> Instant {
+        self.deadline.map_or(at, |d| d.min(at))
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The error for a request cut off by the deadline.
+    fn deadline_exceeded(&self) -> Error {
+        self.replay.finish();
+        let deadline = self.config.deadline.unwrap_or_default();
+        tracing::debug!(attempt = self.attempt, deadline = ?deadline, "deadline exceeded");
+        Error::inner(
+            &self.head.method,
+            &self.head.uri,
+            self.attempt,
+            DeadlineExceeded::new(deadline).into(),
+        )
     }
 }
 
@@ -483,9 +564,8 @@ fn log(
     }
 }
 
-/// The instant `delay` from now; about 30 years from now when that does not fit.
-fn after(delay: Duration) -> Instant {
-    let now = Instant::now();
+/// The instant `delay` after `now`; about 30 years from now when that does not fit.
+fn after(now: Instant, delay: Duration) -> Instant {
     now.checked_add(delay)
         .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
 }

@@ -8,7 +8,8 @@ use http::HeaderName;
 use tower_layer::Layer;
 
 use crate::backoff::Backoff;
-use crate::body::DEFAULT_REPLAY_LIMIT;
+use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
+use crate::budget::Budget;
 use crate::policy::{Action, Attempt, Policy, StandardPolicy, policy_fn};
 use crate::service::Retry;
 
@@ -64,6 +65,9 @@ pub(crate) struct Config {
     pub(crate) drain_limit: usize,
     pub(crate) drain_timeout: Duration,
     pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<Budget>,
+    pub(crate) memory: Option<Arc<Memory>>,
     pub(crate) policy: Arc<dyn Policy>,
     pub(crate) attempt_header: Option<HeaderName>,
     pub(crate) wall_clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
@@ -80,7 +84,10 @@ impl RetryLayer {
     /// | [`policy`](Self::policy) | [`StandardPolicy`] |
     /// | [`replay_limit`](Self::replay_limit) | [`DEFAULT_REPLAY_LIMIT`](crate::body::DEFAULT_REPLAY_LIMIT) (1 MiB) |
     /// | [`drain_limit`](Self::drain_limit), [`drain_timeout`](Self::drain_timeout) | 4 KiB, 1 s |
+    /// | [`budget`](Self::budget) | 20 % of the last 10 s of requests, plus 10 retries/s |
+    /// | [`replay_limit_total`](Self::replay_limit_total) | none |
     /// | [`attempt_timeout`](Self::attempt_timeout) | none |
+    /// | [`deadline`](Self::deadline) | none |
     /// | [`attempt_header`](Self::attempt_header) | none |
     pub fn new() -> Self {
         RetryLayer {
@@ -92,6 +99,9 @@ impl RetryLayer {
                 drain_limit: DEFAULT_DRAIN_LIMIT,
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
                 attempt_timeout: None,
+                deadline: None,
+                budget: Some(Budget::default()),
+                memory: None,
                 policy: Arc::new(StandardPolicy::new()),
                 attempt_header: None,
                 wall_clock: Arc::new(SystemTime::now),
@@ -185,6 +195,52 @@ impl RetryLayer {
         self
     }
 
+    /// Bounds each request, all its attempts and waits included, to `deadline` from the
+    /// moment it is called.
+    ///
+    /// The layer never starts a wait that would end after the deadline: it returns the last
+    /// outcome instead. An attempt still in flight at the deadline is cut off, and the caller
+    /// gets an [`Error`](crate::Error) whose cause is
+    /// [`DeadlineExceeded`](crate::DeadlineExceeded), naming the attempts made.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config_mut().deadline = Some(deadline);
+        self
+    }
+
+    /// Sets the retry budget, shared by this layer, its clones, the services they make, and
+    /// any other layer given a clone of the same [`Budget`].
+    ///
+    /// A layer has a budget of its own by default ([`Budget::default`]): against an
+    /// upstream that fails everything, retries add at most about 20 % to the load instead of
+    /// multiplying it by the number of attempts. A retry the budget refuses is not made: the
+    /// last outcome goes to the caller.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.config_mut().budget = Some(budget);
+        self
+    }
+
+    /// Switches the retry budget off: every retry the policy asks for is made.
+    pub fn no_budget(mut self) -> Self {
+        self.config_mut().budget = None;
+        self
+    }
+
+    /// Caps the replay bytes held by all the in-flight requests of this layer (and its
+    /// clones and services) together. A request whose body does not fit is still sent, in
+    /// full; it just cannot be retried.
+    ///
+    /// Each call sets a new, empty account.
+    pub fn replay_limit_total(mut self, bytes: usize) -> Self {
+        self.config_mut().memory = Some(Arc::new(Memory::new(bytes)));
+        self
+    }
+
+    /// The replay bytes held now by the in-flight requests of this layer, when
+    /// [`replay_limit_total`](Self::replay_limit_total) is set: a gauge for metrics.
+    pub fn replay_bytes_held(&self) -> Option<usize> {
+        self.config.memory.as_ref().map(|m| m.held())
+    }
+
     /// Sends the attempt number (1, 2, ...) in a request header with this name, like
     /// Envoy's `x-envoy-attempt-count`. Off by default: it changes what the server sees.
     pub fn attempt_header(mut self, name: HeaderName) -> Self {
@@ -237,6 +293,9 @@ impl fmt::Debug for Config {
             .field("drain_limit", &self.drain_limit)
             .field("drain_timeout", &self.drain_timeout)
             .field("attempt_timeout", &self.attempt_timeout)
+            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
+            .field("replay_limit_total", &self.memory)
             .field("attempt_header", &self.attempt_header)
             .finish_non_exhaustive()
     }

@@ -93,6 +93,7 @@
 //! - [`retry_after`]: `Retry-After` and rate-limit header parsing.
 //! - [`classify`]: which transport errors may have reached the server.
 //! - [`body`]: the replayable request body.
+//! - [`budget`]: the retry budget that keeps retries from multiplying an outage.
 //! - [`future`]: the response future's state machine.
 //!
 //! # Runtime
@@ -111,6 +112,7 @@
 
 pub mod backoff;
 pub mod body;
+pub mod budget;
 pub mod classify;
 pub mod future;
 pub mod policy;
@@ -125,7 +127,7 @@ mod service;
 
 pub use attempts::Attempts;
 pub use body::ReplayBody;
-pub use error::{AttemptTimedOut, ConfigError, Error};
+pub use error::{AttemptTimedOut, ConfigError, DeadlineExceeded, Error};
 pub use layer::{
     DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
     RetryLayer,

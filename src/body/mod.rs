@@ -52,6 +52,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::BoxError;
 use kept::Kept;
+pub(crate) use kept::Memory;
 
 /// The default cap on the bytes kept for replay: 1 MiB per request.
 ///
@@ -104,6 +105,10 @@ struct Slot<B> {
     waiter: Option<Waker>,
     /// No further attempt will be made: bodies drop the state instead of handing it back.
     done: bool,
+    /// Bodies alive. Once `done`, the state is freed when none is left that may still need
+    /// it: a future dropped while its inner service holds the request must not break the
+    /// body the service is about to send.
+    bodies: usize,
 }
 
 struct State<B> {
@@ -131,14 +136,19 @@ where
     /// first attempt with the handle that makes the bodies of later attempts.
     ///
     /// With `retries` false nothing is kept: no attempt will follow.
-    pub(crate) fn new(body: B, cap: usize, retries: bool) -> (Self, Replay<B>) {
+    pub(crate) fn new(
+        body: B,
+        cap: usize,
+        memory: Option<Arc<Memory>>,
+        retries: bool,
+    ) -> (Self, Replay<B>) {
         let hint = body.size_hint();
         let empty = body.is_end_stream();
         // NOTE: an exact (or lower) size hint above the cap means the body would be dropped
         // from the buffer anyway, so it is not buffered at all.
         let keep = retries && hint.lower() <= cap as u64;
         let state = State {
-            kept: Kept::default(),
+            kept: Kept::new(memory),
             cap,
             rest: Some(body),
             trailers: None,
@@ -150,29 +160,26 @@ where
                 state: Some(state),
                 waiter: None,
                 done: !retries,
+                bodies: 1,
             }),
             hint,
             empty,
             replayable: AtomicBool::new(keep || empty),
             done: AtomicBool::new(!retries),
         });
-        let body = ReplayBody::with_shared(shared.clone(), true);
+        let body = ReplayBody {
+            state: None,
+            shared: shared.clone(),
+            pos: 0,
+            yielded: 0,
+            trailers_done: false,
+            first: true,
+        };
         (body, Replay { shared })
     }
 }
 
 impl<B> ReplayBody<B> {
-    fn with_shared(shared: Arc<Shared<B>>, first: bool) -> Self {
-        ReplayBody {
-            state: None,
-            shared,
-            pos: 0,
-            yielded: 0,
-            trailers_done: false,
-            first,
-        }
-    }
-
     /// Returns `true` if this body can still be replayed by a later attempt.
     ///
     /// It turns `false` for good once the body outgrew the replay cap or the original body
@@ -252,11 +259,10 @@ where
                     Ok(mut data) => {
                         let chunk = data.copy_to_bytes(data.remaining());
                         if keeping && this.shared.replayable.load(Ordering::Acquire) {
-                            if state.kept.len_bytes() + chunk.len() <= state.cap {
-                                state.kept.push(chunk.clone());
+                            if state.kept.push(chunk.clone(), state.cap) {
                                 this.pos += 1;
                             } else {
-                                // Over the cap: this attempt still sends everything, but
+                                // Over a cap: this attempt still sends everything, but
                                 // nothing more is kept and the request cannot be retried.
                                 state.kept.clear();
                                 this.pos = 0;
@@ -334,18 +340,20 @@ where
 
 impl<B> Drop for ReplayBody<B> {
     fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            let mut slot = lock(&self.shared.slot);
-            if slot.done {
-                // Nobody will replay it: free it now (outside the lock).
+        let held = self.state.take();
+        let mut slot = lock(&self.shared.slot);
+        slot.bodies -= 1;
+        if slot.done {
+            // No attempt will follow: free the state (outside the lock) unless a body that
+            // may still be sent could need it.
+            let unneeded = if slot.bodies == 0 { slot.state.take() } else { None };
+            drop(slot);
+            drop((held, unneeded));
+        } else if let Some(state) = held {
+            slot.state = Some(state);
+            if let Some(waker) = slot.waiter.take() {
                 drop(slot);
-                drop(state);
-            } else {
-                slot.state = Some(state);
-                if let Some(waker) = slot.waiter.take() {
-                    drop(slot);
-                    waker.wake();
-                }
+                waker.wake();
             }
         }
     }
@@ -364,7 +372,15 @@ impl<B> fmt::Debug for ReplayBody<B> {
 impl<B> Replay<B> {
     /// Makes the body of a later attempt.
     pub(crate) fn body(&self) -> ReplayBody<B> {
-        ReplayBody::with_shared(self.shared.clone(), false)
+        lock(&self.shared.slot).bodies += 1;
+        ReplayBody {
+            state: None,
+            shared: self.shared.clone(),
+            pos: 0,
+            yielded: 0,
+            trailers_done: false,
+            first: false,
+        }
     }
 
     /// Whether a later attempt can replay the body, as far as is known now.
@@ -394,16 +410,17 @@ impl<B> Replay<B> {
         slot.waiter = None;
     }
 
-    /// No attempt will follow: stop keeping chunks and free those kept.
+    /// No attempt will follow: stop keeping chunks, and free the state now unless a body the
+    /// inner service still holds may need it (it is then freed with that body).
     pub(crate) fn finish(&self) {
         self.shared.done.store(true, Ordering::Relaxed);
-        let state = {
+        let unneeded = {
             let mut slot = lock(&self.shared.slot);
             slot.done = true;
             slot.waiter = None;
-            slot.state.take()
+            if slot.bodies == 0 { slot.state.take() } else { None }
         };
-        drop(state);
+        drop(unneeded);
     }
 }
 
