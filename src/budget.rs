@@ -128,14 +128,21 @@ impl Budget {
 
     /// Records a first attempt. It is never refused.
     pub fn deposit(&self) {
-        self.inner.add(self.inner.deposit, Instant::now());
+        self.deposit_at(Instant::now());
     }
 
     /// Takes one retry from the budget. Returns `false`, taking nothing, when the balance
     /// cannot pay for it.
     pub fn withdraw(&self) -> bool {
+        self.withdraw_at(Instant::now())
+    }
+
+    pub(crate) fn deposit_at(&self, now: Instant) {
+        self.inner.add(self.inner.deposit, now);
+    }
+
+    pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let inner = &*self.inner;
-        let now = Instant::now();
         inner.advance(now);
         let taken = inner
             .balance
@@ -210,7 +217,8 @@ impl Inner {
                     // epochs seen+1 ..= current are reused, and what they held has expired.
                     let expired = (current - seen).min(BUCKETS);
                     for epoch in current + 1 - expired..=current {
-                        let held = self.buckets[(epoch % BUCKETS) as usize].swap(0, Ordering::AcqRel);
+                        let held =
+                            self.buckets[(epoch % BUCKETS) as usize].swap(0, Ordering::AcqRel);
                         self.balance.fetch_sub(held, Ordering::AcqRel);
                     }
                     return;
@@ -317,7 +325,9 @@ mod tests {
         assert!(Budget::new(Duration::ZERO, 10, 0.2).is_err());
         assert!(Budget::new(Duration::from_secs(400 * 24 * 3600), 10, 0.2).is_err());
         assert_eq!(
-            Budget::new(Duration::ZERO, 10, 0.2).unwrap_err().to_string(),
+            Budget::new(Duration::ZERO, 10, 0.2)
+                .unwrap_err()
+                .to_string(),
             "invalid retry configuration: budget window must be from 10 ns to a year, not 0ns"
         );
         assert!(Budget::new(10 * SECOND, 10, 0.0).is_ok());

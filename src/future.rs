@@ -178,8 +178,9 @@ where
             method = %head.method,
             url = %Redacted(&head.uri),
         );
+        let now = Instant::now();
         if let Some(budget) = &config.budget {
-            budget.deposit();
+            budget.deposit_at(now);
         }
         let (body, replay) = ReplayBody::new(
             body,
@@ -187,7 +188,6 @@ where
             config.memory.clone(),
             config.max_retries > 0,
         );
-        let now = Instant::now();
         let ctx = Ctx {
             deadline: config.deadline.map(|d| after(now, d)),
             config,
@@ -393,14 +393,21 @@ impl<B> Ctx<B> {
 
     /// Decides whether to retry `outcome` and, if so, sets when.
     fn judge(&mut self, outcome: Outcome<'_>) -> Result<(), StopReason> {
-        let attempt = Attempt::new(&self.head, outcome, self.attempt, self.started.elapsed());
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.started);
+        let attempt = Attempt::new(&self.head, outcome, self.attempt, elapsed);
         let action = self.config.policy.decide(&attempt);
         let verdict = self.wait_for(action, outcome).and_then(|(delay, from)| {
             // The last checks: a retry that will happen is the only one paid for.
-            if self.deadline.is_some_and(|d| after(Instant::now(), delay) > d) {
+            if self.deadline.is_some_and(|d| after(now, delay) > d) {
                 return Err(StopReason::Deadline);
             }
-            if self.config.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+            if self
+                .config
+                .budget
+                .as_ref()
+                .is_some_and(|b| !b.withdraw_at(now))
+            {
                 return Err(StopReason::Budget);
             }
             Ok((delay, from))
@@ -408,7 +415,7 @@ impl<B> Ctx<B> {
         log(self.attempt, self.config.max_retries, outcome, &verdict);
         let (delay, _) = verdict?;
         self.previous_delay = delay;
-        self.retry_at = after(Instant::now(), delay);
+        self.retry_at = after(now, delay);
         Ok(())
     }
 

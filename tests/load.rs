@@ -123,10 +123,19 @@ async fn one_budget_is_shared_by_clones_and_by_layers_given_the_same_budget() {
 
     // Three requests through clones of layer A and one through layer B: 0.8 of a retry.
     for _ in 0..3 {
-        layer_a.clone().layer(ok.clone()).oneshot(get()).await.unwrap();
+        layer_a
+            .clone()
+            .layer(ok.clone())
+            .oneshot(get())
+            .await
+            .unwrap();
     }
     let response = layer_b.layer(failing.clone()).oneshot(get()).await.unwrap();
-    assert_eq!(attempts(&response), 1, "the shared budget had 0.8 of a retry");
+    assert_eq!(
+        attempts(&response),
+        1,
+        "the shared budget had 0.8 of a retry"
+    );
 
     // A fifth first attempt makes one retry's worth; a sixth request uses it (and the 0.2 it
     // deposits is not enough for a second retry).
@@ -248,7 +257,11 @@ async fn an_attempt_in_flight_at_the_deadline_is_cut_off_with_a_clear_error() {
         error.to_string(),
         "GET http://upstream.test/ giving up after 1 attempt(s): deadline of 3s exceeded"
     );
-    assert_eq!(hang.dropped.load(Ordering::SeqCst), 1, "the attempt was cut off");
+    assert_eq!(
+        hang.dropped.load(Ordering::SeqCst),
+        1,
+        "the attempt was cut off"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -315,7 +328,11 @@ async fn a_request_over_the_layer_wide_replay_cap_is_sent_but_not_retried() {
 
     let second = second.await.unwrap().unwrap();
     assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(attempts(&second), 1, "500 more bytes would pass the 1500-byte cap");
+    assert_eq!(
+        attempts(&second),
+        1,
+        "500 more bytes would pass the 1500-byte cap"
+    );
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(attempts(&first), 2);

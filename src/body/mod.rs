@@ -346,7 +346,11 @@ impl<B> Drop for ReplayBody<B> {
         if slot.done {
             // No attempt will follow: free the state (outside the lock) unless a body that
             // may still be sent could need it.
-            let unneeded = if slot.bodies == 0 { slot.state.take() } else { None };
+            let unneeded = if slot.bodies == 0 {
+                slot.state.take()
+            } else {
+                None
+            };
             drop(slot);
             drop((held, unneeded));
         } else if let Some(state) = held {
@@ -418,7 +422,11 @@ impl<B> Replay<B> {
             let mut slot = lock(&self.shared.slot);
             slot.done = true;
             slot.waiter = None;
-            if slot.bodies == 0 { slot.state.take() } else { None }
+            if slot.bodies == 0 {
+                slot.state.take()
+            } else {
+                None
+            }
         };
         drop(unneeded);
     }
