@@ -531,6 +531,56 @@ mod tests {
         let _ = linear.compute(u32::MAX, Duration::ZERO, None, &mut rng);
     }
 
+    /// Property: for any minimum, maximum, retry number and previous wait, every schedule
+    /// stays inside its documented bounds and nothing overflows.
+    #[test]
+    fn bounds_hold_for_any_input() {
+        let mut rng = Rng::from_seed(0x5eed);
+        let any_duration = |rng: &mut Rng| match rng.next_u64() % 4 {
+            0 => Duration::from_nanos(rng.next_u64() % 1000 + 1),
+            1 => Duration::from_millis(rng.next_u64() % 100_000 + 1),
+            2 => Duration::from_secs(rng.next_u64() % (1 << 40) + 1),
+            _ => Duration::new(rng.next_u64(), (rng.next_u64() % 1_000_000_000) as u32),
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (any_duration(&mut rng), any_duration(&mut rng));
+            let (min, max) = (a.min(b), a.max(b));
+            let retry = match rng.next_u64() % 3 {
+                0 => (rng.next_u64() % 70) as u32,
+                1 => rng.next_u64() as u32,
+                _ => u32::MAX - (rng.next_u64() % 3) as u32,
+            };
+            let previous = any_duration(&mut rng);
+            let exp = Backoff::exponential(min, max).unwrap();
+            for jitter in [Jitter::None, Jitter::Bounded, Jitter::Decorrelated] {
+                let d = exp
+                    .clone()
+                    .jitter(jitter)
+                    .compute(retry, previous, None, &mut rng);
+                assert!(
+                    d >= min && d <= max,
+                    "{jitter:?} {min:?} {max:?} {retry}: {d:?}"
+                );
+            }
+            for jitter in [Jitter::Full, Jitter::Equal] {
+                let d = exp
+                    .clone()
+                    .jitter(jitter)
+                    .compute(retry, previous, None, &mut rng);
+                assert!(d <= max, "{jitter:?} {min:?} {max:?} {retry}: {d:?}");
+            }
+            let go = Backoff::go_default(min, max).unwrap();
+            let d = go.compute(retry, previous, None, &mut rng);
+            assert!(d >= min.min(max) && d <= max);
+            let linear = Backoff::linear_jitter(min, max).unwrap();
+            let d = linear.compute(retry, previous, None, &mut rng);
+            assert!(
+                d >= min.saturating_mul(retry.max(1)),
+                "linear {min:?} {retry}"
+            );
+        }
+    }
+
     #[test]
     fn linear_jitter_matches_go() {
         // Go: (min + rand.Float64() * (max - min)) * attemptNum, not capped by max.

@@ -43,10 +43,12 @@ pub enum ErrorClass {
 /// recognisable in its chain is [`ErrorClass::MaybeProcessed`].
 ///
 /// With the `hyper` feature (on by default), hyper's and hyper-util's client errors are
-/// read through their predicates: a hyper-util connect error is
-/// [`NeverSent`](ErrorClass::NeverSent) unless its cause is an [`io::Error`] of kind
+/// read through their predicates. A hyper-util connect error is
+/// [`NeverSent`](ErrorClass::NeverSent) when its cause chain holds an [`io::Error`] (the
+/// network failed), and [`Permanent`](ErrorClass::Permanent) when that error is of kind
 /// `InvalidData` or `InvalidInput` (how TLS stacks such as tokio-rustls report handshake and
-/// certificate failures), which is [`Permanent`](ErrorClass::Permanent); a hyper error that
+/// certificate failures) or when there is no `io::Error` at all (the connector refused the
+/// URL itself: an unsupported scheme, a missing host). A hyper error that
 /// [`is_canceled`](https://docs.rs/hyper/1/hyper/struct.Error.html#method.is_canceled) never
 /// left the client; one that `is_user` is the caller's own mistake.
 pub fn classify(error: &(dyn StdError + 'static)) -> ErrorClass {
@@ -103,20 +105,21 @@ fn io_class(kind: io::ErrorKind) -> Option<ErrorClass> {
 fn hyper_class(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
     if let Some(client) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
         if client.is_connect() {
-            // A failed connect never sent the request, unless its cause says retrying is
-            // pointless (a TLS handshake or certificate failure, an unusable address).
-            let permanent = chain(client.source()).any(|e| {
-                e.downcast_ref::<io::Error>().is_some_and(|io| {
-                    matches!(
-                        io.kind(),
-                        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
-                    )
-                })
-            });
-            return Some(if permanent {
-                ErrorClass::Permanent
-            } else {
+            // A failed connect never sent the request. Retrying helps only if the cause was
+            // the network: an `io::Error` somewhere in the chain, and not one of the kinds
+            // TLS stacks (tokio-rustls) use for handshake and certificate failures. A
+            // connector that gave up without touching the network (hyper-util's
+            // `HttpConnector` on an `ftp://` or host-less URL) reports no `io::Error`.
+            let mut io_kinds = chain(client.source())
+                .filter_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
+                .peekable();
+            let network = io_kinds.peek().is_some();
+            let tls = io_kinds
+                .any(|k| matches!(k, io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput));
+            return Some(if network && !tls {
                 ErrorClass::NeverSent
+            } else {
+                ErrorClass::Permanent
             });
         }
         // NOTE: hyper-util's errors without a cause are the requests it refuses before

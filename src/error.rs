@@ -97,6 +97,12 @@ impl Error {
         self.find::<DeadlineExceeded>().is_some()
     }
 
+    /// The status of the last response, when the layer turned a response it gave up on into
+    /// this error (see [`RetryLayer::fail_when_exhausted`](crate::RetryLayer::fail_when_exhausted)).
+    pub fn status(&self) -> Option<http::StatusCode> {
+        self.find::<UnexpectedStatus>().map(|e| e.status)
+    }
+
     /// Consumes the error and returns its cause.
     pub fn into_source(self) -> Option<BoxError> {
         self.inner.source
@@ -263,3 +269,31 @@ impl fmt::Display for DeadlineExceeded {
 }
 
 impl StdError for DeadlineExceeded {}
+
+/// A response the layer gave up on, turned into an error by
+/// [`RetryLayer::fail_when_exhausted`](crate::RetryLayer::fail_when_exhausted): the cause of
+/// the [`Error`] the caller gets instead of the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnexpectedStatus {
+    status: http::StatusCode,
+}
+
+impl UnexpectedStatus {
+    /// An error for a response with `status`.
+    pub fn new(status: http::StatusCode) -> Self {
+        UnexpectedStatus { status }
+    }
+
+    /// The status of the last response.
+    pub fn status(&self) -> http::StatusCode {
+        self.status
+    }
+}
+
+impl fmt::Display for UnexpectedStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unexpected HTTP status {}", self.status)
+    }
+}
+
+impl StdError for UnexpectedStatus {}

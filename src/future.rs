@@ -19,6 +19,22 @@
 //!
 //! Nothing is spawned and nothing is boxed: dropping the future cancels the attempt in
 //! flight or the wait, and frees the kept request body.
+//!
+//! The type is nameable, for a struct field or a hand-written future:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::{Client, connect::HttpConnector};
+//! use retryable_http::{ReplayBody, future::ResponseFuture};
+//!
+//! type Inner = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+//! /// What `Retry<Inner>` returns for a `Request<Full<Bytes>>`.
+//! type Pending = ResponseFuture<Inner, Full<Bytes>>;
+//!
+//! fn is_send<T: Send>() {}
+//! is_send::<Pending>();
+//! ```
 
 use std::fmt;
 use std::future::Future;
@@ -28,7 +44,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Buf;
-use http::{HeaderValue, Request, Response, request};
+use http::{HeaderValue, Request, Response, request, response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -37,7 +53,9 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::attempts::Attempts;
 use crate::body::{Replay, ReplayBody};
+use crate::classify::classify;
 use crate::error::{AttemptTimedOut, Chain, DeadlineExceeded, Error};
+use crate::hooks::{GiveUp, StopReason};
 use crate::layer::Config;
 use crate::policy::{Action, Attempt, Outcome};
 use crate::redact::Redacted;
@@ -117,52 +135,14 @@ struct Ctx<B> {
     previous_delay: Duration,
     /// Made on the first retry that needs jitter.
     rng: Option<Rng>,
+    /// The outcome being retried, for the prepare-retry hook: its head, or its error.
+    last: Option<Result<response::Parts, BoxError>>,
 }
 
 /// What to do with an attempt's outcome.
 enum Next<R> {
     Return(Result<Response<R>, Error>),
     Retry(Result<Response<R>, BoxError>),
-}
-
-/// Why an outcome went to the caller rather than being retried.
-#[derive(Clone, Copy, Debug)]
-enum StopReason {
-    /// The policy said so (a success, or a failure that is not safe to retry).
-    Policy,
-    /// No retries left.
-    Exhausted,
-    /// The request body outgrew the replay cap or failed.
-    BodyNotReplayable,
-    /// The previous attempt did not hand the request body back in time.
-    BodyInUse,
-    /// The server asked for a wait above `max_retry_after`.
-    ServerWaitTooLong(Duration),
-    /// The wait would end after the overall deadline.
-    Deadline,
-    /// The retry budget cannot pay for a retry.
-    Budget,
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StopReason::Policy => f.write_str("the policy does not retry this outcome"),
-            StopReason::Exhausted => f.write_str("no retries left"),
-            StopReason::BodyNotReplayable => f.write_str("the request body cannot be replayed"),
-            StopReason::BodyInUse => {
-                f.write_str("the request body is still in use by the previous attempt")
-            }
-            StopReason::ServerWaitTooLong(wait) => {
-                write!(
-                    f,
-                    "the server asked to wait {wait:?}, above max_retry_after"
-                )
-            }
-            StopReason::Deadline => f.write_str("the wait would end after the deadline"),
-            StopReason::Budget => f.write_str("the retry budget is spent"),
-        }
-    }
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -198,6 +178,7 @@ where
             retry_at: now,
             previous_delay: Duration::ZERO,
             rng: None,
+            last: None,
         };
         let timer = ctx.attempt_deadline(now).map(tokio::time::sleep_until);
         let first = ctx.attempt_request(body);
@@ -279,19 +260,22 @@ where
                     if let Some(reason) = stop {
                         tracing::debug!(attempt = this.ctx.attempt, reason = %reason, "not retrying");
                         this.state.set(State::Done);
-                        return Poll::Ready(this.ctx.give_back(outcome));
+                        return Poll::Ready(this.ctx.give_back(outcome, reason));
                     }
                     match outcome {
-                        Ok(response)
-                            if this.ctx.config.drain_limit > 0
-                                && !response.body().is_end_stream() =>
-                        {
-                            this.state.set(State::Draining {
-                                body: response.into_body(),
-                                read: 0,
-                            });
+                        Ok(response) => {
+                            let (head, body) = response.into_parts();
+                            this.ctx.last = Some(Ok(head));
+                            if this.ctx.config.drain_limit > 0 && !body.is_end_stream() {
+                                this.state.set(State::Draining { body, read: 0 });
+                            } else {
+                                this.ctx.wait(this.state.as_mut(), this.timer.as_mut());
+                            }
                         }
-                        _ => this.ctx.wait(this.state.as_mut(), this.timer.as_mut()),
+                        Err(error) => {
+                            this.ctx.last = Some(Err(error));
+                            this.ctx.wait(this.state.as_mut(), this.timer.as_mut());
+                        }
                     }
                 }
                 StateProj::Draining { mut body, read } => {
@@ -334,6 +318,7 @@ where
                     };
                     if let Err(error) = ready {
                         this.state.set(State::Done);
+                        this.ctx.replay.finish();
                         let head = &this.ctx.head;
                         return Poll::Ready(Err(Error::not_ready(
                             Some((&head.method, &head.uri)),
@@ -342,6 +327,10 @@ where
                         )));
                     }
                     let ctx = &mut *this.ctx;
+                    if let Err(error) = ctx.prepare_retry() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error));
+                    }
                     ctx.attempt = ctx.attempt.saturating_add(1);
                     if ctx.attempt > ctx.config.max_retries {
                         // No attempt follows this one: its body need not keep anything.
@@ -364,29 +353,34 @@ where
 impl<B> Ctx<B> {
     /// The request of the current attempt: a copy of the caller's head, with `body`.
     fn attempt_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
-        let mut request = Request::from_parts(self.head.clone(), body);
+        let mut head = self.head.clone();
         if let Some(name) = &self.config.attempt_header {
-            request
-                .headers_mut()
+            head.headers
                 .insert(name.clone(), HeaderValue::from(self.attempt));
         }
-        request
+        if let Some(hook) = &self.config.hooks.on_attempt {
+            hook(self.attempt, &head);
+        }
+        Request::from_parts(head, body)
     }
 
     fn decide<R>(&mut self, outcome: Result<Response<R>, BoxError>) -> Next<R> {
         match outcome {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
+                if let Some(hook) = &self.config.hooks.on_response {
+                    hook(self.attempt, &parts);
+                }
                 let verdict = self.judge(Outcome::Response(&parts));
                 let response = Response::from_parts(parts, body);
                 match verdict {
                     Ok(()) => Next::Retry(Ok(response)),
-                    Err(_) => Next::Return(self.give_back(Ok(response))),
+                    Err(reason) => Next::Return(self.give_back(Ok(response), reason)),
                 }
             }
             Err(error) => match self.judge(Outcome::Error(&*error)) {
                 Ok(()) => Next::Retry(Err(error)),
-                Err(_) => Next::Return(self.give_back(Err(error))),
+                Err(reason) => Next::Return(self.give_back(Err(error), reason)),
             },
         }
     }
@@ -461,22 +455,56 @@ impl<B> Ctx<B> {
     }
 
     /// The caller's output for an outcome that is not retried.
-    fn give_back<R>(&self, outcome: Result<Response<R>, BoxError>) -> Result<Response<R>, Error> {
+    fn give_back<R>(
+        &self,
+        outcome: Result<Response<R>, BoxError>,
+        reason: StopReason,
+    ) -> Result<Response<R>, Error> {
         self.replay.finish();
-        match outcome {
+        let error = match outcome {
             Ok(mut response) => {
-                response
-                    .extensions_mut()
-                    .insert(Attempts::new(self.attempt));
-                Ok(response)
+                let exhausted = match &self.config.hooks.when_exhausted {
+                    Some(hook) if reason != StopReason::Policy => {
+                        let (head, body) = response.into_parts();
+                        let verdict = hook(&GiveUp::new(&self.head, &head, self.attempt, reason));
+                        response = Response::from_parts(head, body);
+                        verdict.err()
+                    }
+                    _ => None,
+                };
+                match exhausted {
+                    Some(error) => error,
+                    None => {
+                        response
+                            .extensions_mut()
+                            .insert(Attempts::new(self.attempt));
+                        return Ok(response);
+                    }
+                }
             }
-            Err(error) => Err(Error::inner(
-                &self.head.method,
-                &self.head.uri,
-                self.attempt,
-                error,
-            )),
-        }
+            Err(error) => error,
+        };
+        Err(Error::inner(
+            &self.head.method,
+            &self.head.uri,
+            self.attempt,
+            error,
+        ))
+    }
+
+    /// Runs the prepare-retry hook on the head every attempt starts from.
+    fn prepare_retry(&mut self) -> Result<(), Error> {
+        let (Some(hook), Some(last)) = (&self.config.hooks.prepare_retry, &self.last) else {
+            return Ok(());
+        };
+        let last = match last {
+            Ok(head) => Outcome::Response(head),
+            Err(error) => Outcome::Error(&**error),
+        };
+        hook(&mut self.head, last).map_err(|error| {
+            self.replay.finish();
+            Error::inner(&self.head.method, &self.head.uri, self.attempt, error)
+        })
     }
 
     /// Moves to the backoff, or straight to the next attempt when its time has come.
@@ -548,6 +576,7 @@ fn log(
         (Ok((wait, from)), Outcome::Error(error)) => tracing::debug!(
             attempt,
             error = %Chain(error),
+            class = ?classify(error),
             wait = ?wait,
             wait_from = from,
             retries_left = max_retries - attempt,
@@ -565,6 +594,7 @@ fn log(
         (Err(reason), Outcome::Error(error)) => tracing::debug!(
             attempt,
             error = %Chain(error),
+            class = ?classify(error),
             reason = %reason,
             "not retrying",
         ),

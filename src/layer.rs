@@ -4,12 +4,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderName;
+use http::{HeaderName, request, response};
 use tower_layer::Layer;
 
+use crate::BoxError;
 use crate::backoff::Backoff;
 use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
 use crate::budget::Budget;
+use crate::error::UnexpectedStatus;
+use crate::hooks::{GiveUp, Hooks};
+use crate::policy::Outcome;
 use crate::policy::{Action, Attempt, Policy, StandardPolicy, policy_fn};
 use crate::service::Retry;
 
@@ -70,6 +74,7 @@ pub(crate) struct Config {
     pub(crate) memory: Option<Arc<Memory>>,
     pub(crate) policy: Arc<dyn Policy>,
     pub(crate) attempt_header: Option<HeaderName>,
+    pub(crate) hooks: Hooks,
     pub(crate) wall_clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
@@ -104,6 +109,7 @@ impl RetryLayer {
                 memory: None,
                 policy: Arc::new(StandardPolicy::new()),
                 attempt_header: None,
+                hooks: Hooks::default(),
                 wall_clock: Arc::new(SystemTime::now),
             }),
         }
@@ -248,6 +254,65 @@ impl RetryLayer {
         self
     }
 
+    /// Calls `hook` before every attempt, the first included, with the attempt number (from
+    /// 1) and the head about to be sent. go-retryablehttp's `RequestLogHook`.
+    pub fn on_attempt<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(u32, &request::Parts) + Send + Sync + 'static,
+    {
+        self.config_mut().hooks.on_attempt = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` on every response head, with the attempt number, before the policy
+    /// looks at it. The body is not available: it goes to the caller, or is drained.
+    /// go-retryablehttp's `ResponseLogHook`.
+    pub fn on_response<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(u32, &response::Parts) + Send + Sync + 'static,
+    {
+        self.config_mut().hooks.on_response = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` before every retry — never before the first attempt — with `&mut`
+    /// access to the request head every attempt starts from, and the outcome of the last
+    /// attempt. Its changes are seen by that retry and the ones after it: refresh a token,
+    /// sign the request again, add a header. go-retryablehttp's `PrepareRetry`.
+    ///
+    /// An error from the hook stops the request: the caller gets it as the cause of an
+    /// [`Error`](crate::Error).
+    pub fn prepare_retry<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut request::Parts, Outcome<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.config_mut().hooks.prepare_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// Decides what the caller gets when the layer gives up on a response it wanted to
+    /// retry (no retries left, budget spent, deadline, ...): `Ok(())` returns the response
+    /// as it is — the default, as go-retryablehttp's `PassthroughErrorHandler` — and an
+    /// error fails the request with it as the cause. go-retryablehttp's `ErrorHandler`.
+    ///
+    /// Transport errors are errors already; responses the policy does not retry (a 200, a
+    /// 404) are never given to this hook.
+    pub fn when_exhausted<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&GiveUp<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.config_mut().hooks.when_exhausted = Some(Arc::new(hook));
+        self
+    }
+
+    /// Fails a request whose last response the layer gave up on, as go-retryablehttp does
+    /// by default: the caller gets an [`Error`](crate::Error) like `GET http://host/x giving
+    /// up after 4 attempt(s): unexpected HTTP status 502 Bad Gateway`, whose
+    /// [`status`](crate::Error::status) is the last status.
+    pub fn fail_when_exhausted(self) -> Self {
+        self.when_exhausted(|give_up| Err(UnexpectedStatus::new(give_up.response().status).into()))
+    }
+
     /// Sets the wall clock that HTTP dates in `Retry-After` are measured against. The
     /// default is [`SystemTime::now`]; tests set a fixed time.
     pub fn wall_clock<F>(mut self, now: F) -> Self
@@ -297,6 +362,7 @@ impl fmt::Debug for Config {
             .field("budget", &self.budget)
             .field("replay_limit_total", &self.memory)
             .field("attempt_header", &self.attempt_header)
+            .field("hooks", &self.hooks)
             .finish_non_exhaustive()
     }
 }

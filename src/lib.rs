@@ -86,6 +86,63 @@
 //! # }
 //! ```
 //!
+//! # Coming from go-retryablehttp
+//!
+//! Every field of go-retryablehttp's `Client`, and where it went:
+//!
+//! | go-retryablehttp | retryable-http |
+//! |---|---|
+//! | `RetryMax` | [`RetryLayer::max_retries`] — the same meaning: retries, not attempts (`RetryMax = 3` makes 4 attempts) |
+//! | `RetryWaitMin`, `RetryWaitMax` | the arguments of [`Backoff::exponential`](backoff::Backoff::exponential) or [`Backoff::go_default`](backoff::Backoff::go_default) |
+//! | `CheckRetry` | [`RetryLayer::policy`], [`RetryLayer::retry_if`], [`policy_fn`](policy::policy_fn) |
+//! | `DefaultRetryPolicy` | [`StandardPolicy::new().retry_all_methods(true)`](policy::StandardPolicy::retry_all_methods) (the default [`StandardPolicy`](policy::StandardPolicy) does not resend a `POST` that may have been processed) |
+//! | `ErrorPropagatedRetryPolicy` | [`RetryLayer::fail_when_exhausted`]: `... giving up after 3 attempt(s): unexpected HTTP status 500 Internal Server Error` |
+//! | `Backoff` | [`RetryLayer::backoff`] |
+//! | `DefaultBackoff` | [`Backoff::go_default`](backoff::Backoff::go_default) — exactly 1, 2, 4, 8 s; `Retry-After` on 429 and 503 |
+//! | `LinearJitterBackoff` | [`Backoff::linear_jitter`](backoff::Backoff::linear_jitter) |
+//! | `RateLimitLinearJitterBackoff` | [`Backoff::go_rate_limit_linear_jitter`](backoff::Backoff::go_rate_limit_linear_jitter) |
+//! | a custom `Backoff` func | [`Backoff::custom`](backoff::Backoff::custom) |
+//! | `RequestLogHook` | [`RetryLayer::on_attempt`] |
+//! | `ResponseLogHook` | [`RetryLayer::on_response`] |
+//! | `PrepareRetry` | [`RetryLayer::prepare_retry`] |
+//! | `ErrorHandler` | [`RetryLayer::when_exhausted`] |
+//! | `PassthroughErrorHandler` | the default: the last response comes back as `Ok` |
+//! | no `ErrorHandler` (Go's default) | [`RetryLayer::fail_when_exhausted`] |
+//! | `Logger` | [`tracing`](https://docs.rs/tracing) events, target `retryable_http`: `retrying` and `not retrying` at debug, each attempt at trace, in a `retry` span with the method and the redacted URL |
+//! | `HTTPClient` | the inner service: any `tower::Service<http::Request<ReplayBody<B>>>` |
+//! | `Request.SetResponseHandler` | a [`Policy`](policy::Policy) that judges the response head |
+//! | `StandardClient`, `RoundTripper` | not needed: the layer is a `Service` |
+//!
+//! And what go-retryablehttp users asked for and get here: a `POST` that got a 502 is not
+//! sent twice (#169); a server asking for 484 289 hours is not obeyed (#247); a deadline
+//! covers the waits too (#272); URLs in errors and logs lose their userinfo and query
+//! (#154, #206); `Retry-After` dates in all three HTTP formats; a retry budget; bodies
+//! replayed without buffering them up front.
+//!
+//! # Choosing defaults
+//!
+//! The defaults suit a service calling another over a network: up to 5 attempts over about
+//! 15 s, spread by jitter, within a budget that keeps retries to about a fifth of the load.
+//! Change them when the situation differs:
+//!
+//! - **Someone is waiting.** Bound the whole request with [`RetryLayer::deadline`] (what the
+//!   caller can wait) and each attempt with [`RetryLayer::attempt_timeout`] (what a healthy
+//!   upstream needs). No wait is started that would end after the deadline.
+//! - **Batch work.** More retries and a longer cap (`Backoff::exponential(1 s, 5 min)`) ride out
+//!   longer outages; keep the budget, or give the job its own [`Budget`](budget::Budget).
+//! - **Writes.** Send an `Idempotency-Key` with `POST` and `PATCH` when the server supports
+//!   one: they are then retried like `GET`. Without one, only failures that prove the server
+//!   did nothing (refused connection, 429, 503) are retried.
+//! - **Large uploads.** The replay cap (1 MiB) bounds memory per request; raise it with
+//!   [`RetryLayer::replay_limit`] for larger bodies worth retrying, and cap the total with
+//!   [`RetryLayer::replay_limit_total`]. A body over the cap is still sent, just once.
+//! - **Many clients fail together.** Keep the jitter; the default never leaves
+//!   `[min, max]`. [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
+//!   exactly.
+//! - **Rate-limited APIs.** `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset` are
+//!   honoured; raise [`RetryLayer::max_retry_after`] if the API legitimately asks for more than
+//!   60 s, and the response comes back to you when it asks for more than that.
+//!
 //! # Modules
 //!
 //! - [`policy`]: which outcomes are retried, and how to write your own rules.
@@ -94,6 +151,8 @@
 //! - [`classify`]: which transport errors may have reached the server.
 //! - [`body`]: the replayable request body.
 //! - [`budget`]: the retry budget that keeps retries from multiplying an outage.
+//! - [`hooks`]: code of yours before each attempt, on each response, before each retry and
+//!   when retries run out.
 //! - [`future`]: the response future's state machine.
 //!
 //! # Runtime
@@ -115,6 +174,7 @@ pub mod body;
 pub mod budget;
 pub mod classify;
 pub mod future;
+pub mod hooks;
 pub mod policy;
 pub mod retry_after;
 
@@ -127,7 +187,7 @@ mod service;
 
 pub use attempts::Attempts;
 pub use body::ReplayBody;
-pub use error::{AttemptTimedOut, ConfigError, DeadlineExceeded, Error};
+pub use error::{AttemptTimedOut, ConfigError, DeadlineExceeded, Error, UnexpectedStatus};
 pub use layer::{
     DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
     RetryLayer,

@@ -132,6 +132,19 @@ async fn an_invalid_uri_is_never_retried() {
     .await;
 }
 
+#[tokio::test]
+async fn an_unsupported_scheme_is_never_retried() {
+    within(async {
+        let addr = servers::refused().await;
+        let error = send(Method::GET, format!("ftp://{addr}/file"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.attempts(), 1);
+        assert_eq!(class(&error), ErrorClass::Permanent);
+    })
+    .await;
+}
+
 /// A connector that fails the way a TLS stack (tokio-rustls) reports a certificate error:
 /// an `io::Error` of kind `InvalidData`.
 #[derive(Clone, Default)]
