@@ -165,7 +165,8 @@
 //! - `hyper` (default): reads hyper's and hyper-util's client errors to classify transport
 //!   failures. Without it, only [`std::io::Error`] kinds and this crate's own errors are
 //!   recognised.
-//! - `fault`: fault injection.
+//! - `fault`: fault injection ([`fault::FaultLayer`]), and a connector for hyper-util's
+//!   client that talks through an HTTP proxy such as mitmproxy or `examples/fault_proxy.rs`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -173,6 +174,9 @@ pub mod backoff;
 pub mod body;
 pub mod budget;
 pub mod classify;
+#[cfg(feature = "fault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault")))]
+pub mod fault;
 pub mod future;
 pub mod hooks;
 pub mod policy;

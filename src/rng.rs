@@ -21,7 +21,7 @@ impl Rng {
     }
 
     /// A generator that always yields the same sequence.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fault"))]
     pub(crate) fn from_seed(seed: u64) -> Self {
         Rng(seed)
     }
@@ -32,6 +32,13 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// A number in `[0, 1)`.
+    #[cfg(feature = "fault")]
+    pub(crate) fn next_f64(&mut self) -> f64 {
+        // 53 random bits fill an f64 mantissa exactly.
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
