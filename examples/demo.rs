@@ -23,15 +23,16 @@ use retryable_http::backoff::{Backoff, Jitter};
 use retryable_http::{Attempts, RetryLayer};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
-use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "support/timeline.rs"]
+mod timeline;
+use timeline::Timeline;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let timeline = Timeline::default();
-    let subscriber = tracing_subscriber::registry().with(timeline.clone());
-    tracing::subscriber::set_global_default(subscriber)?;
+    let timeline = Timeline::install()?;
 
     let upstream = start_upstream().await?;
     println!("retryable-http demo");
@@ -158,85 +159,4 @@ async fn answer(
         ("/orders", _) => reply(StatusCode::CREATED, "order created"),
         _ => reply(StatusCode::NOT_FOUND, "no such path"),
     })
-}
-
-/// Prints the retry layer's `tracing` events as a timeline.
-#[derive(Clone, Default)]
-struct Timeline {
-    start: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Timeline {
-    fn restart(&self) {
-        *self.start.lock().unwrap() = Some(Instant::now());
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Timeline {
-    fn enabled(
-        &self,
-        metadata: &tracing::Metadata<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
-        metadata.target().starts_with("retryable_http")
-    }
-
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let mut f = Fields::default();
-        event.record(&mut f);
-        let at = self
-            .start
-            .lock()
-            .unwrap()
-            .map_or(0.0, |s| s.elapsed().as_secs_f64());
-        let outcome = match (&f.0.get("status"), &f.0.get("error")) {
-            (Some(code), _) => code
-                .parse::<u16>()
-                .ok()
-                .and_then(|c| StatusCode::from_u16(c).ok())
-                .map_or_else(|| code.to_string(), |s| s.to_string()),
-            (None, Some(error)) => format!("error: {error}"),
-            (None, None) => return,
-        };
-        let get = |k: &str| f.0.get(k).map(String::as_str).unwrap_or("?");
-        let decision = match get("message") {
-            "retrying" => format!(
-                "retry in {} ({}; retries left: {})",
-                get("wait"),
-                match get("wait_from") {
-                    "server" => "the server asked",
-                    "policy" => "the policy asked",
-                    _ => "backoff",
-                },
-                get("retries_left"),
-            ),
-            "not retrying" => format!("stop: {}", get("reason")),
-            "done" => "done".to_owned(),
-            _ => return,
-        };
-        let head = format!("  {at:6.3} s  attempt {} -> {outcome}", get("attempt"));
-        if outcome.len() <= 28 {
-            println!("{head:<55} {decision}");
-        } else {
-            println!("{head}\n{:<55} {decision}", "");
-        }
-    }
-}
-
-/// An event's fields as text.
-#[derive(Default)]
-struct Fields(HashMap<&'static str, String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name(), value.to_owned());
-    }
 }

@@ -199,7 +199,7 @@ where
             ),
             None => (Action::Forward, Duration::ZERO, None),
         };
-        let entry = self.shared.log.push(elapsed, &head, name);
+        let entry = self.shared.log.push(elapsed, &head, name.clone());
         let request = Request::from_parts(head, body);
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
@@ -209,6 +209,7 @@ where
             service: Some(service),
             request: Some(request),
             action,
+            rule: name.unwrap_or_default(),
             log: self.shared.log.clone(),
             entry,
         };
@@ -232,6 +233,7 @@ pin_project! {
         service: Option<S>,
         request: Option<Request<B>>,
         action: Action,
+        rule: String,
         log: FaultLog,
         entry: usize,
     }
@@ -289,13 +291,13 @@ where
                         }
                     };
                     this.log.set_status(*this.entry, Some(answer.status));
-                    return Poll::Ready(Ok(respond(answer)));
+                    return Poll::Ready(Ok(respond(answer, this.rule)));
                 }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     let response = match &*this.action {
                         // The upstream did the work; the client gets the fault.
-                        Action::Replace(answer) => respond(answer),
+                        Action::Replace(answer) => respond(answer, this.rule),
                         _ => response.map(FaultBody::inner),
                     };
                     this.log.set_status(*this.entry, Some(response.status()));
@@ -306,13 +308,30 @@ where
     }
 }
 
-fn respond<R>(answer: &Answer) -> Response<FaultBody<R>> {
+fn respond<R>(answer: &Answer, rule: &str) -> Response<FaultBody<R>> {
     let mut response = Response::new(FaultBody::injected(answer.body.clone()));
     *response.status_mut() = answer.status;
+    response.extensions_mut().insert(Injected {
+        rule: rule.to_owned(),
+    });
     for (name, value) in &answer.headers {
         response.headers_mut().append(name.clone(), value.clone());
     }
     response
+}
+
+/// A response extension on every response a fault made (by [`Action::Respond`] or
+/// [`Action::Replace`]), naming the rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injected {
+    rule: String,
+}
+
+impl Injected {
+    /// The rule's name, or its position (`"0"` for the first rule).
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
 }
 
 /// The cause of the `io::Error` an [`Action::Fail`] fault returns.

@@ -3,6 +3,9 @@
 
 pub mod bodies;
 pub mod duplex;
+pub mod programs;
+#[cfg(feature = "fault")]
+pub mod seed;
 pub mod servers;
 pub mod upstream;
 

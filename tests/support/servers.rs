@@ -173,3 +173,39 @@ async fn read_request(stream: &mut TcpStream) -> bool {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// What a [`recording`] server saw of one request.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A server that reads every request whole, records it, and answers `200 ok`.
+pub async fn recording() -> (Server, Arc<std::sync::Mutex<Vec<Received>>>) {
+    use http_body_util::BodyExt;
+    let seen: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+    let record = seen.clone();
+    let server = http(move |_, req: Request<Incoming>| {
+        let record = record.clone();
+        async move {
+            let (head, body) = req.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            record.lock().unwrap().push(Received {
+                method: head.method,
+                uri: head.uri,
+                headers: head.headers,
+                body,
+            });
+            Response::new(Full::new(Bytes::from_static(b"ok")))
+        }
+    })
+    .await;
+    (server, seen)
+}
