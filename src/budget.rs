@@ -71,7 +71,8 @@ struct Inner {
     /// The bucket number (time since `start` / `bucket`) the balance is up to date with.
     epoch: AtomicU64,
     start: Instant,
-    bucket: Duration,
+    /// The length of a bucket, in nanoseconds (at least 1: the window is at least 10 ns).
+    bucket_nanos: u64,
     deposit: i64,
     reserve: i64,
     window: Duration,
@@ -116,7 +117,7 @@ impl Budget {
                 buckets: Default::default(),
                 epoch: AtomicU64::new(0),
                 start: Instant::now(),
-                bucket: window / BUCKETS as u32,
+                bucket_nanos: (window / BUCKETS as u32).as_nanos() as u64,
                 deposit,
                 reserve,
                 window,
@@ -143,7 +144,8 @@ impl Budget {
 
     pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let inner = &*self.inner;
-        inner.advance(now);
+        let epoch = inner.epoch_of(now);
+        inner.advance(epoch);
         let taken = inner
             .balance
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |balance| {
@@ -152,14 +154,14 @@ impl Budget {
             .is_ok();
         if taken {
             // The balance paid; the bucket only remembers when to give it back.
-            inner.bucket_for(now).fetch_sub(RETRY, Ordering::AcqRel);
+            inner.bucket(epoch).fetch_sub(RETRY, Ordering::AcqRel);
         }
         taken
     }
 
     /// How many retries the budget can pay for now.
     pub fn available(&self) -> u64 {
-        self.inner.advance(Instant::now());
+        self.inner.advance(self.inner.epoch_of(Instant::now()));
         (self.inner.balance.load(Ordering::Acquire).max(0) / RETRY) as u64
     }
 
@@ -189,23 +191,24 @@ impl Default for Budget {
 
 impl Inner {
     fn add(&self, amount: i64, now: Instant) {
-        self.advance(now);
+        let epoch = self.epoch_of(now);
+        self.advance(epoch);
         self.balance.fetch_add(amount, Ordering::AcqRel);
-        self.bucket_for(now).fetch_add(amount, Ordering::AcqRel);
+        self.bucket(epoch).fetch_add(amount, Ordering::AcqRel);
     }
 
     fn epoch_of(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.start).as_nanos();
-        (elapsed / self.bucket.as_nanos()) as u64
+        // NOTE: u64 nanoseconds last 584 years, beyond any process's life.
+        let elapsed = now.saturating_duration_since(self.start).as_nanos() as u64;
+        elapsed / self.bucket_nanos
     }
 
-    fn bucket_for(&self, now: Instant) -> &AtomicI64 {
-        &self.buckets[(self.epoch_of(now) % BUCKETS) as usize]
+    fn bucket(&self, epoch: u64) -> &AtomicI64 {
+        &self.buckets[(epoch % BUCKETS) as usize]
     }
 
-    /// Expires the buckets that left the window since the last call.
-    fn advance(&self, now: Instant) {
-        let current = self.epoch_of(now);
+    /// Expires the buckets that left the window before bucket `current`.
+    fn advance(&self, current: u64) {
         let mut seen = self.epoch.load(Ordering::Acquire);
         while current > seen {
             match self

@@ -106,8 +106,9 @@ pin_project! {
     enum State<F, R> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
-        // The outcome will be retried once the attempt's body is handed back.
-        Releasing { outcome: Option<Result<Response<R>, BoxError>> },
+        // The outcome will be retried once the attempt's body is handed back. Boxed: only
+        // a retry pays for its size.
+        Releasing { outcome: Option<Box<Result<Response<R>, BoxError>>> },
         // Reading a little of the response that will be retried.
         Draining { #[pin] body: R, read: usize },
         // The backoff.
@@ -130,13 +131,33 @@ struct Ctx<B> {
     started: Instant,
     /// When the whole request must be done by, if the layer has a deadline.
     deadline: Option<Instant>,
+    /// What only a request that is retried needs; made on its first retry, so that the
+    /// future of a request that succeeds at once stays small.
+    retry: Option<Box<Retrying>>,
+}
+
+/// The state of a request that is being retried.
+struct Retrying {
     /// When the next attempt may start.
-    retry_at: Instant,
+    at: Instant,
     previous_delay: Duration,
-    /// Made on the first retry that needs jitter.
-    rng: Option<Rng>,
+    rng: Rng,
     /// The outcome being retried, for the prepare-retry hook: its head, or its error.
     last: Option<Result<response::Parts, BoxError>>,
+}
+
+impl Retrying {
+    /// The retry state in `slot`, made on first use.
+    fn of(slot: &mut Option<Box<Retrying>>, started: Instant) -> &mut Retrying {
+        slot.get_or_insert_with(|| {
+            Box::new(Retrying {
+                at: started,
+                previous_delay: Duration::ZERO,
+                rng: Rng::new(),
+                last: None,
+            })
+        })
+    }
 }
 
 /// What to do with an attempt's outcome.
@@ -175,10 +196,7 @@ where
             replay,
             attempt: 1,
             started: now,
-            retry_at: now,
-            previous_delay: Duration::ZERO,
-            rng: None,
-            last: None,
+            retry: None,
         };
         let timer = ctx.attempt_deadline(now).map(tokio::time::sleep_until);
         let first = ctx.attempt_request(body);
@@ -238,7 +256,7 @@ where
                             let bound = after(now, this.ctx.config.drain_timeout);
                             arm(this.timer.as_mut(), this.ctx.bounded(bound));
                             this.state.set(State::Releasing {
-                                outcome: Some(outcome),
+                                outcome: Some(Box::new(outcome)),
                             });
                         }
                     }
@@ -248,7 +266,7 @@ where
                     if !released && poll_timer(this.timer.as_mut(), cx).is_pending() {
                         return Poll::Pending;
                     }
-                    let outcome = outcome.take().expect("outcome is held until released");
+                    let outcome = *outcome.take().expect("outcome is held until released");
                     let stop = if !released {
                         Some(StopReason::BodyInUse)
                     } else if !this.ctx.replay.is_replayable() {
@@ -265,7 +283,7 @@ where
                     match outcome {
                         Ok(response) => {
                             let (head, body) = response.into_parts();
-                            this.ctx.last = Some(Ok(head));
+                            this.ctx.remember(Ok(head));
                             if this.ctx.config.drain_limit > 0 && !body.is_end_stream() {
                                 this.state.set(State::Draining { body, read: 0 });
                             } else {
@@ -273,7 +291,7 @@ where
                             }
                         }
                         Err(error) => {
-                            this.ctx.last = Some(Err(error));
+                            this.ctx.remember(Err(error));
                             this.ctx.wait(this.state.as_mut(), this.timer.as_mut());
                         }
                     }
@@ -387,10 +405,11 @@ impl<B> Ctx<B> {
 
     /// Decides whether to retry `outcome` and, if so, sets when.
     fn judge(&mut self, outcome: Outcome<'_>) -> Result<(), StopReason> {
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.started);
-        let attempt = Attempt::new(&self.head, outcome, self.attempt, elapsed);
+        let attempt = Attempt::started_at(&self.head, outcome, self.attempt, self.started);
         let action = self.config.policy.decide(&attempt);
+        // NOTE: the clock is read here, after the policy, so a request that succeeds (or
+        // fails for good) reads it only when it starts.
+        let now = Instant::now();
         let verdict = self.wait_for(action, outcome).and_then(|(delay, from)| {
             // The last checks: a retry that will happen is the only one paid for.
             if self.deadline.is_some_and(|d| after(now, delay) > d) {
@@ -408,8 +427,9 @@ impl<B> Ctx<B> {
         });
         log(self.attempt, self.config.max_retries, outcome, &verdict);
         let (delay, _) = verdict?;
-        self.previous_delay = delay;
-        self.retry_at = after(now, delay);
+        let retry = self.retrying();
+        retry.previous_delay = delay;
+        retry.at = after(now, delay);
         Ok(())
     }
 
@@ -447,8 +467,10 @@ impl<B> Ctx<B> {
             Some(wait) if wait > config.max_retry_after => Err(StopReason::ServerWaitTooLong(wait)),
             Some(wait) => Ok((wait, "server")),
             None => {
-                let rng = self.rng.get_or_insert_with(Rng::new);
-                let delay = backoff.compute(self.attempt, self.previous_delay, response, rng);
+                let attempt = self.attempt;
+                let retry = Retrying::of(&mut self.retry, self.started);
+                let delay =
+                    backoff.compute(attempt, retry.previous_delay, response, &mut retry.rng);
                 Ok((delay, "backoff"))
             }
         }
@@ -494,7 +516,8 @@ impl<B> Ctx<B> {
 
     /// Runs the prepare-retry hook on the head every attempt starts from.
     fn prepare_retry(&mut self) -> Result<(), Error> {
-        let (Some(hook), Some(last)) = (&self.config.hooks.prepare_retry, &self.last) else {
+        let last = self.retry.as_ref().and_then(|r| r.last.as_ref());
+        let (Some(hook), Some(last)) = (&self.config.hooks.prepare_retry, last) else {
             return Ok(());
         };
         let last = match last {
@@ -507,10 +530,21 @@ impl<B> Ctx<B> {
         })
     }
 
+    /// The retry state, made on first use.
+    fn retrying(&mut self) -> &mut Retrying {
+        Retrying::of(&mut self.retry, self.started)
+    }
+
+    /// Keeps the outcome being retried for the prepare-retry hook.
+    fn remember(&mut self, outcome: Result<response::Parts, BoxError>) {
+        self.retrying().last = Some(outcome);
+    }
+
     /// Moves to the backoff, or straight to the next attempt when its time has come.
     fn wait<F, R>(&self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
-        if self.retry_at > Instant::now() {
-            arm(timer, self.retry_at);
+        let at = self.retry.as_ref().map_or_else(Instant::now, |r| r.at);
+        if at > Instant::now() {
+            arm(timer, at);
             state.set(State::Waiting);
         } else {
             self.ready(state, timer);

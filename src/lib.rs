@@ -169,6 +169,7 @@
 //!   client that talks through an HTTP proxy such as mitmproxy or `examples/fault_proxy.rs`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod backoff;
 pub mod body;

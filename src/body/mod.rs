@@ -40,9 +40,10 @@
 
 mod kept;
 
+use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
@@ -74,7 +75,8 @@ pub struct ReplayBody<B> {
     /// The replay state, held while this body is the one being polled. It is taken from
     /// `shared` on the first poll and handed back when this body is dropped.
     state: Option<State<B>>,
-    shared: Arc<Shared<B>>,
+    /// `None` for a body that was empty from the start: there is nothing to keep or share.
+    shared: Option<Arc<Shared<B>>>,
     /// How many kept chunks this body has yielded.
     pos: usize,
     /// Data bytes this body has yielded, for `size_hint`.
@@ -89,13 +91,17 @@ pub struct ReplayBody<B> {
 /// What all the bodies of one request share.
 struct Shared<B> {
     slot: Mutex<Slot<B>>,
-    /// The original body's size hint and end-of-stream flag, read before anything was polled.
+    /// The original body's size hint, read before anything was polled.
     hint: SizeHint,
-    empty: bool,
     /// False once the body can no longer be replayed: it outgrew the cap or failed.
     replayable: AtomicBool,
-    /// A lock-free copy of `Slot::done`: polls read it to stop keeping chunks early.
+    /// No further attempt will be made: bodies stop keeping chunks, and drop the state
+    /// instead of handing it back.
     done: AtomicBool,
+    /// Bodies alive. Once `done`, the state is freed when none is left that may still need
+    /// it: a future dropped while its inner service holds the request must not break the
+    /// body the service is about to send.
+    bodies: AtomicUsize,
 }
 
 struct Slot<B> {
@@ -103,12 +109,6 @@ struct Slot<B> {
     state: Option<State<B>>,
     /// Woken when a body hands the state back.
     waiter: Option<Waker>,
-    /// No further attempt will be made: bodies drop the state instead of handing it back.
-    done: bool,
-    /// Bodies alive. Once `done`, the state is freed when none is left that may still need
-    /// it: a future dropped while its inner service holds the request must not break the
-    /// body the service is about to send.
-    bodies: usize,
 }
 
 struct State<B> {
@@ -116,7 +116,8 @@ struct State<B> {
     cap: usize,
     /// The original body, until it ends or fails.
     rest: Option<B>,
-    trailers: Option<HeaderMap>,
+    /// Boxed: trailers are rare, and a body moves around a lot.
+    trailers: Option<Box<HeaderMap>>,
     /// The original body reached its end.
     complete: bool,
     /// The original body yielded an error.
@@ -125,7 +126,10 @@ struct State<B> {
 
 /// The retry future's handle on a request body: it makes the body of each attempt.
 pub(crate) struct Replay<B> {
-    shared: Arc<Shared<B>>,
+    /// `None` for an empty body.
+    shared: Option<Arc<Shared<B>>>,
+    /// `finish` ran.
+    finished: Cell<bool>,
 }
 
 impl<B> ReplayBody<B>
@@ -142,8 +146,18 @@ where
         memory: Option<Arc<Memory>>,
         retries: bool,
     ) -> (Self, Replay<B>) {
-        let hint = body.size_hint();
         let empty = body.is_end_stream();
+        if empty {
+            // The most common body of all (a GET's) needs no replay state: every attempt's
+            // body is empty too.
+            drop(body);
+            let replay = Replay {
+                shared: None,
+                finished: Cell::new(true),
+            };
+            return (replay.body(), replay);
+        }
+        let hint = body.size_hint();
         // NOTE: an exact (or lower) size hint above the cap means the body would be dropped
         // from the buffer anyway, so it is not buffered at all.
         let keep = retries && hint.lower() <= cap as u64;
@@ -159,23 +173,25 @@ where
             slot: Mutex::new(Slot {
                 state: Some(state),
                 waiter: None,
-                done: !retries,
-                bodies: 1,
             }),
             hint,
-            empty,
-            replayable: AtomicBool::new(keep || empty),
+            replayable: AtomicBool::new(keep),
             done: AtomicBool::new(!retries),
+            bodies: AtomicUsize::new(1),
         });
         let body = ReplayBody {
             state: None,
-            shared: shared.clone(),
+            shared: Some(shared.clone()),
             pos: 0,
             yielded: 0,
             trailers_done: false,
             first: true,
         };
-        (body, Replay { shared })
+        let replay = Replay {
+            shared: Some(shared),
+            finished: Cell::new(false),
+        };
+        (body, replay)
     }
 }
 
@@ -185,7 +201,9 @@ impl<B> ReplayBody<B> {
     /// It turns `false` for good once the body outgrew the replay cap or the original body
     /// failed.
     pub fn is_replayable(&self) -> bool {
-        self.shared.replayable.load(Ordering::Acquire)
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| shared.replayable.load(Ordering::Acquire))
     }
 }
 
@@ -202,8 +220,11 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        let Some(shared) = this.shared.as_deref() else {
+            return Poll::Ready(None);
+        };
         if this.state.is_none() {
-            let state = lock(&this.shared.slot).state.take();
+            let state = lock(&shared.slot).state.take();
             match state {
                 Some(state) => this.state = Some(state),
                 // NOTE: the retry future waits for the previous attempt to hand the state back
@@ -212,13 +233,13 @@ where
                 None => return Poll::Ready(Some(Err(ReplayError::InUse.into()))),
             }
             let state = this.state.as_ref().expect("state was just set");
-            if !this.first && (!this.is_replayable() || state.failed) {
+            if !this.first && (!shared.replayable.load(Ordering::Acquire) || state.failed) {
                 // The kept prefix is gone: replaying the rest alone would truncate the body.
                 return Poll::Ready(Some(Err(ReplayError::NotReplayable.into())));
             }
         }
         let state = this.state.as_mut().expect("state is held while polling");
-        let keeping = !this.shared.done.load(Ordering::Relaxed);
+        let keeping = !shared.done.load(Ordering::Relaxed);
 
         // First the chunks an earlier attempt kept.
         if this.pos < state.kept.len() {
@@ -246,7 +267,7 @@ where
                         state.rest = None;
                         state.failed = true;
                         state.kept.clear();
-                        this.shared.replayable.store(false, Ordering::Release);
+                        shared.replayable.store(false, Ordering::Release);
                         return Poll::Ready(Some(Err(error.into())));
                     }
                     None => {
@@ -258,7 +279,7 @@ where
                 match frame.into_data() {
                     Ok(mut data) => {
                         let chunk = data.copy_to_bytes(data.remaining());
-                        if keeping && this.shared.replayable.load(Ordering::Acquire) {
+                        if keeping && shared.replayable.load(Ordering::Acquire) {
                             if state.kept.push(chunk.clone(), state.cap) {
                                 this.pos += 1;
                             } else {
@@ -266,7 +287,7 @@ where
                                 // nothing more is kept and the request cannot be retried.
                                 state.kept.clear();
                                 this.pos = 0;
-                                this.shared.replayable.store(false, Ordering::Release);
+                                shared.replayable.store(false, Ordering::Release);
                             }
                         }
                         this.yielded += chunk.len() as u64;
@@ -279,7 +300,7 @@ where
                             state.complete = true;
                             this.trailers_done = true;
                             if keeping {
-                                state.trailers = Some(trailers.clone());
+                                state.trailers = Some(Box::new(trailers.clone()));
                             }
                             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                         }
@@ -301,14 +322,14 @@ where
                 state.trailers.take()
             };
             if let Some(trailers) = trailers {
-                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                return Poll::Ready(Some(Ok(Frame::trailers(*trailers))));
             }
         }
         Poll::Ready(None)
     }
 
     fn is_end_stream(&self) -> bool {
-        if self.shared.empty {
+        if self.shared.is_none() {
             return true;
         }
         match &self.state {
@@ -323,12 +344,12 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.shared.empty {
+        let Some(shared) = &self.shared else {
             return SizeHint::with_exact(0);
-        }
+        };
         // Every attempt yields the same bytes as the original, so the original's hint less
         // what this body has yielded is the remaining length.
-        let original = &self.shared.hint;
+        let original = &shared.hint;
         let mut hint = SizeHint::new();
         hint.set_lower(original.lower().saturating_sub(self.yielded));
         if let Some(upper) = original.upper() {
@@ -340,25 +361,29 @@ where
 
 impl<B> Drop for ReplayBody<B> {
     fn drop(&mut self) {
-        let held = self.state.take();
-        let mut slot = lock(&self.shared.slot);
-        slot.bodies -= 1;
-        if slot.done {
-            // No attempt will follow: free the state (outside the lock) unless a body that
-            // may still be sent could need it.
-            let unneeded = if slot.bodies == 0 {
-                slot.state.take()
+        let Some(shared) = self.shared.as_deref() else {
+            return;
+        };
+        if let Some(state) = self.state.take() {
+            if shared.done.load(Ordering::SeqCst) {
+                // No attempt will follow: nobody needs it.
+                drop(state);
             } else {
-                None
-            };
-            drop(slot);
-            drop((held, unneeded));
-        } else if let Some(state) = held {
-            slot.state = Some(state);
-            if let Some(waker) = slot.waiter.take() {
-                drop(slot);
-                waker.wake();
+                let mut slot = lock(&shared.slot);
+                slot.state = Some(state);
+                if let Some(waker) = slot.waiter.take() {
+                    drop(slot);
+                    waker.wake();
+                }
             }
+        }
+        // NOTE: the count drops after the state is back in the slot, and `finish` sets
+        // `done` before it reads the count: with both sequentially consistent, whichever of
+        // the two comes last sees the other and frees the state.
+        let left = shared.bodies.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && shared.done.load(Ordering::SeqCst) {
+            let unneeded = lock(&shared.slot).state.take();
+            drop(unneeded);
         }
     }
 }
@@ -376,7 +401,9 @@ impl<B> fmt::Debug for ReplayBody<B> {
 impl<B> Replay<B> {
     /// Makes the body of a later attempt.
     pub(crate) fn body(&self) -> ReplayBody<B> {
-        lock(&self.shared.slot).bodies += 1;
+        if let Some(shared) = &self.shared {
+            shared.bodies.fetch_add(1, Ordering::SeqCst);
+        }
         ReplayBody {
             state: None,
             shared: self.shared.clone(),
@@ -389,13 +416,18 @@ impl<B> Replay<B> {
 
     /// Whether a later attempt can replay the body, as far as is known now.
     pub(crate) fn is_replayable(&self) -> bool {
-        self.shared.replayable.load(Ordering::Acquire)
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| shared.replayable.load(Ordering::Acquire))
     }
 
     /// Ready once no attempt's body holds the state any more, so the next attempt can
     /// start from the first byte.
     pub(crate) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut slot = lock(&self.shared.slot);
+        let Some(shared) = &self.shared else {
+            return Poll::Ready(());
+        };
+        let mut slot = lock(&shared.slot);
         if slot.state.is_some() {
             slot.waiter = None;
             Poll::Ready(())
@@ -408,27 +440,25 @@ impl<B> Replay<B> {
     /// The next attempt is the last: its body hands kept chunks over instead of keeping
     /// them, and frees the state when it is dropped.
     pub(crate) fn last_attempt(&self) {
-        self.shared.done.store(true, Ordering::Relaxed);
-        let mut slot = lock(&self.shared.slot);
-        slot.done = true;
-        slot.waiter = None;
+        if let Some(shared) = &self.shared {
+            shared.done.store(true, Ordering::SeqCst);
+        }
     }
 
     /// No attempt will follow: stop keeping chunks, and free the state now unless a body the
     /// inner service still holds may need it (it is then freed with that body).
     pub(crate) fn finish(&self) {
-        self.shared.done.store(true, Ordering::Relaxed);
-        let unneeded = {
-            let mut slot = lock(&self.shared.slot);
-            slot.done = true;
-            slot.waiter = None;
-            if slot.bodies == 0 {
-                slot.state.take()
-            } else {
-                None
-            }
+        let Some(shared) = &self.shared else {
+            return;
         };
-        drop(unneeded);
+        if self.finished.replace(true) {
+            return;
+        }
+        shared.done.store(true, Ordering::SeqCst);
+        if shared.bodies.load(Ordering::SeqCst) == 0 {
+            let unneeded = lock(&shared.slot).state.take();
+            drop(unneeded);
+        }
     }
 }
 

@@ -87,7 +87,15 @@ pub struct Attempt<'a> {
     request: &'a request::Parts,
     outcome: Outcome<'a>,
     number: u32,
-    elapsed: Duration,
+    elapsed: Elapsed,
+}
+
+/// The time since the request started: given, or read from the clock when asked for, so a
+/// policy that does not look at it costs no clock read.
+#[derive(Debug, Clone, Copy)]
+enum Elapsed {
+    Given(Duration),
+    Since(tokio::time::Instant),
 }
 
 /// How an attempt ended.
@@ -112,7 +120,21 @@ impl<'a> Attempt<'a> {
             request,
             outcome,
             number,
-            elapsed,
+            elapsed: Elapsed::Given(elapsed),
+        }
+    }
+
+    pub(crate) fn started_at(
+        request: &'a request::Parts,
+        outcome: Outcome<'a>,
+        number: u32,
+        started: tokio::time::Instant,
+    ) -> Self {
+        Attempt {
+            request,
+            outcome,
+            number,
+            elapsed: Elapsed::Since(started),
         }
     }
 
@@ -164,7 +186,10 @@ impl<'a> Attempt<'a> {
 
     /// The time since the request started, waits included.
     pub fn elapsed(&self) -> Duration {
-        self.elapsed
+        match self.elapsed {
+            Elapsed::Given(elapsed) => elapsed,
+            Elapsed::Since(started) => started.elapsed(),
+        }
     }
 }
 

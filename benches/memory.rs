@@ -1,0 +1,319 @@
+//! Memory: allocations per request, what replaying a 1 MiB body costs, and the peak heap of
+//! a 256 MiB streamed upload, measured with a counting global allocator, bare client and
+//! layer side by side.
+//!
+//! ```text
+//! cargo bench --bench memory
+//! ```
+//!
+//! Exits with an error when a target is missed: replaying a 1 MiB `Full<Bytes>` body must
+//! allocate less than 16 KiB more than sending it once, and the layer's peak heap while
+//! streaming 256 MiB must stay within the bare client's plus the 1 MiB cap plus 4 chunks.
+
+// The counting allocator is the one place this project needs `unsafe`.
+#![allow(unsafe_code)]
+#![allow(missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::future::{Future, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use retryable_http::backoff::Backoff;
+use retryable_http::{ReplayBody, RetryLayer};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the counters only
+// observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        count(new_size);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn count(size: usize) {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    ALLOCATED.fetch_add(size as u64, Ordering::Relaxed);
+    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations and bytes allocated per run of `f`, averaged over `runs`.
+fn per_request<F, Fut>(rt: &tokio::runtime::Runtime, runs: u64, mut f: F) -> (f64, f64)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    // Warm up: pools, lazily made statics.
+    rt.block_on(async {
+        for _ in 0..100 {
+            f().await;
+        }
+    });
+    let (count, bytes) = (
+        ALLOCATIONS.load(Ordering::SeqCst),
+        ALLOCATED.load(Ordering::SeqCst),
+    );
+    rt.block_on(async {
+        for _ in 0..runs {
+            f().await;
+        }
+    });
+    let count = ALLOCATIONS.load(Ordering::SeqCst) - count;
+    let bytes = ALLOCATED.load(Ordering::SeqCst) - bytes;
+    (count as f64 / runs as f64, bytes as f64 / runs as f64)
+}
+
+fn ok() -> Response<Full<Bytes>> {
+    Response::new(Full::new(Bytes::from_static(b"ok")))
+}
+
+async fn send<S, B, R>(service: S, request: Request<B>)
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Error: std::fmt::Debug,
+    R: Body,
+    R::Error: std::fmt::Debug,
+{
+    let response = service.oneshot(request).await.unwrap();
+    std::hint::black_box(response.into_body().collect().await.unwrap());
+}
+
+/// A body of `total` bytes in fresh 64 KiB chunks, of unknown length: a stream.
+struct Stream {
+    left: usize,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl Body for Stream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK);
+        self.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![0u8; n])))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::new()
+    }
+}
+
+/// The peak heap above what was live before, while `f` runs.
+fn peak_above_start<F: Future<Output = ()>>(rt: &tokio::runtime::Runtime, f: F) -> usize {
+    let start = LIVE.load(Ordering::SeqCst);
+    PEAK.store(start, Ordering::SeqCst);
+    rt.block_on(f);
+    PEAK.load(Ordering::SeqCst).saturating_sub(start)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    println!(
+        "{:<44} {:>12} {:>14}",
+        "per request", "allocations", "bytes"
+    );
+
+    // In memory: GET.
+    let bare = service_fn(|_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok())));
+    let layer = RetryLayer::new().layer(service_fn(|_req: Request<ReplayBody<Full<Bytes>>>| {
+        ready(Ok::<_, Infallible>(ok()))
+    }));
+    let get = || {
+        Request::get("http://bench.test/")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let rows = [
+        (
+            "in_process_get bare",
+            per_request(&rt, 10_000, || send(bare, get())),
+        ),
+        (
+            "in_process_get retry_layer",
+            per_request(&rt, 10_000, || send(layer.clone(), get())),
+        ),
+    ];
+    for (name, (count, bytes)) in rows {
+        println!("{name:<44} {count:>12.1} {bytes:>14.0}");
+    }
+
+    // Loopback: GET through hyper-util's client to a hyper server.
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async {
+                            let _ = req.into_body().collect().await;
+                            Ok::<_, Infallible>(ok())
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    });
+    let url = format!("http://{addr}/");
+    let bare: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let layer = RetryLayer::new()
+        .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
+    let get = || Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+    // The server runs in this process too: these counts include its allocations.
+    let rows = [
+        (
+            "loopback_get bare (client + server)",
+            per_request(&rt, 2_000, || send(bare.clone(), get())),
+        ),
+        (
+            "loopback_get retry_layer (client + server)",
+            per_request(&rt, 2_000, || send(layer.clone(), get())),
+        ),
+    ];
+    for (name, (count, bytes)) in rows {
+        println!("{name:<44} {count:>12.1} {bytes:>14.0}");
+    }
+
+    // Replaying a 1 MiB `Full<Bytes>`: sent once without the layer, twice with it.
+    let mib = Bytes::from(vec![7u8; 1024 * 1024]);
+    let reads = service_fn(|req: Request<Full<Bytes>>| async move {
+        std::hint::black_box(req.into_body().collect().await.unwrap().to_bytes());
+        Ok::<_, Infallible>(ok())
+    });
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = calls.clone();
+    let flaky = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        let fail = c.fetch_add(1, Ordering::Relaxed) % 2 == 0;
+        async move {
+            std::hint::black_box(req.into_body().collect().await.unwrap().to_bytes());
+            let mut response = ok();
+            if fail {
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let layer = RetryLayer::new()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .no_budget()
+        .layer(flaky);
+    let put = || {
+        Request::put("http://bench.test/")
+            .body(Full::new(mib.clone()))
+            .unwrap()
+    };
+    let (bare_count, bare_bytes) = per_request(&rt, 1_000, || send(reads, put()));
+    let (layer_count, layer_bytes) = per_request(&rt, 1_000, || send(layer.clone(), put()));
+    println!(
+        "{:<44} {bare_count:>12.1} {bare_bytes:>14.0}",
+        "put_1mib sent once, bare"
+    );
+    println!(
+        "{:<44} {layer_count:>12.1} {layer_bytes:>14.0}",
+        "put_1mib sent twice, retry_layer"
+    );
+    let extra = layer_bytes - bare_bytes;
+    println!(
+        "replaying 1 MiB allocates {extra:.0} bytes more than sending it once (target < 16384)"
+    );
+    if extra >= 16_384.0 {
+        failures.push(format!("1 MiB replay allocated {extra:.0} extra bytes"));
+    }
+
+    // Streaming 256 MiB of unknown length: the layer keeps up to the 1 MiB cap, then lets go.
+    let total = 256 * 1024 * 1024;
+    let sink_bare = service_fn(|req: Request<Stream>| async move {
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            std::hint::black_box(frame.unwrap());
+        }
+        Ok::<_, Infallible>(ok())
+    });
+    let sink = service_fn(|req: Request<ReplayBody<Stream>>| async move {
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            std::hint::black_box(frame.unwrap());
+        }
+        Ok::<_, Infallible>(ok())
+    });
+    let layer = RetryLayer::new().layer(sink);
+    let stream = || {
+        Request::put("http://bench.test/")
+            .body(Stream { left: total })
+            .unwrap()
+    };
+    let bare_peak = peak_above_start(&rt, send(sink_bare, stream()));
+    let layer_peak = peak_above_start(&rt, send(layer, stream()));
+    let bound = bare_peak + 1024 * 1024 + 4 * CHUNK;
+    println!(
+        "streaming 256 MiB: peak heap above start: bare {bare_peak} B, retry_layer {layer_peak} B (target <= {bound})"
+    );
+    if layer_peak > bound {
+        failures.push(format!("streaming peak {layer_peak} > {bound}"));
+    }
+
+    if !failures.is_empty() {
+        eprintln!("targets missed: {failures:?}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,332 @@
+//! What the layer costs when nothing fails, and what one replay costs, side by side with the
+//! bare client and with peers, in the same run.
+//!
+//! ```text
+//! cargo bench --bench overhead            # full run
+//! cargo bench --bench overhead -- --quick # the same groups, faster
+//! ```
+//!
+//! | group | what one iteration is |
+//! |---|---|
+//! | `loopback_get` | a GET from hyper-util's client to a hyper server on 127.0.0.1 (HTTP/1.1 keep-alive, 2-byte body), body read |
+//! | `loopback_post_64k` | a POST of a 64 KiB `Full<Bytes>` body, read by the server |
+//! | `loopback_get_concurrent` | 32 GETs in flight at once |
+//! | `in_process_get` | a GET through an in-memory `service_fn`: the pure per-request cost |
+//! | `retry_once_get`, `retry_once_post_64k` | an in-memory service that fails once then succeeds, zero backoff: the cost of one replay (`bare` is one successful call) |
+//! | `reqwest_get` | for context: reqwest against reqwest + reqwest-retry, same server |
+//!
+//! Functions: `bare` (the same client without the layer), `retry_layer`, and the peers
+//! `tower_retry` (tower's retry with a policy that clones a `Full<Bytes>` request) and
+//! `reqwest_retry`.
+
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use retryable_http::backoff::Backoff;
+use retryable_http::{ReplayBody, RetryLayer};
+use tokio::runtime::Runtime;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+const KIB_64: usize = 64 * 1024;
+
+/// tower's retry, with the policy a user writes for it: clone the request (the body must be
+/// `Clone`), retry 5xx and errors, at most 4 times, without waiting.
+#[derive(Clone)]
+struct CloneAndRetry {
+    left: usize,
+}
+
+impl<B: Clone, R, E> tower::retry::Policy<Request<B>, Response<R>, E> for CloneAndRetry {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _req: &mut Request<B>,
+        result: &mut Result<Response<R>, E>,
+    ) -> Option<Self::Future> {
+        let failed = match result {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        (failed && self.left > 0).then(|| {
+            self.left -= 1;
+            ready(())
+        })
+    }
+
+    fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
+        let mut clone = Request::new(req.body().clone());
+        *clone.method_mut() = req.method().clone();
+        *clone.uri_mut() = req.uri().clone();
+        *clone.version_mut() = req.version();
+        *clone.headers_mut() = req.headers().clone();
+        *clone.extensions_mut() = req.extensions().clone();
+        Some(clone)
+    }
+}
+
+fn tower_retry<S>(service: S) -> tower::retry::Retry<CloneAndRetry, S> {
+    tower::retry::Retry::new(CloneAndRetry { left: 4 }, service)
+}
+
+/// The layer as a user configures it: defaults, budget on.
+fn layer() -> RetryLayer {
+    RetryLayer::new()
+}
+
+fn multi_thread() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A hyper HTTP/1.1 server on 127.0.0.1 that reads each request body and answers "ok".
+fn server(rt: &Runtime) -> SocketAddr {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async {
+                            let _ = req.into_body().collect().await;
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    })
+}
+
+fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector
+}
+
+fn bare_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(connector())
+}
+
+fn replay_client() -> Client<HttpConnector, ReplayBody<Full<Bytes>>> {
+    Client::builder(TokioExecutor::new()).build(connector())
+}
+
+fn request(url: &str, body: &Bytes) -> Request<Full<Bytes>> {
+    let builder = if body.is_empty() {
+        Request::get(url)
+    } else {
+        Request::post(url)
+    };
+    builder.body(Full::new(body.clone())).unwrap()
+}
+
+/// Sends one request and reads the whole response.
+async fn exchange<S, B>(service: S, request: Request<Full<Bytes>>)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    std::hint::black_box(response.into_body().collect().await.unwrap());
+}
+
+fn loopback(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, url: &str, body: Bytes) {
+    let bare = bare_client();
+    group.bench_function("bare", |b| {
+        b.to_async(rt)
+            .iter(|| exchange(bare.clone(), request(url, &body)))
+    });
+    let retry = layer().layer(replay_client());
+    group.bench_function("retry_layer", |b| {
+        b.to_async(rt)
+            .iter(|| exchange(retry.clone(), request(url, &body)))
+    });
+    let peer = tower_retry(bare_client());
+    group.bench_function("tower_retry", |b| {
+        b.to_async(rt)
+            .iter(|| exchange(peer.clone(), request(url, &body)))
+    });
+}
+
+fn overhead(c: &mut Criterion) {
+    let rt = multi_thread();
+    let addr = server(&rt);
+    let url = format!("http://{addr}/");
+
+    let mut group = c.benchmark_group("loopback_get");
+    loopback(&mut group, &rt, &url, Bytes::new());
+    group.finish();
+
+    let mut group = c.benchmark_group("loopback_post_64k");
+    loopback(&mut group, &rt, &url, Bytes::from(vec![b'x'; KIB_64]));
+    group.finish();
+
+    let mut group = c.benchmark_group("loopback_get_concurrent");
+    async fn batch<S, B>(service: S, url: &str)
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: std::fmt::Debug,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Debug,
+    {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            set.spawn(exchange(service.clone(), request(url, &Bytes::new())));
+        }
+        while let Some(done) = set.join_next().await {
+            done.unwrap();
+        }
+    }
+    let bare = bare_client();
+    group.bench_function("bare", |b| {
+        b.to_async(&rt).iter(|| batch(bare.clone(), &url))
+    });
+    let retry = layer().layer(replay_client());
+    group.bench_function("retry_layer", |b| {
+        b.to_async(&rt).iter(|| batch(retry.clone(), &url))
+    });
+    group.finish();
+
+    // In memory, on one thread: the layer's own cost per request.
+    let local = current_thread();
+    let ok = || Response::new(Full::new(Bytes::from_static(b"ok")));
+    let mut group = c.benchmark_group("in_process_get");
+    let bare = service_fn(move |_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok())));
+    group.bench_function("bare", |b| {
+        b.to_async(&local)
+            .iter(|| exchange(bare, request("http://bench.test/", &Bytes::new())))
+    });
+    let retry = layer().layer(service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
+        ready(Ok::<_, Infallible>(ok()))
+    }));
+    group.bench_function("retry_layer", |b| {
+        b.to_async(&local)
+            .iter(|| exchange(retry.clone(), request("http://bench.test/", &Bytes::new())))
+    });
+    let peer = tower_retry(bare);
+    group.bench_function("tower_retry", |b| {
+        b.to_async(&local)
+            .iter(|| exchange(peer.clone(), request("http://bench.test/", &Bytes::new())))
+    });
+    group.finish();
+
+    for (name, body) in [
+        ("retry_once_get", Bytes::new()),
+        ("retry_once_post_64k", Bytes::from(vec![b'x'; KIB_64])),
+    ] {
+        let mut group = c.benchmark_group(name);
+        // Every other call fails, so each request fails once, then succeeds. The service
+        // reads the body, as an upstream would.
+        fn flaky<B>()
+        -> impl Service<
+            Request<B>,
+            Response = Response<Full<Bytes>>,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        where
+            B: Body + Send + 'static,
+            B::Data: Send,
+            B::Error: std::fmt::Debug,
+        {
+            let calls = Arc::new(AtomicU64::new(0));
+            service_fn(move |req: Request<B>| {
+                let fail = calls.fetch_add(1, Ordering::Relaxed) % 2 == 0;
+                async move {
+                    std::hint::black_box(req.into_body().collect().await.unwrap());
+                    let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                    if fail {
+                        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        }
+        let reads = service_fn(|req: Request<Full<Bytes>>| async move {
+            std::hint::black_box(req.into_body().collect().await.unwrap());
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+        });
+        group.bench_function("bare", |b| {
+            b.to_async(&local)
+                .iter(|| exchange(reads, request("http://bench.test/", &body)))
+        });
+        let retry = layer()
+            .backoff(Backoff::constant(Duration::ZERO))
+            .no_budget()
+            .layer(flaky::<ReplayBody<Full<Bytes>>>());
+        group.bench_function("retry_layer", |b| {
+            b.to_async(&local)
+                .iter(|| exchange(retry.clone(), request("http://bench.test/", &body)))
+        });
+        let peer = tower_retry(flaky::<Full<Bytes>>());
+        group.bench_function("tower_retry", |b| {
+            b.to_async(&local)
+                .iter(|| exchange(peer.clone(), request("http://bench.test/", &body)))
+        });
+        group.finish();
+    }
+
+    // For context: the reqwest ecosystem against the same server.
+    let mut group = c.benchmark_group("reqwest_get");
+    let bare = reqwest::Client::new();
+    group.bench_function("bare", |b| {
+        b.to_async(&rt).iter(|| async {
+            let response = bare.get(&url).send().await.unwrap();
+            std::hint::black_box(response.bytes().await.unwrap());
+        })
+    });
+    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(4);
+    let retrying = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+            policy,
+        ))
+        .build();
+    group.bench_function("reqwest_retry", |b| {
+        b.to_async(&rt).iter(|| async {
+            let response = retrying.get(&url).send().await.unwrap();
+            std::hint::black_box(response.bytes().await.unwrap());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, overhead);
+criterion_main!(benches);
