@@ -22,9 +22,16 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{
+    bare_client, current_thread, exchange, layer, replay_client, request, server, tower_retry,
+    warm_up,
+};
+
 use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::net::SocketAddr;
+use std::future::ready;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -36,138 +43,20 @@ use criterion::{
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use retryable_http::ReplayBody;
 use retryable_http::backoff::Backoff;
-use retryable_http::{ReplayBody, RetryLayer};
 use tokio::runtime::Runtime;
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, Service, service_fn};
 
 const KIB_64: usize = 64 * 1024;
 
-/// tower's retry, with the policy a user writes for it: clone the request (the body must be
-/// `Clone`), retry 5xx and errors, at most 4 times, without waiting.
-#[derive(Clone)]
-struct CloneAndRetry {
-    left: usize,
-}
-
-impl<B: Clone, R, E> tower::retry::Policy<Request<B>, Response<R>, E> for CloneAndRetry {
-    type Future = Ready<()>;
-
-    fn retry(
-        &mut self,
-        _req: &mut Request<B>,
-        result: &mut Result<Response<R>, E>,
-    ) -> Option<Self::Future> {
-        let failed = match result {
-            Ok(response) => response.status().is_server_error(),
-            Err(_) => true,
-        };
-        (failed && self.left > 0).then(|| {
-            self.left -= 1;
-            ready(())
-        })
-    }
-
-    fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
-        let mut clone = Request::new(req.body().clone());
-        *clone.method_mut() = req.method().clone();
-        *clone.uri_mut() = req.uri().clone();
-        *clone.version_mut() = req.version();
-        *clone.headers_mut() = req.headers().clone();
-        *clone.extensions_mut() = req.extensions().clone();
-        Some(clone)
-    }
-}
-
-fn tower_retry<S>(service: S) -> tower::retry::Retry<CloneAndRetry, S> {
-    tower::retry::Retry::new(CloneAndRetry { left: 4 }, service)
-}
-
-/// The layer as a user configures it: defaults, budget on.
-fn layer() -> RetryLayer {
-    RetryLayer::new()
-}
-
-fn multi_thread() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn current_thread() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A hyper HTTP/1.1 server on 127.0.0.1 that reads each request body and answers "ok".
-fn server(rt: &Runtime) -> SocketAddr {
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async {
-                            let _ = req.into_body().collect().await;
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        addr
-    })
-}
-
-fn connector() -> HttpConnector {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector
-}
-
-fn bare_client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new()).build(connector())
-}
-
-fn replay_client() -> Client<HttpConnector, ReplayBody<Full<Bytes>>> {
-    Client::builder(TokioExecutor::new()).build(connector())
-}
-
-fn request(url: &str, body: &Bytes) -> Request<Full<Bytes>> {
-    let builder = if body.is_empty() {
-        Request::get(url)
-    } else {
-        Request::post(url)
-    };
-    builder.body(Full::new(body.clone())).unwrap()
-}
-
-/// Sends one request and reads the whole response.
-async fn exchange<S, B>(service: S, request: Request<Full<Bytes>>)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: Body,
-    B::Error: std::fmt::Debug,
-{
-    let response = service.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    std::hint::black_box(response.into_body().collect().await.unwrap());
-}
-
 fn loopback(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, url: &str, body: Bytes) {
     let bare = bare_client();
+    let retry = layer().layer(replay_client());
+    let peer = tower_retry(bare_client());
+    warm_up(rt, &bare, url, &body);
+    warm_up(rt, &retry, url, &body);
+    warm_up(rt, &peer, url, &body);
     group.bench_function("bare", |b| {
         b.to_async(rt)
             .iter(|| exchange(bare.clone(), request(url, &body)))
@@ -185,8 +74,9 @@ fn loopback(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, url: &str, b
 }
 
 fn overhead(c: &mut Criterion) {
-    let rt = multi_thread();
-    let addr = server(&rt);
+    // The client side on one thread, the server on another: one core each.
+    let rt = current_thread();
+    let addr = server();
     let url = format!("http://{addr}/");
 
     let mut group = c.benchmark_group("loopback_get");
@@ -225,7 +115,7 @@ fn overhead(c: &mut Criterion) {
     });
     group.finish();
 
-    // In memory, on one thread: the layer's own cost per request.
+    // In memory: the layer's own cost per request.
     let local = current_thread();
     let ok = || Response::new(Full::new(Bytes::from_static(b"ok")));
     let mut group = c.benchmark_group("in_process_get");
@@ -307,6 +197,25 @@ fn overhead(c: &mut Criterion) {
     // For context: the reqwest ecosystem against the same server.
     let mut group = c.benchmark_group("reqwest_get");
     let bare = reqwest::Client::new();
+    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(4);
+    let retrying = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+            policy,
+        ))
+        .build();
+    rt.block_on(async {
+        for _ in 0..2000 {
+            bare.get(&url).send().await.unwrap().bytes().await.unwrap();
+            retrying
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+    });
     group.bench_function("bare", |b| {
         b.to_async(&rt).iter(|| async {
             let response = bare.get(&url).send().await.unwrap();

@@ -1,0 +1,189 @@
+//! The loopback ratios, measured interleaved: each round times a block of requests through
+//! every variant, in a rotating order, so that drift on a shared machine (frequency,
+//! neighbours, scheduling) hits every variant alike. criterion's groups in
+//! `benches/overhead.rs` measure one function after another; on a 2-core VM their loopback
+//! numbers move by more than the few percent being compared.
+//!
+//! ```text
+//! cargo bench --bench paired
+//! ```
+//!
+//! Prints, per group, each variant's median time per request over the rounds, and the
+//! median and 10th–90th percentile of the per-round ratio to `bare`.
+
+#![allow(missing_docs)]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use support::{bare_client, exchange, layer, replay_client, request, server, tower_retry};
+use tokio::runtime::Runtime;
+use tower::Layer;
+
+type SendFn = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()>>>>;
+
+const ROUNDS: usize = 60;
+const BLOCK: usize = 400;
+
+fn measure(rt: &Runtime, group: &str, variants: Vec<(&str, SendFn)>, block: usize) {
+    // Warm-up: connections made, caches and allocator warm, for every variant.
+    rt.block_on(async {
+        for _ in 0..1000 {
+            for (_, send) in &variants {
+                send().await;
+            }
+        }
+    });
+    let n = variants.len();
+    let mut times = vec![Vec::with_capacity(ROUNDS); n];
+    for round in 0..ROUNDS {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let send = &variants[i].1;
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..block {
+                    send().await;
+                }
+                start.elapsed()
+            });
+            times[i].push(elapsed / block as u32);
+        }
+    }
+    println!("{group}");
+    let bare = &times[0];
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let mut own = times[i].clone();
+        own.sort();
+        let median = own[ROUNDS / 2];
+        let mut ratios: Vec<f64> = times[i]
+            .iter()
+            .zip(bare)
+            .map(|(t, b)| t.as_secs_f64() / b.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<14} {:>9.2} µs   ratio to bare {:.3} [{:.3} – {:.3}]",
+            median.as_secs_f64() * 1e6,
+            ratios[ROUNDS / 2],
+            ratios[ROUNDS / 10],
+            ratios[ROUNDS * 9 / 10],
+        );
+    }
+}
+
+fn boxed<F, Fut>(f: F) -> SendFn
+where
+    F: Fn() -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    Box::new(move || Box::pin(f()))
+}
+
+fn main() {
+    let rt = support::current_thread();
+    let addr = server();
+    let url: &'static str = Box::leak(format!("http://{addr}/").into_boxed_str());
+
+    for (group, body) in [
+        ("loopback_get", Bytes::new()),
+        ("loopback_post_64k", Bytes::from(vec![b'x'; 64 * 1024])),
+    ] {
+        let (bare, retry, peer) = (
+            bare_client(),
+            layer().layer(replay_client()),
+            tower_retry(bare_client()),
+        );
+        let (b1, b2, b3) = (body.clone(), body.clone(), body.clone());
+        let variants: Vec<(&str, SendFn)> = vec![
+            (
+                "bare",
+                boxed(move || exchange(bare.clone(), request(url, &b1))),
+            ),
+            (
+                "retry_layer",
+                boxed(move || exchange(retry.clone(), request(url, &b2))),
+            ),
+            (
+                "tower_retry",
+                boxed(move || exchange(peer.clone(), request(url, &b3))),
+            ),
+        ];
+        measure(&rt, group, variants, BLOCK);
+    }
+
+    // 32 requests in flight: a block is 20 batches.
+    async fn batch<S, B>(service: S, url: &'static str)
+    where
+        S: tower::Service<http::Request<http_body_util::Full<Bytes>>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+        S::Error: std::fmt::Debug,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Debug,
+    {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            set.spawn(exchange(service.clone(), request(url, &Bytes::new())));
+        }
+        while let Some(done) = set.join_next().await {
+            done.unwrap();
+        }
+    }
+    let (bare, retry) = (bare_client(), layer().layer(replay_client()));
+    let variants: Vec<(&str, SendFn)> = vec![
+        ("bare", boxed(move || batch(bare.clone(), url))),
+        ("retry_layer", boxed(move || batch(retry.clone(), url))),
+    ];
+    measure(
+        &rt,
+        "loopback_get_concurrent (per batch of 32)",
+        variants,
+        20,
+    );
+
+    // For context: reqwest, bare and with reqwest-retry, against the same server.
+    let bare = reqwest::Client::new();
+    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(4);
+    let retrying = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+            policy,
+        ))
+        .build();
+    let variants: Vec<(&str, SendFn)> = vec![
+        (
+            "reqwest",
+            boxed(move || {
+                let bare = bare.clone();
+                async move {
+                    bare.get(url).send().await.unwrap().bytes().await.unwrap();
+                }
+            }),
+        ),
+        (
+            "reqwest_retry",
+            boxed(move || {
+                let retrying = retrying.clone();
+                async move {
+                    retrying
+                        .get(url)
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap();
+                }
+            }),
+        ),
+    ];
+    measure(&rt, "reqwest_get", variants, BLOCK);
+}

@@ -1,0 +1,171 @@
+//! What the benchmarks share: the server, the clients, tower's retry as a peer.
+
+// Each benchmark uses a part of this.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use retryable_http::{ReplayBody, RetryLayer};
+use tokio::runtime::Runtime;
+use tower::{Service, ServiceExt};
+
+/// tower's retry, with the policy a user writes for it: clone the request (the body must be
+/// `Clone`), retry 5xx and errors, at most 4 times, without waiting.
+#[derive(Clone)]
+pub(crate) struct CloneAndRetry {
+    left: usize,
+}
+
+impl<B: Clone, R, E> tower::retry::Policy<Request<B>, Response<R>, E> for CloneAndRetry {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _req: &mut Request<B>,
+        result: &mut Result<Response<R>, E>,
+    ) -> Option<Self::Future> {
+        let failed = match result {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        (failed && self.left > 0).then(|| {
+            self.left -= 1;
+            ready(())
+        })
+    }
+
+    fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
+        let mut clone = Request::new(req.body().clone());
+        *clone.method_mut() = req.method().clone();
+        *clone.uri_mut() = req.uri().clone();
+        *clone.version_mut() = req.version();
+        *clone.headers_mut() = req.headers().clone();
+        *clone.extensions_mut() = req.extensions().clone();
+        Some(clone)
+    }
+}
+
+pub(crate) fn tower_retry<S>(service: S) -> tower::retry::Retry<CloneAndRetry, S> {
+    tower::retry::Retry::new(CloneAndRetry { left: 4 }, service)
+}
+
+/// The layer as a user configures it: defaults, budget on.
+pub(crate) fn layer() -> RetryLayer {
+    RetryLayer::new()
+}
+
+pub(crate) fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A hyper HTTP/1.1 server on 127.0.0.1 that reads each request body and answers "ok". It
+/// runs on a thread and runtime of its own, so that the client side measured is alone on
+/// its runtime.
+pub(crate) fn server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        current_thread().block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let accept = async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(
+                            |req: Request<hyper::body::Incoming>| async {
+                                let _ = req.into_body().collect().await;
+                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                                    b"ok",
+                                ))))
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            };
+            accept.await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+pub(crate) fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector
+}
+
+pub(crate) fn bare_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(connector())
+}
+
+pub(crate) fn replay_client() -> Client<HttpConnector, ReplayBody<Full<Bytes>>> {
+    Client::builder(TokioExecutor::new()).build(connector())
+}
+
+pub(crate) fn request(url: &str, body: &Bytes) -> Request<Full<Bytes>> {
+    let builder = if body.is_empty() {
+        Request::get(url)
+    } else {
+        Request::post(url)
+    };
+    builder.body(Full::new(body.clone())).unwrap()
+}
+
+/// Sends one request and reads the whole response.
+pub(crate) async fn exchange<S, B>(service: S, request: Request<Full<Bytes>>)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    std::hint::black_box(response.into_body().collect().await.unwrap());
+}
+
+/// Sends `n` requests through each client first, so that no function is measured on a
+/// colder process than the others (connections made, allocator and caches warm).
+pub(crate) fn warm_up<S>(rt: &Runtime, service: &S, url: &str, body: &Bytes)
+where
+    S: Service<Request<Full<Bytes>>> + Clone,
+    S::Response: IntoBody,
+    S::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        for _ in 0..2000 {
+            let response = service.clone().oneshot(request(url, body)).await.unwrap();
+            response.drain().await;
+        }
+    });
+}
+
+/// The response types the benchmarks read to their end.
+pub(crate) trait IntoBody {
+    async fn drain(self);
+}
+
+impl<B: Body> IntoBody for Response<B>
+where
+    B::Error: std::fmt::Debug,
+{
+    async fn drain(self) {
+        std::hint::black_box(self.into_body().collect().await.unwrap());
+    }
+}
