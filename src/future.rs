@@ -460,8 +460,11 @@ impl<B> Ctx<B> {
         let requested = response
             .filter(|head| backoff.honours_server_delay(head.status))
             .and_then(|head| {
-                let now = (config.wall_clock)();
-                requested_wait(&head.headers, now, backoff.reads_rate_limit_headers())
+                requested_wait(
+                    &head.headers,
+                    &*config.wall_clock,
+                    backoff.reads_rate_limit_headers(),
+                )
             });
         match requested {
             Some(wait) if wait > config.max_retry_after => Err(StopReason::ServerWaitTooLong(wait)),

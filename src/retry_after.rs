@@ -63,15 +63,16 @@ pub fn parse_rate_limit_reset(value: &HeaderValue, now: SystemTime) -> Option<Du
 }
 
 /// The wait a response asks for: `Retry-After` first, then, when `rate_limit_headers` is
-/// set, `RateLimit-Reset` and `X-RateLimit-Reset`. Only the first value of each is read.
+/// set, `RateLimit-Reset` and `X-RateLimit-Reset`. Only the first value of each is read, and
+/// the wall clock only when one of them is there.
 pub(crate) fn requested_wait(
     headers: &HeaderMap,
-    now: SystemTime,
+    now: impl Fn() -> SystemTime,
     rate_limit_headers: bool,
 ) -> Option<Duration> {
     if let Some(wait) = headers
         .get(RETRY_AFTER)
-        .and_then(|v| parse_retry_after(v, now))
+        .and_then(|v| parse_retry_after(v, now()))
     {
         return Some(wait);
     }
@@ -83,7 +84,7 @@ pub(crate) fn requested_wait(
         .find_map(|name| {
             headers
                 .get(name)
-                .and_then(|v| parse_rate_limit_reset(v, now))
+                .and_then(|v| parse_rate_limit_reset(v, now()))
         })
 }
 
@@ -198,24 +199,24 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from_static("9"));
         assert_eq!(
-            requested_wait(&headers, now(), true),
+            requested_wait(&headers, now, true),
             Some(Duration::from_secs(9))
         );
-        assert_eq!(requested_wait(&headers, now(), false), None);
+        assert_eq!(requested_wait(&headers, now, false), None);
         headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from_static("8"));
         assert_eq!(
-            requested_wait(&headers, now(), true),
+            requested_wait(&headers, now, true),
             Some(Duration::from_secs(8))
         );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(
-            requested_wait(&headers, now(), true),
+            requested_wait(&headers, now, true),
             Some(Duration::from_secs(3))
         );
         // A malformed Retry-After falls through to the next header.
         headers.insert(RETRY_AFTER, HeaderValue::from_static("later"));
         assert_eq!(
-            requested_wait(&headers, now(), true),
+            requested_wait(&headers, now, true),
             Some(Duration::from_secs(8))
         );
     }

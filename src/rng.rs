@@ -5,6 +5,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// SplitMix64 (Steele, Lea and Flood, 2014).
@@ -14,10 +15,13 @@ pub(crate) struct Rng(u64);
 impl Rng {
     /// A generator with a seed that differs between requests and between processes.
     pub(crate) fn new() -> Self {
+        static BASE: OnceLock<u64> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        Rng(hasher.finish())
+        // The process's random hasher keys, hashed once; then a counter, mixed by SplitMix.
+        let base = *BASE.get_or_init(|| RandomState::new().build_hasher().finish());
+        let mut rng = Rng(base ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32));
+        rng.next_u64();
+        rng
     }
 
     /// A generator that always yields the same sequence.
