@@ -26,8 +26,8 @@
 mod support;
 
 use support::{
-    bare_client, current_thread, exchange, layer, replay_client, request, server, tower_retry,
-    warm_up,
+    bare_client, batch, current_thread, exchange, layer, replay_client, request, server,
+    tower_retry, warm_up,
 };
 
 use std::convert::Infallible;
@@ -88,28 +88,13 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("loopback_get_concurrent");
-    async fn batch<S, B>(service: S, url: &str)
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send,
-        S::Error: std::fmt::Debug,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: std::fmt::Debug,
-    {
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..32 {
-            set.spawn(exchange(service.clone(), request(url, &Bytes::new())));
-        }
-        while let Some(done) = set.join_next().await {
-            done.unwrap();
-        }
-    }
     let bare = bare_client();
+    let retry = layer().layer(replay_client());
+    warm_up(&rt, &bare, &url, &Bytes::new());
+    warm_up(&rt, &retry, &url, &Bytes::new());
     group.bench_function("bare", |b| {
         b.to_async(&rt).iter(|| batch(bare.clone(), &url))
     });
-    let retry = layer().layer(replay_client());
     group.bench_function("retry_layer", |b| {
         b.to_async(&rt).iter(|| batch(retry.clone(), &url))
     });

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use bytes::Bytes;
-use support::{bare_client, exchange, layer, replay_client, request, server, tower_retry};
+use support::{bare_client, batch, exchange, layer, replay_client, request, server, tower_retry};
 use tokio::runtime::Runtime;
 use tower::Layer;
 
@@ -118,26 +118,6 @@ fn main() {
     }
 
     // 32 requests in flight: a block is 20 batches.
-    async fn batch<S, B>(service: S, url: &'static str)
-    where
-        S: tower::Service<http::Request<http_body_util::Full<Bytes>>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send,
-        S::Error: std::fmt::Debug,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: std::fmt::Debug,
-    {
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..32 {
-            set.spawn(exchange(service.clone(), request(url, &Bytes::new())));
-        }
-        while let Some(done) = set.join_next().await {
-            done.unwrap();
-        }
-    }
     let (bare, retry) = (bare_client(), layer().layer(replay_client()));
     let variants: Vec<(&str, SendFn)> = vec![
         ("bare", boxed(move || batch(bare.clone(), url))),

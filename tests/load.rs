@@ -4,11 +4,6 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,8 +11,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::Backoff;
 use retryable_http::budget::Budget;
-use retryable_http::{Attempts, BoxError, ReplayBody, RetryLayer};
+use retryable_http::{Attempts, ReplayBody, RetryLayer};
 use support::bodies::{Frames, Gauge, tracked};
+use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -202,44 +198,6 @@ async fn a_server_requested_wait_past_the_deadline_is_not_slept() {
     assert_eq!(upstream.attempts(), 1);
 }
 
-/// An inner service whose calls never finish, recording when a call's future is dropped.
-#[derive(Clone, Default)]
-struct Hang {
-    calls: Arc<AtomicUsize>,
-    dropped: Arc<AtomicUsize>,
-}
-
-struct HangFuture(Arc<AtomicUsize>);
-
-impl Future for HangFuture {
-    type Output = Result<Response<Full<Bytes>>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Pending
-    }
-}
-
-impl Drop for HangFuture {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Service<Request<ReplayBody<Full<Bytes>>>> for Hang {
-    type Response = Response<Full<Bytes>>;
-    type Error = BoxError;
-    type Future = HangFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _req: Request<ReplayBody<Full<Bytes>>>) -> HangFuture {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        HangFuture(self.dropped.clone())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn an_attempt_in_flight_at_the_deadline_is_cut_off_with_a_clear_error() {
     let hang = Hang::default();
@@ -257,11 +215,7 @@ async fn an_attempt_in_flight_at_the_deadline_is_cut_off_with_a_clear_error() {
         error.to_string(),
         "GET http://upstream.test/ giving up after 1 attempt(s): deadline of 3s exceeded"
     );
-    assert_eq!(
-        hang.dropped.load(Ordering::SeqCst),
-        1,
-        "the attempt was cut off"
-    );
+    assert_eq!(hang.dropped(), 1, "the attempt was cut off");
 }
 
 #[tokio::test(start_paused = true)]
@@ -278,7 +232,7 @@ async fn attempt_timeouts_and_waits_all_count_against_the_deadline() {
         .unwrap_err();
     // Attempt 1 times out at 2 s, the wait ends at 3 s, attempt 2 is cut off at 5 s.
     assert_eq!(start.elapsed(), 5 * SECOND);
-    assert_eq!(hang.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(hang.calls(), 2);
     assert!(error.is_deadline());
     assert!(!error.is_attempt_timeout());
     assert_eq!(error.attempts(), 2);

@@ -3,10 +3,9 @@
 
 mod support;
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +14,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::{Backoff, Jitter};
 use retryable_http::{Attempts, BoxError, ReplayBody, RetryLayer};
+use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -267,44 +267,6 @@ async fn dropping_the_future_during_the_backoff_cancels_the_retry() {
     assert_eq!(upstream.attempts(), 1);
 }
 
-/// An inner service whose calls never finish, recording when a call's future is dropped.
-#[derive(Clone, Default)]
-struct Hang {
-    calls: Arc<AtomicUsize>,
-    dropped: Arc<AtomicBool>,
-}
-
-struct HangFuture(Arc<AtomicBool>);
-
-impl Future for HangFuture {
-    type Output = Result<Response<Full<Bytes>>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Pending
-    }
-}
-
-impl Drop for HangFuture {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Service<Request<ReplayBody<Full<Bytes>>>> for Hang {
-    type Response = Response<Full<Bytes>>;
-    type Error = BoxError;
-    type Future = HangFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _req: Request<ReplayBody<Full<Bytes>>>) -> HangFuture {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        HangFuture(self.dropped.clone())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn dropping_the_future_during_an_attempt_drops_the_inner_call() {
     let hang = Hang::default();
@@ -312,10 +274,10 @@ async fn dropping_the_future_during_an_attempt_drops_the_inner_call() {
     assert!(call.poll().is_pending());
     tokio::time::sleep(10 * SECOND).await;
     assert!(call.poll().is_pending());
-    assert!(!hang.dropped.load(Ordering::SeqCst));
+    assert_eq!(hang.dropped(), 0);
     drop(call);
-    assert!(hang.dropped.load(Ordering::SeqCst));
-    assert_eq!(hang.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(hang.dropped(), 1);
+    assert_eq!(hang.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -326,7 +288,7 @@ async fn a_server_that_never_answers_is_ended_only_by_the_attempt_timeout() {
     assert!(call.poll().is_pending());
     tokio::time::sleep(3600 * SECOND).await;
     assert!(call.poll().is_pending());
-    assert_eq!(hang.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(hang.calls(), 1);
     drop(call);
 
     // With one, a GET is retried after each timeout, then fails naming the timeout.
@@ -340,7 +302,7 @@ async fn a_server_that_never_answers_is_ended_only_by_the_attempt_timeout() {
         .oneshot(get())
         .await
         .unwrap_err();
-    assert_eq!(hang.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(hang.calls(), 3);
     assert_eq!(error.attempts(), 3);
     assert!(error.is_attempt_timeout());
     assert!(
@@ -363,7 +325,7 @@ async fn a_timed_out_post_is_not_retried() {
         .oneshot(request)
         .await
         .unwrap_err();
-    assert_eq!(hang.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(hang.calls(), 1);
     assert!(error.is_attempt_timeout());
 }
 

@@ -169,3 +169,22 @@ where
         std::hint::black_box(self.into_body().collect().await.unwrap());
     }
 }
+
+/// 32 requests in flight at once through `service`, each read to its end.
+pub(crate) async fn batch<S, B>(service: S, url: &str)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        set.spawn(exchange(service.clone(), request(url, &Bytes::new())));
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+}

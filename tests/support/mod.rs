@@ -3,6 +3,7 @@
 
 pub mod bodies;
 pub mod duplex;
+pub mod hang;
 pub mod programs;
 #[cfg(feature = "fault")]
 pub mod seed;
