@@ -8,15 +8,16 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
+use support::{attempts, get};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use retryable_http::RetryLayer;
 use retryable_http::backoff::Backoff;
 use retryable_http::classify::{ErrorClass, classify};
 use retryable_http::policy::{Action, StandardPolicy, policy_fn};
 use retryable_http::retry_after::parse_retry_after;
-use retryable_http::{Attempts, RetryLayer};
 use support::bodies::{self, Frames};
 use support::upstream::{Reply, Upstream};
 use support::{servers, within};
@@ -27,10 +28,6 @@ const MS: Duration = Duration::from_millis(1);
 /// go-retryablehttp's test settings: waits of 10 ms.
 fn go_client() -> RetryLayer {
     RetryLayer::new().backoff(Backoff::go_default(10 * MS, 10 * MS).unwrap())
-}
-
-fn attempts<B>(response: &http::Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().get()
 }
 
 /// `TestClient_Do`: a PUT keeps being retried through refused connections, then 500s, and
@@ -307,7 +304,7 @@ async fn parse_retry_after_header_first_value_and_missing() {
         .header("retry-after", "3")]);
     go_client()
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(upstream.times(), [Duration::ZERO, Duration::from_secs(2)]);
@@ -315,16 +312,10 @@ async fn parse_retry_after_header_first_value_and_missing() {
     let upstream = Upstream::new([Reply::status(503)]);
     go_client()
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(upstream.times(), [Duration::ZERO, 10 * MS]);
-}
-
-fn get() -> Request<Full<Bytes>> {
-    Request::get("http://upstream.test/")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
 }
 
 /// `TestClient_DefaultBackoff`: on 429 and 503, `Retry-After` of 2 s, as seconds or as a
@@ -341,7 +332,7 @@ async fn client_default_backoff_honours_retry_after_on_429_and_503() {
                 )
                 .wall_clock(now)
                 .layer(upstream.clone())
-                .oneshot(get())
+                .oneshot(get("/"))
                 .await
                 .unwrap();
             assert_eq!(
@@ -377,7 +368,7 @@ async fn client_default_retry_policy_redirects_are_not_retried() {
     let upstream = Upstream::always(Reply::status(302).header("location", "/"));
     let response = go_client()
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
@@ -411,7 +402,7 @@ async fn client_backoff_custom_is_called_once_per_retry() {
             MS
         }))
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -430,7 +421,7 @@ async fn round_tripper_round_trip_retries_what_the_custom_check_says() {
     let response = go_client()
         .retry_if(|a| a.status() == Some(StatusCode::NOT_FOUND))
         .layer(upstream)
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);

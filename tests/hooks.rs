@@ -6,6 +6,7 @@ mod support;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::get;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode};
@@ -20,12 +21,6 @@ use tower::{Layer, ServiceExt};
 
 fn layer() -> RetryLayer {
     RetryLayer::new().backoff(Backoff::constant(Duration::from_millis(10)))
-}
-
-fn get(path: &str) -> Request<Full<Bytes>> {
-    Request::get(format!("http://upstream.test{path}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap()
 }
 
 type Log = Arc<Mutex<Vec<String>>>;

@@ -5,13 +5,14 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::attempts;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use retryable_http::RetryLayer;
 use retryable_http::backoff::Backoff;
-use retryable_http::{Attempts, RetryLayer};
 use support::bodies;
 use support::duplex::Pipes;
 use support::{servers, within};
@@ -41,10 +42,6 @@ fn reply(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap();
     response
-}
-
-fn attempts<B>(response: &Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().get()
 }
 
 // ---- In-memory pipes, virtual time -------------------------------------------------------

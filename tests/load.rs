@@ -5,13 +5,14 @@
 mod support;
 
 use std::time::Duration;
+use support::{attempts, get};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::Backoff;
 use retryable_http::budget::Budget;
-use retryable_http::{Attempts, ReplayBody, RetryLayer};
+use retryable_http::{ReplayBody, RetryLayer};
 use support::bodies::{Frames, Gauge, tracked};
 use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
@@ -19,16 +20,6 @@ use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn get() -> Request<Full<Bytes>> {
-    Request::get("http://upstream.test/")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-fn attempts<B>(response: &Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().get()
-}
 
 /// Retries without waiting, so a thousand requests fit in one budget window.
 fn fast() -> RetryLayer {
@@ -42,7 +33,7 @@ async fn against_an_always_503_upstream_the_budget_keeps_attempts_near_1_2_per_r
     let upstream = Upstream::always(Reply::status(503));
     let client = fast().layer(upstream.clone());
     for _ in 0..1000 {
-        let response = client.clone().oneshot(get()).await.unwrap();
+        let response = client.clone().oneshot(get("/")).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
     // 1000 first attempts, 20 % of them in retries, and the reserve of 10/s × 10 s: exactly
@@ -55,7 +46,7 @@ async fn without_the_budget_every_request_makes_five_attempts() {
     let upstream = Upstream::always(Reply::status(503));
     let client = fast().no_budget().layer(upstream.clone());
     for _ in 0..1000 {
-        client.clone().oneshot(get()).await.unwrap();
+        client.clone().oneshot(get("/")).await.unwrap();
     }
     assert_eq!(upstream.attempts(), 5000);
 }
@@ -65,7 +56,7 @@ async fn a_thousand_concurrent_requests_stay_within_the_budget_and_all_get_an_at
     let upstream = Upstream::always(Reply::status(503));
     let client = fast().layer(upstream.clone());
     let tasks: Vec<_> = (0..1000)
-        .map(|_| tokio::spawn(client.clone().oneshot(get())))
+        .map(|_| tokio::spawn(client.clone().oneshot(get("/"))))
         .collect();
     for task in tasks {
         let response = task.await.unwrap().unwrap();
@@ -94,7 +85,7 @@ fn tasks_on_many_threads_sharing_one_layer_stay_within_the_budget() {
                 let client = client.clone();
                 tokio::spawn(async move {
                     for _ in 0..64 {
-                        client.clone().oneshot(get()).await.unwrap();
+                        client.clone().oneshot(get("/")).await.unwrap();
                     }
                 })
             })
@@ -122,11 +113,15 @@ async fn one_budget_is_shared_by_clones_and_by_layers_given_the_same_budget() {
         layer_a
             .clone()
             .layer(ok.clone())
-            .oneshot(get())
+            .oneshot(get("/"))
             .await
             .unwrap();
     }
-    let response = layer_b.layer(failing.clone()).oneshot(get()).await.unwrap();
+    let response = layer_b
+        .layer(failing.clone())
+        .oneshot(get("/"))
+        .await
+        .unwrap();
     assert_eq!(
         attempts(&response),
         1,
@@ -135,12 +130,12 @@ async fn one_budget_is_shared_by_clones_and_by_layers_given_the_same_budget() {
 
     // A fifth first attempt makes one retry's worth; a sixth request uses it (and the 0.2 it
     // deposits is not enough for a second retry).
-    layer_a.layer(ok.clone()).oneshot(get()).await.unwrap();
+    layer_a.layer(ok.clone()).oneshot(get("/")).await.unwrap();
     let failing = Upstream::new([Reply::status(503), Reply::status(503)]);
     let response = fast()
         .budget(budget.clone())
         .layer(failing.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(attempts(&response), 2);
@@ -154,11 +149,11 @@ async fn the_budget_refills_as_the_window_slides() {
     let client = fast().budget(budget.clone()).layer(upstream.clone());
     // The reserve: 1/s over 10 s.
     for _ in 0..3 {
-        client.clone().oneshot(get()).await.unwrap();
+        client.clone().oneshot(get("/")).await.unwrap();
     }
     assert_eq!(upstream.attempts(), 3 + 10);
     tokio::time::sleep(11 * SECOND).await;
-    client.clone().oneshot(get()).await.unwrap();
+    client.clone().oneshot(get("/")).await.unwrap();
     assert_eq!(upstream.attempts(), 13 + 5);
 }
 
@@ -172,7 +167,7 @@ async fn the_layer_never_starts_a_wait_that_ends_after_the_deadline() {
         .backoff(Backoff::constant(2 * SECOND))
         .deadline(5 * SECOND)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     // Attempts at 0, 2 and 4 s; a wait to 6 s would pass the deadline, so the last 503
@@ -190,7 +185,7 @@ async fn a_server_requested_wait_past_the_deadline_is_not_slept() {
     let response = RetryLayer::new()
         .deadline(10 * SECOND)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -205,7 +200,7 @@ async fn an_attempt_in_flight_at_the_deadline_is_cut_off_with_a_clear_error() {
     let error = RetryLayer::new()
         .deadline(3 * SECOND)
         .layer(hang.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap_err();
     assert_eq!(start.elapsed(), 3 * SECOND);
@@ -227,7 +222,7 @@ async fn attempt_timeouts_and_waits_all_count_against_the_deadline() {
         .attempt_timeout(2 * SECOND)
         .deadline(5 * SECOND)
         .layer(hang.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap_err();
     // Attempt 1 times out at 2 s, the wait ends at 3 s, attempt 2 is cut off at 5 s.
@@ -249,7 +244,7 @@ async fn the_deadline_also_ends_a_wait_for_readiness() {
         .layer(mock);
     client.ready().await.unwrap();
     let start = Instant::now();
-    let call = tokio::spawn(client.call(get()));
+    let call = tokio::spawn(client.call(get("/")));
     let (_, reply) = handle.next_request().await.unwrap();
     let mut unavailable = Response::new(Full::new(Bytes::new()));
     *unavailable.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -371,7 +366,7 @@ async fn configuration_errors_come_at_construction() {
         .replay_limit(usize::MAX)
         .replay_limit_total(usize::MAX)
         .layer(upstream)
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(attempts(&response), 2);

@@ -7,13 +7,14 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::{attempts, get};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use retryable_http::backoff::{Backoff, Jitter};
 use retryable_http::policy::{Action, StandardPolicy, policy_fn};
-use retryable_http::{Attempts, Error, RetryLayer};
+use retryable_http::{Error, RetryLayer};
 use support::upstream::{Reply, Upstream};
 use tower::{Layer, ServiceExt};
 
@@ -32,20 +33,10 @@ async fn send(
     layer.layer(upstream.clone()).oneshot(request).await
 }
 
-fn get(path: &str) -> Request<Full<Bytes>> {
-    Request::get(format!("http://upstream.test{path}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
 fn post(path: &str, body: &'static str) -> Request<Full<Bytes>> {
     Request::post(format!("http://upstream.test{path}"))
         .body(Full::new(Bytes::from(body)))
         .unwrap()
-}
-
-fn attempts<B>(response: &Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().get()
 }
 
 async fn text(response: Response<Full<Bytes>>) -> Bytes {

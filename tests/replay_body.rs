@@ -6,13 +6,14 @@ mod support;
 
 use std::convert::Infallible;
 use std::time::Duration;
+use support::attempts;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, SizeHint};
 use http_body_util::{BodyExt, Full};
 use retryable_http::backoff::Backoff;
-use retryable_http::{Attempts, ReplayBody, RetryLayer};
+use retryable_http::{ReplayBody, RetryLayer};
 use support::bodies::{self, Frames, Gauge, tracked};
 use support::upstream::{Reply, Upstream};
 use tower::{Layer, ServiceExt, service_fn};
@@ -27,10 +28,6 @@ fn put<B>(body: B) -> Request<B> {
     Request::put("http://upstream.test/blob")
         .body(body)
         .unwrap()
-}
-
-fn attempts<B>(response: &Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().get()
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,28 +8,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
+use support::{attempts, get};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::{Backoff, Jitter};
-use retryable_http::{Attempts, BoxError, ReplayBody, RetryLayer};
+use retryable_http::{BoxError, ReplayBody, RetryLayer};
 use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn get() -> Request<Full<Bytes>> {
-    Request::get("http://upstream.test/")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-fn attempts<B>(response: &Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().get()
-}
 
 /// Gaps between consecutive attempts.
 fn gaps(upstream: &Upstream) -> Vec<Duration> {
@@ -50,7 +41,7 @@ async fn exponential_backoff_without_jitter_waits_1_2_4_8_seconds() {
     RetryLayer::new()
         .backoff(backoff)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(
@@ -63,7 +54,11 @@ async fn exponential_backoff_without_jitter_waits_1_2_4_8_seconds() {
 async fn default_backoff_is_jittered_inside_min_and_cap() {
     let upstream = Upstream::always(Reply::status(503));
     let layer = RetryLayer::new().max_retries(8);
-    layer.layer(upstream.clone()).oneshot(get()).await.unwrap();
+    layer
+        .layer(upstream.clone())
+        .oneshot(get("/"))
+        .await
+        .unwrap();
     let bounds = [
         (1, 2),
         (2, 4),
@@ -89,7 +84,7 @@ async fn jitter_differs_between_requests() {
     let upstream = Upstream::always(Reply::status(503));
     let client = RetryLayer::new().max_retries(1).layer(upstream.clone());
     for _ in 0..8 {
-        client.clone().oneshot(get()).await.unwrap();
+        client.clone().oneshot(get("/")).await.unwrap();
     }
     let times = upstream.times();
     let mut gaps: Vec<_> = times.chunks(2).map(|w| w[1] - w[0]).collect();
@@ -106,7 +101,7 @@ async fn retry_after_seconds_on_503_is_honoured() {
     let upstream = Upstream::new([Reply::status(503).header("retry-after", "7")]);
     let response = RetryLayer::new()
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -134,7 +129,7 @@ async fn retry_after_http_date_in_the_future_waits_until_then() {
     RetryLayer::new()
         .wall_clock(fixed_now)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(gaps(&upstream), [9 * SECOND]);
@@ -147,7 +142,7 @@ async fn retry_after_http_date_in_the_past_retries_at_once() {
     RetryLayer::new()
         .wall_clock(fixed_now)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(gaps(&upstream), [Duration::ZERO]);
@@ -161,7 +156,7 @@ async fn malformed_retry_after_falls_back_to_the_backoff() {
             .backoff(Backoff::constant(3 * SECOND))
             .wall_clock(fixed_now)
             .layer(upstream.clone())
-            .oneshot(get())
+            .oneshot(get("/"))
             .await
             .unwrap();
         assert_eq!(gaps(&upstream), [3 * SECOND], "{value:?}");
@@ -174,7 +169,7 @@ async fn retry_after_on_502_is_honoured_by_default_and_ignored_by_go_backoffs() 
     let upstream = Upstream::new(script());
     RetryLayer::new()
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(gaps(&upstream), [7 * SECOND]);
@@ -188,7 +183,7 @@ async fn retry_after_on_502_is_honoured_by_default_and_ignored_by_go_backoffs() 
         RetryLayer::new()
             .backoff(backoff.clone())
             .layer(upstream.clone())
-            .oneshot(get())
+            .oneshot(get("/"))
             .await
             .unwrap();
         assert_eq!(gaps(&upstream), [SECOND], "{backoff:?}");
@@ -201,7 +196,7 @@ async fn go_default_honours_retry_after_on_503_beyond_its_max() {
     RetryLayer::new()
         .backoff(Backoff::go_default(SECOND, 5 * SECOND).unwrap())
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(gaps(&upstream), [20 * SECOND]);
@@ -216,7 +211,7 @@ async fn a_server_wait_above_the_cap_is_not_slept() {
         .body("come back in 55 years")]);
     let response = RetryLayer::new()
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -229,7 +224,7 @@ async fn a_server_wait_above_the_cap_is_not_slept() {
     let response = RetryLayer::new()
         .max_retry_after(10 * SECOND)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -242,7 +237,7 @@ async fn rate_limit_reset_headers_are_honoured() {
         let upstream = Upstream::new([Reply::status(429).header(name, "4")]);
         RetryLayer::new()
             .layer(upstream.clone())
-            .oneshot(get())
+            .oneshot(get("/"))
             .await
             .unwrap();
         assert_eq!(gaps(&upstream), [4 * SECOND], "{name}");
@@ -256,7 +251,7 @@ async fn dropping_the_future_during_the_backoff_cancels_the_retry() {
         RetryLayer::new()
             .backoff(Backoff::constant(5 * SECOND))
             .layer(upstream.clone())
-            .oneshot(get()),
+            .oneshot(get("/")),
     );
     assert!(call.poll().is_pending());
     tokio::time::sleep(SECOND).await;
@@ -270,7 +265,7 @@ async fn dropping_the_future_during_the_backoff_cancels_the_retry() {
 #[tokio::test(start_paused = true)]
 async fn dropping_the_future_during_an_attempt_drops_the_inner_call() {
     let hang = Hang::default();
-    let mut call = tokio_test::task::spawn(RetryLayer::new().layer(hang.clone()).oneshot(get()));
+    let mut call = tokio_test::task::spawn(RetryLayer::new().layer(hang.clone()).oneshot(get("/")));
     assert!(call.poll().is_pending());
     tokio::time::sleep(10 * SECOND).await;
     assert!(call.poll().is_pending());
@@ -284,7 +279,7 @@ async fn dropping_the_future_during_an_attempt_drops_the_inner_call() {
 async fn a_server_that_never_answers_is_ended_only_by_the_attempt_timeout() {
     // Without a timeout the attempt waits as long as the server does.
     let hang = Hang::default();
-    let mut call = tokio_test::task::spawn(RetryLayer::new().layer(hang.clone()).oneshot(get()));
+    let mut call = tokio_test::task::spawn(RetryLayer::new().layer(hang.clone()).oneshot(get("/")));
     assert!(call.poll().is_pending());
     tokio::time::sleep(3600 * SECOND).await;
     assert!(call.poll().is_pending());
@@ -299,7 +294,7 @@ async fn a_server_that_never_answers_is_ended_only_by_the_attempt_timeout() {
         .backoff(Backoff::constant(SECOND))
         .attempt_timeout(2 * SECOND)
         .layer(hang.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap_err();
     assert_eq!(hang.calls(), 3);
@@ -335,7 +330,7 @@ async fn a_slow_answer_within_the_attempt_timeout_is_kept() {
     let response = RetryLayer::new()
         .attempt_timeout(2 * SECOND)
         .layer(upstream.clone())
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -353,7 +348,7 @@ async fn the_inner_service_is_driven_to_readiness_before_every_attempt() {
         .backoff(Backoff::constant(SECOND))
         .layer(mock);
     client.ready().await.unwrap();
-    let mut call = tokio_test::task::spawn(client.call(get()));
+    let mut call = tokio_test::task::spawn(client.call(get("/")));
     assert!(call.poll().is_pending());
     let (_, reply) = handle.next_request().await.unwrap();
     let mut unavailable = Response::new(Full::new(Bytes::new()));
@@ -417,7 +412,7 @@ async fn a_drained_response_is_read_only_up_to_the_drain_bounds() {
     let response = RetryLayer::new()
         .backoff(Backoff::constant(SECOND))
         .layer(service)
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(attempts(&response), 2);
@@ -461,7 +456,7 @@ async fn a_drain_that_stalls_is_cut_off_by_the_drain_timeout() {
         .backoff(Backoff::constant(Duration::ZERO))
         .drain_timeout(SECOND)
         .layer(service)
-        .oneshot(get())
+        .oneshot(get("/"))
         .await
         .unwrap();
     assert_eq!(attempts(&response), 2);

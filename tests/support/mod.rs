@@ -21,3 +21,19 @@ pub async fn within<F: std::future::Future>(f: F) -> F::Output {
         .await
         .expect("the test took longer than its time limit")
 }
+
+/// The `Attempts` extension of a response the layer returned.
+pub fn attempts<B>(response: &http::Response<B>) -> u32 {
+    response
+        .extensions()
+        .get::<retryable_http::Attempts>()
+        .expect("every response the layer returns says how many attempts it took")
+        .get()
+}
+
+/// A GET with an empty body to the scripted upstream's host.
+pub fn get(path: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::get(format!("http://upstream.test{path}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap()
+}
