@@ -26,8 +26,8 @@
 mod support;
 
 use support::{
-    bare_client, batch, current_thread, exchange, layer, replay_client, request, server,
-    tower_retry, warm_up,
+    bare_client, batch, current_thread, exchange, layer, replay_client, request, reqwest_clients,
+    server, tower_retry, warm_up,
 };
 
 use std::convert::Infallible;
@@ -181,13 +181,7 @@ fn overhead(c: &mut Criterion) {
 
     // For context: the reqwest ecosystem against the same server.
     let mut group = c.benchmark_group("reqwest_get");
-    let bare = reqwest::Client::new();
-    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(4);
-    let retrying = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
-            policy,
-        ))
-        .build();
+    let (bare, retrying) = reqwest_clients();
     rt.block_on(async {
         for _ in 0..2000 {
             bare.get(&url).send().await.unwrap().bytes().await.unwrap();

@@ -21,7 +21,10 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use bytes::Bytes;
-use support::{bare_client, batch, exchange, layer, replay_client, request, server, tower_retry};
+use support::{
+    bare_client, batch, exchange, layer, replay_client, request, reqwest_clients, server,
+    tower_retry,
+};
 use tokio::runtime::Runtime;
 use tower::Layer;
 
@@ -131,13 +134,7 @@ fn main() {
     );
 
     // For context: reqwest, bare and with reqwest-retry, against the same server.
-    let bare = reqwest::Client::new();
-    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(4);
-    let retrying = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
-            policy,
-        ))
-        .build();
+    let (bare, retrying) = reqwest_clients();
     let variants: Vec<(&str, SendFn)> = vec![
         (
             "reqwest",

@@ -327,25 +327,40 @@ async fn kept_chunks_are_freed_when_the_future_is_dropped_during_the_wait() {
     assert_eq!(upstream.attempts(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn nothing_is_kept_when_no_retry_can_follow() {
-    let gauge = Gauge::default();
-    let probe = gauge.clone();
-    let service = service_fn(move |req: Request<ReplayBody<Frames>>| {
-        let gauge = probe.clone();
+/// An upstream that reads each attempt's body, drops it, checks what `gauge` says is still
+/// alive (`live[n]` bytes after attempt `n`), and answers 503.
+fn reads_and_checks(
+    gauge: &Gauge,
+    live: &'static [usize],
+) -> impl tower::Service<
+    Request<ReplayBody<Frames>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone {
+    let gauge = gauge.clone();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    service_fn(move |req: Request<ReplayBody<Frames>>| {
+        let gauge = gauge.clone();
+        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async move {
             let bytes = req.into_body().collect().await.unwrap().to_bytes();
             drop(bytes);
-            assert_eq!(gauge.live(), 0, "a body with no retry left is not kept");
+            assert_eq!(gauge.live(), live[n], "live bytes after attempt {}", n + 1);
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             Ok::<_, Infallible>(response)
         }
-    });
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_kept_when_no_retry_can_follow() {
+    let gauge = Gauge::default();
     let body = Frames::chunks([tracked(1000, b'a', &gauge)]);
     let response = layer()
         .max_retries(0)
-        .layer(service)
+        .layer(reads_and_checks(&gauge, &[0]))
         .oneshot(put(body))
         .await
         .unwrap();
@@ -355,29 +370,12 @@ async fn nothing_is_kept_when_no_retry_can_follow() {
 #[tokio::test(start_paused = true)]
 async fn the_last_attempt_hands_kept_chunks_over_instead_of_keeping_them() {
     let gauge = Gauge::default();
-    let probe = gauge.clone();
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let service = service_fn(move |req: Request<ReplayBody<Frames>>| {
-        let gauge = probe.clone();
-        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        async move {
-            let bytes = req.into_body().collect().await.unwrap().to_bytes();
-            drop(bytes);
-            if n == 1 {
-                // The second and last attempt: the layer keeps no reference.
-                assert_eq!(gauge.live(), 0);
-            } else {
-                assert_eq!(gauge.live(), 1000);
-            }
-            let mut response = Response::new(Full::new(Bytes::new()));
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            Ok::<_, Infallible>(response)
-        }
-    });
     let body = Frames::chunks([tracked(1000, b'a', &gauge)]);
+    // After the first attempt the layer keeps the chunk for the retry; during the second
+    // and last attempt it keeps no reference.
     let response = layer()
         .max_retries(1)
-        .layer(service)
+        .layer(reads_and_checks(&gauge, &[1000, 0]))
         .oneshot(put(body))
         .await
         .unwrap();

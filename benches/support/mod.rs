@@ -188,3 +188,14 @@ where
         done.unwrap();
     }
 }
+
+/// reqwest, and reqwest with reqwest-retry (exponential backoff, 4 retries), for context.
+pub(crate) fn reqwest_clients() -> (reqwest::Client, reqwest_middleware::ClientWithMiddleware) {
+    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(4);
+    let retrying = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+            policy,
+        ))
+        .build();
+    (reqwest::Client::new(), retrying)
+}
