@@ -52,14 +52,16 @@ pub enum ErrorClass {
 /// [`is_canceled`](https://docs.rs/hyper/1/hyper/struct.Error.html#method.is_canceled) never
 /// left the client; one that `is_user` is the caller's own mistake.
 pub fn classify(error: &(dyn StdError + 'static)) -> ErrorClass {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(class) = decisive(error) {
-            return class;
-        }
-        next = source(error);
-    }
-    ErrorClass::MaybeProcessed
+    chain(error)
+        .find_map(decisive)
+        .unwrap_or(ErrorClass::MaybeProcessed)
+}
+
+/// `error` and its sources, from the outside in, looking inside `io::Error`s too.
+pub(crate) fn chain<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&e| source(e))
 }
 
 /// The class this one error decides on its own, if any.
@@ -110,7 +112,10 @@ fn hyper_class(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
             // TLS stacks (tokio-rustls) use for handshake and certificate failures. A
             // connector that gave up without touching the network (hyper-util's
             // `HttpConnector` on an `ftp://` or host-less URL) reports no `io::Error`.
-            let mut io_kinds = chain(client.source())
+            let mut io_kinds = client
+                .source()
+                .into_iter()
+                .flat_map(chain)
                 .filter_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
                 .peekable();
             let network = io_kinds.peek().is_some();
@@ -140,13 +145,6 @@ fn hyper_class(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         return Some(ErrorClass::MaybeProcessed);
     }
     None
-}
-
-#[cfg(feature = "hyper")]
-fn chain<'a>(
-    first: Option<&'a (dyn StdError + 'static)>,
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(first, |&e| source(e))
 }
 
 /// The next error in the chain.

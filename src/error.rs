@@ -25,7 +25,7 @@ struct Inner {
     kind: Kind,
     request: Option<(Method, String)>,
     attempts: u32,
-    source: Option<BoxError>,
+    source: BoxError,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ enum Kind {
 
 impl Error {
     pub(crate) fn inner(method: &Method, uri: &http::Uri, attempts: u32, source: BoxError) -> Self {
-        Error::new(Kind::Inner, Some((method, uri)), attempts, Some(source))
+        Error::new(Kind::Inner, Some((method, uri)), attempts, source)
     }
 
     pub(crate) fn not_ready(
@@ -46,14 +46,14 @@ impl Error {
         attempts: u32,
         source: BoxError,
     ) -> Self {
-        Error::new(Kind::NotReady, request, attempts, Some(source))
+        Error::new(Kind::NotReady, request, attempts, source)
     }
 
     fn new(
         kind: Kind,
         request: Option<(&Method, &http::Uri)>,
         attempts: u32,
-        source: Option<BoxError>,
+        source: BoxError,
     ) -> Self {
         Error {
             inner: Box::new(Inner {
@@ -104,48 +104,31 @@ impl Error {
     }
 
     /// Consumes the error and returns its cause.
-    pub fn into_source(self) -> Option<BoxError> {
+    pub fn into_source(self) -> BoxError {
         self.inner.source
     }
 
     fn find<E: StdError + 'static>(&self) -> Option<&E> {
-        let mut next = self.source();
-        while let Some(e) = next {
-            if let Some(e) = e.downcast_ref::<E>() {
-                return Some(e);
-            }
-            next = e.source();
-        }
-        None
+        crate::classify::chain(&*self.inner.source).find_map(|e| e.downcast_ref::<E>())
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        match (&inner.request, inner.kind) {
-            (Some((method, url)), _) => write!(
+        if let Some((method, url)) = &inner.request {
+            write!(
                 f,
-                "{method} {url} giving up after {} attempt(s)",
+                "{method} {url} giving up after {} attempt(s): ",
                 inner.attempts
-            )?,
-            (None, Kind::NotReady) => f.write_str("inner service failed to become ready")?,
-            (None, Kind::Inner) => f.write_str("request failed")?,
+            )?;
         }
-        if inner.kind == Kind::NotReady && inner.request.is_some() {
-            f.write_str(": inner service failed to become ready")?;
+        if inner.kind == Kind::NotReady {
+            f.write_str("inner service failed to become ready: ")?;
         }
         // The whole cause chain: a client's top-level error alone ("client error
         // (Connect)") rarely says what went wrong.
-        let mut next = inner
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static));
-        while let Some(e) = next {
-            write!(f, ": {e}")?;
-            next = e.source();
-        }
-        Ok(())
+        write!(f, "{}", Chain(&*inner.source))
     }
 }
 
@@ -165,10 +148,7 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        Some(&*self.inner.source)
     }
 }
 

@@ -481,7 +481,7 @@ impl<B> Ctx<B> {
 
     /// The caller's output for an outcome that is not retried.
     fn give_back<R>(
-        &self,
+        &mut self,
         outcome: Result<Response<R>, BoxError>,
         reason: StopReason,
     ) -> Result<Response<R>, Error> {
@@ -527,7 +527,8 @@ impl<B> Ctx<B> {
             Ok(head) => Outcome::Response(head),
             Err(error) => Outcome::Error(&**error),
         };
-        hook(&mut self.head, last).map_err(|error| {
+        let result = hook(&mut self.head, last);
+        result.map_err(|error| {
             self.replay.finish();
             Error::inner(&self.head.method, &self.head.uri, self.attempt, error)
         })
@@ -581,7 +582,7 @@ impl<B> Ctx<B> {
     }
 
     /// The error for a request cut off by the deadline.
-    fn deadline_exceeded(&self) -> Error {
+    fn deadline_exceeded(&mut self) -> Error {
         self.replay.finish();
         let deadline = self.config.deadline.unwrap_or_default();
         tracing::debug!(attempt = self.attempt, deadline = ?deadline, "deadline exceeded");

@@ -40,7 +40,6 @@
 
 mod kept;
 
-use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -129,7 +128,7 @@ pub(crate) struct Replay<B> {
     /// `None` for an empty body.
     shared: Option<Arc<Shared<B>>>,
     /// `finish` ran.
-    finished: Cell<bool>,
+    finished: bool,
 }
 
 impl<B> ReplayBody<B>
@@ -153,7 +152,7 @@ where
             drop(body);
             let replay = Replay {
                 shared: None,
-                finished: Cell::new(true),
+                finished: true,
             };
             return (replay.body(), replay);
         }
@@ -189,7 +188,7 @@ where
         };
         let replay = Replay {
             shared: Some(shared),
-            finished: Cell::new(false),
+            finished: false,
         };
         (body, replay)
     }
@@ -447,11 +446,11 @@ impl<B> Replay<B> {
 
     /// No attempt will follow: stop keeping chunks, and free the state now unless a body the
     /// inner service still holds may need it (it is then freed with that body).
-    pub(crate) fn finish(&self) {
+    pub(crate) fn finish(&mut self) {
         let Some(shared) = &self.shared else {
             return;
         };
-        if self.finished.replace(true) {
+        if std::mem::replace(&mut self.finished, true) {
             return;
         }
         shared.done.store(true, Ordering::SeqCst);
