@@ -275,7 +275,8 @@ async fn the_first_rule_that_matches_and_fires_wins() {
         statuses.push(response.status().as_u16());
     }
     assert_eq!(statuses, [503, 503, 500, 500]);
-    let rules: Vec<_> = log.entries().into_iter().map(|s| s.rule.unwrap()).collect();
+    let entries = log.entries();
+    let rules: Vec<_> = entries.iter().map(|s| s.rule.as_deref().unwrap()).collect();
     assert_eq!(rules, ["first-two", "first-two", "then", "then"]);
 }
 

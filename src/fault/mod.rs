@@ -67,7 +67,7 @@ use crate::BoxError;
 
 pub use proxy::{HttpProxy, Proxied};
 pub use record::{FaultLog, Seen};
-pub use rule::{Action, Answer, Match, RngState, Rule, Trigger};
+pub use rule::{Action, Answer, Chance, Match, Rule, Trigger};
 
 /// A tower [`Layer`] that injects faults into an HTTP service. See the
 /// [module documentation](self).
@@ -99,8 +99,11 @@ impl FaultLayer {
         }
     }
 
-    /// Adds a rule; rules are tried in the order they were added.
-    pub fn rule(mut self, rule: Rule) -> Self {
+    /// Adds a rule; rules are tried in the order they were added. A rule without a
+    /// [name](Rule::named) is named by its position (`"0"` for the first).
+    pub fn rule(mut self, mut rule: Rule) -> Self {
+        let position = self.rules.len();
+        rule.name.get_or_insert_with(|| position.to_string().into());
         self.rules.push(rule);
         self
     }
@@ -189,14 +192,9 @@ where
             .shared
             .rules
             .iter()
-            .enumerate()
-            .find(|(_, rule)| rule.fires(&head, elapsed));
+            .find(|rule| rule.fires(&head, elapsed));
         let (action, delay, name) = match fired {
-            Some((i, rule)) => (
-                rule.action.clone(),
-                rule.delay,
-                Some(rule.name.clone().unwrap_or_else(|| i.to_string())),
-            ),
+            Some(rule) => (rule.action.clone(), rule.delay, rule.name.clone()),
             None => (Action::Forward, Duration::ZERO, None),
         };
         let entry = self.shared.log.push(elapsed, &head, name.clone());
@@ -209,7 +207,7 @@ where
             service: Some(service),
             request: Some(request),
             action,
-            rule: name.unwrap_or_default(),
+            rule: name,
             log: self.shared.log.clone(),
             entry,
         };
@@ -233,7 +231,7 @@ pin_project! {
         service: Option<S>,
         request: Option<Request<B>>,
         action: Action,
-        rule: String,
+        rule: Option<Arc<str>>,
         log: FaultLog,
         entry: usize,
     }
@@ -308,12 +306,14 @@ where
     }
 }
 
-fn respond<R>(answer: &Answer, rule: &str) -> Response<FaultBody<R>> {
+fn respond<R>(answer: &Answer, rule: &Option<Arc<str>>) -> Response<FaultBody<R>> {
     let mut response = Response::new(FaultBody::injected(answer.body.clone()));
     *response.status_mut() = answer.status;
-    response.extensions_mut().insert(Injected {
-        rule: rule.to_owned(),
-    });
+    if let Some(rule) = rule {
+        response
+            .extensions_mut()
+            .insert(Injected { rule: rule.clone() });
+    }
     for (name, value) in &answer.headers {
         response.headers_mut().append(name.clone(), value.clone());
     }
@@ -324,7 +324,7 @@ fn respond<R>(answer: &Answer, rule: &str) -> Response<FaultBody<R>> {
 /// [`Action::Replace`]), naming the rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Injected {
-    rule: String,
+    rule: Arc<str>,
 }
 
 impl Injected {

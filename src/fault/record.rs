@@ -19,7 +19,7 @@ pub struct Seen {
     /// The headers (an attempt-number header, an `Idempotency-Key`, ...).
     pub headers: HeaderMap,
     /// The rule that fired: its name, or its position (`"0"` for the first rule).
-    pub rule: Option<String>,
+    pub rule: Option<Arc<str>>,
     /// The status sent back, once known; `None` while in flight, or when a transport
     /// failure was injected.
     pub status: Option<StatusCode>,
@@ -61,7 +61,12 @@ impl FaultLog {
         self.lock().iter().map(|s| s.at).collect()
     }
 
-    pub(super) fn push(&self, at: Duration, head: &request::Parts, rule: Option<String>) -> usize {
+    pub(super) fn push(
+        &self,
+        at: Duration,
+        head: &request::Parts,
+        rule: Option<Arc<str>>,
+    ) -> usize {
         let mut entries = self.lock();
         entries.push(Seen {
             at,

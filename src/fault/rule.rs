@@ -39,7 +39,8 @@ use crate::rng::Rng;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rule {
-    pub(super) name: Option<String>,
+    /// Set by the layer to the rule's position when the rule has no name of its own.
+    pub(super) name: Option<Arc<str>>,
     matches: Vec<Match>,
     pub(super) action: Action,
     pub(super) delay: Duration,
@@ -80,7 +81,7 @@ impl Rule {
     }
 
     /// A name for the record; by default the rule is named by its position.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
         self
     }
@@ -274,14 +275,8 @@ pub enum Trigger {
     First(u64),
     /// Every `n`-th time: the `n`-th, the `2n`-th, ...
     EveryNth(u64),
-    /// With probability `p`, drawn from a generator seeded with `seed`: the same seed gives
-    /// the same faults for the same sequence of requests.
-    Probability {
-        /// The probability, from 0 to 1.
-        p: f64,
-        /// The generator, shared by clones of the rule.
-        rng: Arc<Mutex<RngState>>,
-    },
+    /// With a probability, drawn from a seeded generator: made by [`Trigger::probability`].
+    Probability(Chance),
     /// From `from` until `until` after the layer was made.
     Window {
         /// The start of the window.
@@ -291,17 +286,32 @@ pub enum Trigger {
     },
 }
 
-/// The state of a [`Trigger::Probability`] generator.
-pub struct RngState(Rng);
+/// A probability and its seeded generator, shared by clones of the rule: see
+/// [`Trigger::probability`].
+#[derive(Clone)]
+pub struct Chance {
+    p: f64,
+    rng: Arc<Mutex<Rng>>,
+}
 
-impl fmt::Debug for RngState {
+impl Chance {
+    /// The probability, from 0 to 1.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+}
+
+impl fmt::Debug for Chance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RngState")
+        f.debug_struct("Chance")
+            .field("p", &self.p)
+            .finish_non_exhaustive()
     }
 }
 
 impl Trigger {
-    /// Fires with probability `p`, reproducibly for a given `seed`.
+    /// Fires with probability `p`, drawn from a generator seeded with `seed`: the same seed
+    /// gives the same faults for the same sequence of requests.
     ///
     /// # Errors
     ///
@@ -312,10 +322,10 @@ impl Trigger {
                 "fault probability must be from 0 to 1, not {p}"
             )));
         }
-        Ok(Trigger::Probability {
+        Ok(Trigger::Probability(Chance {
             p,
-            rng: Arc::new(Mutex::new(RngState(Rng::from_seed(seed)))),
-        })
+            rng: Arc::new(Mutex::new(Rng::from_seed(seed))),
+        }))
     }
 
     /// Fires every `n`-th time.
@@ -336,9 +346,9 @@ impl Trigger {
             Trigger::Always => true,
             Trigger::First(first) => n < *first,
             Trigger::EveryNth(every) => *every != 0 && (n + 1) % every == 0,
-            Trigger::Probability { p, rng } => {
-                let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
-                rng.0.next_f64() < *p
+            Trigger::Probability(chance) => {
+                let mut rng = chance.rng.lock().unwrap_or_else(|e| e.into_inner());
+                rng.next_f64() < chance.p
             }
             Trigger::Window { from, until } => elapsed >= *from && elapsed < *until,
         }
