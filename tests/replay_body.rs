@@ -299,13 +299,23 @@ async fn kept_chunks_are_freed_when_the_future_finishes() {
     let gauge = Gauge::default();
     let body = Frames::chunks([tracked(1000, b'a', &gauge), tracked(1000, b'b', &gauge)]);
     let upstream = Upstream::new([Reply::status(503)]).forget_chunks();
-    let response = layer()
-        .layer(upstream.clone())
-        .oneshot(put(body))
+    // The finished future is kept alive, so this checks that finishing frees the chunks,
+    // not that dropping the future does.
+    let mut client = layer().layer(upstream.clone());
+    let request = put(body);
+    std::future::poll_fn(|cx| tower::Service::<Request<Frames>>::poll_ready(&mut client, cx))
         .await
         .unwrap();
+    let mut call = tokio_test::task::spawn(tower::Service::call(&mut client, request));
+    let response = loop {
+        if let std::task::Poll::Ready(response) = call.poll() {
+            break response.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(attempts(&response), 2);
     assert_eq!(gauge.live(), 0);
+    drop(call);
 }
 
 #[tokio::test(start_paused = true)]
@@ -313,7 +323,12 @@ async fn kept_chunks_are_freed_when_the_future_is_dropped_during_the_wait() {
     let gauge = Gauge::default();
     let body = Frames::chunks([tracked(1000, b'a', &gauge)]);
     let upstream = Upstream::always(Reply::status(503)).forget_chunks();
-    let mut call = tokio_test::task::spawn(layer().layer(upstream.clone()).oneshot(put(body)));
+    let mut client = layer().layer(upstream.clone());
+    let request = put(body);
+    std::future::poll_fn(|cx| tower::Service::<Request<Frames>>::poll_ready(&mut client, cx))
+        .await
+        .unwrap();
+    let mut call = tokio_test::task::spawn(tower::Service::call(&mut client, request));
     assert!(call.poll().is_pending());
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(call.poll().is_pending());
@@ -410,6 +425,7 @@ async fn replay_bodies_report_the_original_size_and_count_down() {
 fn replay_bodies_and_futures_meet_hyper_utils_bounds() {
     fn body_bounds<T: Body + Send + Unpin + 'static>() {}
     fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
     body_bounds::<ReplayBody<Full<Bytes>>>();
     body_bounds::<ReplayBody<http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>>>();
     type Client = hyper_util::client::legacy::Client<
@@ -417,5 +433,5 @@ fn replay_bodies_and_futures_meet_hyper_utils_bounds() {
         ReplayBody<Full<Bytes>>,
     >;
     send::<retryable_http::Retry<Client>>();
-    send::<<retryable_http::Retry<Client> as tower::Service<Request<Full<Bytes>>>>::Future>();
+    send_sync::<<retryable_http::Retry<Client> as tower::Service<Request<Full<Bytes>>>>::Future>();
 }

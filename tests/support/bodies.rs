@@ -1,6 +1,7 @@
 //! Request bodies for tests: scripted frames, channels, failures, and tracked bytes.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -174,4 +175,40 @@ pub fn tracked(len: usize, fill: u8, gauge: &Gauge) -> Bytes {
         data: vec![fill; len],
         gauge: gauge.clone(),
     })
+}
+
+/// A body whose one chunk arrives after `delay`: a response whose body is not in the
+/// client's buffer yet when its head is.
+pub struct Delayed {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    data: Option<Bytes>,
+    len: u64,
+}
+
+impl Delayed {
+    pub fn new(delay: std::time::Duration, data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        Delayed {
+            sleep: Box::pin(tokio::time::sleep(delay)),
+            len: data.len() as u64,
+            data: Some(data),
+        }
+    }
+}
+
+impl Body for Delayed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        std::task::ready!(self.sleep.as_mut().poll(cx));
+        Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
 }

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
-use http_body_util::Full;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
@@ -20,10 +21,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::DuplexStream;
 use tower::Service;
 
+type Reply = Response<UnsyncBoxBody<Bytes, Infallible>>;
+
 type Handler = Arc<
-    dyn Fn(usize, Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn(usize, Request<Incoming>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync,
 >;
 
 /// A connector whose connections are in-memory pipes to a hyper server.
@@ -35,13 +36,18 @@ pub struct Pipes {
 }
 
 impl Pipes {
-    pub fn new<F, Fut>(handler: F) -> Self
+    pub fn new<F, Fut, B>(handler: F) -> Self
     where
         F: Fn(usize, Request<Incoming>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+        Fut: Future<Output = Response<B>> + Send + 'static,
+        B: http_body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
     {
+        let handler = Arc::new(handler);
         Pipes {
-            handler: Arc::new(move |n, req| Box::pin(handler(n, req))),
+            handler: Arc::new(move |n, req| {
+                let response = handler(n, req);
+                Box::pin(async move { response.await.map(BodyExt::boxed_unsync) })
+            }),
             connections: Arc::new(AtomicUsize::new(0)),
             requests: Arc::new(AtomicUsize::new(0)),
         }
