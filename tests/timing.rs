@@ -27,6 +27,18 @@ fn gaps(upstream: &Upstream) -> Vec<Duration> {
     upstream.times().windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+/// The gaps between the attempts of a GET through `layer` to an upstream that answers
+/// `first`, then 200.
+async fn gaps_after(layer: RetryLayer, first: Reply) -> Vec<Duration> {
+    let upstream = Upstream::new([first]);
+    layer
+        .layer(upstream.clone())
+        .oneshot(get("/"))
+        .await
+        .unwrap();
+    gaps(&upstream)
+}
+
 /// Sun, 06 Nov 1994 08:49:30 GMT.
 fn fixed_now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770)
@@ -124,42 +136,35 @@ async fn retry_after_on_429_is_honoured_for_a_post() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_http_date_in_the_future_waits_until_then() {
-    let upstream =
-        Upstream::new([Reply::status(503).header("retry-after", "Sun, 06 Nov 1994 08:49:39 GMT")]);
-    RetryLayer::new()
-        .wall_clock(fixed_now)
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
-    assert_eq!(gaps(&upstream), [9 * SECOND]);
+    let gaps = gaps_after(
+        RetryLayer::new().wall_clock(fixed_now),
+        Reply::status(503).header("retry-after", "Sun, 06 Nov 1994 08:49:39 GMT"),
+    )
+    .await;
+    assert_eq!(gaps, [9 * SECOND]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_http_date_in_the_past_retries_at_once() {
-    let upstream =
-        Upstream::new([Reply::status(503).header("retry-after", "Sat, 05 Nov 1994 08:49:39 GMT")]);
-    RetryLayer::new()
-        .wall_clock(fixed_now)
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
-    assert_eq!(gaps(&upstream), [Duration::ZERO]);
+    let gaps = gaps_after(
+        RetryLayer::new().wall_clock(fixed_now),
+        Reply::status(503).header("retry-after", "Sat, 05 Nov 1994 08:49:39 GMT"),
+    )
+    .await;
+    assert_eq!(gaps, [Duration::ZERO]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn malformed_retry_after_falls_back_to_the_backoff() {
     for value in ["-5", "", "soon", "1.5", "Sun, 06 Nov"] {
-        let upstream = Upstream::new([Reply::status(503).header("retry-after", value)]);
-        RetryLayer::new()
-            .backoff(Backoff::constant(3 * SECOND))
-            .wall_clock(fixed_now)
-            .layer(upstream.clone())
-            .oneshot(get("/"))
-            .await
-            .unwrap();
-        assert_eq!(gaps(&upstream), [3 * SECOND], "{value:?}");
+        let gaps = gaps_after(
+            RetryLayer::new()
+                .backoff(Backoff::constant(3 * SECOND))
+                .wall_clock(fixed_now),
+            Reply::status(503).header("retry-after", value),
+        )
+        .await;
+        assert_eq!(gaps, [3 * SECOND], "{value:?}");
     }
 }
 
@@ -192,14 +197,12 @@ async fn retry_after_on_502_is_honoured_by_default_and_ignored_by_go_backoffs() 
 
 #[tokio::test(start_paused = true)]
 async fn go_default_honours_retry_after_on_503_beyond_its_max() {
-    let upstream = Upstream::new([Reply::status(503).header("retry-after", "20")]);
-    RetryLayer::new()
-        .backoff(Backoff::go_default(SECOND, 5 * SECOND).unwrap())
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
-    assert_eq!(gaps(&upstream), [20 * SECOND]);
+    let gaps = gaps_after(
+        RetryLayer::new().backoff(Backoff::go_default(SECOND, 5 * SECOND).unwrap()),
+        Reply::status(503).header("retry-after", "20"),
+    )
+    .await;
+    assert_eq!(gaps, [20 * SECOND]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -234,13 +237,8 @@ async fn a_server_wait_above_the_cap_is_not_slept() {
 #[tokio::test(start_paused = true)]
 async fn rate_limit_reset_headers_are_honoured() {
     for name in ["ratelimit-reset", "x-ratelimit-reset"] {
-        let upstream = Upstream::new([Reply::status(429).header(name, "4")]);
-        RetryLayer::new()
-            .layer(upstream.clone())
-            .oneshot(get("/"))
-            .await
-            .unwrap();
-        assert_eq!(gaps(&upstream), [4 * SECOND], "{name}");
+        let gaps = gaps_after(RetryLayer::new(), Reply::status(429).header(name, "4")).await;
+        assert_eq!(gaps, [4 * SECOND], "{name}");
     }
 }
 
