@@ -34,6 +34,8 @@ enum Kind {
     Inner,
     /// The inner service failed to become ready.
     NotReady,
+    /// The request's `Reopen` failed to make the body again.
+    Reopen,
 }
 
 impl Error {
@@ -47,6 +49,15 @@ impl Error {
         source: BoxError,
     ) -> Self {
         Error::new(Kind::NotReady, request, attempts, source)
+    }
+
+    pub(crate) fn reopen(
+        method: &Method,
+        uri: &http::Uri,
+        attempts: u32,
+        source: BoxError,
+    ) -> Self {
+        Error::new(Kind::Reopen, Some((method, uri)), attempts, source)
     }
 
     fn new(
@@ -86,6 +97,12 @@ impl Error {
         self.inner.kind == Kind::NotReady
     }
 
+    /// Returns `true` if the request's [`Reopen`](crate::body::Reopen) failed to make the
+    /// body again for a retry. The cause is the factory's error.
+    pub fn is_reopen(&self) -> bool {
+        self.inner.kind == Kind::Reopen
+    }
+
     /// Returns `true` if the last attempt was cut off by the per-attempt timeout.
     pub fn is_attempt_timeout(&self) -> bool {
         self.find::<AttemptTimedOut>().is_some()
@@ -123,8 +140,10 @@ impl fmt::Display for Error {
                 inner.attempts
             )?;
         }
-        if inner.kind == Kind::NotReady {
-            f.write_str("inner service failed to become ready: ")?;
+        match inner.kind {
+            Kind::Inner => {}
+            Kind::NotReady => f.write_str("inner service failed to become ready: ")?,
+            Kind::Reopen => f.write_str("request body could not be reopened: ")?,
         }
         // The whole cause chain: a client's top-level error alone ("client error
         // (Connect)") rarely says what went wrong.

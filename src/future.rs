@@ -47,12 +47,13 @@ use bytes::Buf;
 use http::{HeaderValue, Request, Response, request, response};
 use http_body::Body;
 use pin_project_lite::pin_project;
+use sync_wrapper::SyncWrapper;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::BoxError;
 use crate::attempts::Attempts;
-use crate::body::{Replay, ReplayBody};
+use crate::body::{Reopen, Reopening, Replay, ReplayBody};
 use crate::classify::classify;
 use crate::error::{AttemptTimedOut, Chain, DeadlineExceeded, Error};
 use crate::hooks::{GiveUp, StopReason};
@@ -113,6 +114,8 @@ pin_project! {
         Draining { #[pin] body: R, read: usize },
         // The backoff.
         Waiting,
+        // Making the request body again, with the request's `Reopen`.
+        Reopening,
         // Driving the service to readiness for the next attempt.
         Ready,
         // The output was returned.
@@ -126,6 +129,8 @@ struct Ctx<B> {
     /// The caller's request head: every attempt starts from a copy of it.
     head: request::Parts,
     replay: Replay<B>,
+    /// How to make the body again when the kept bytes cannot cover a retry.
+    reopen: Option<Reopen<B>>,
     /// The number of the attempt in flight or last made, from 1.
     attempt: u32,
     started: Instant,
@@ -133,28 +138,36 @@ struct Ctx<B> {
     deadline: Option<Instant>,
     /// What only a request that is retried needs; made on its first retry, so that the
     /// future of a request that succeeds at once stays small.
-    retry: Option<Box<Retrying>>,
+    retry: Option<Box<Retrying<B>>>,
 }
 
 /// The state of a request that is being retried.
-struct Retrying {
+struct Retrying<B> {
     /// When the next attempt may start.
     at: Instant,
     previous_delay: Duration,
     rng: Rng,
     /// The outcome being retried, for the prepare-retry hook: its head, or its error.
     last: Option<Result<response::Parts, BoxError>>,
+    /// The next attempt's body is made again by the request's `Reopen`.
+    reopen: bool,
+    /// The body being made again, then made.
+    reopening: Option<SyncWrapper<Reopening<B>>>,
+    fresh: Option<B>,
 }
 
-impl Retrying {
+impl<B> Retrying<B> {
     /// The retry state in `slot`, made on first use.
-    fn of(slot: &mut Option<Box<Retrying>>, started: Instant) -> &mut Retrying {
+    fn of(slot: &mut Option<Box<Retrying<B>>>, started: Instant) -> &mut Retrying<B> {
         slot.get_or_insert_with(|| {
             Box::new(Retrying {
                 at: started,
                 previous_delay: Duration::ZERO,
                 rng: Rng::new(),
                 last: None,
+                reopen: false,
+                reopening: None,
+                fresh: None,
             })
         })
     }
@@ -170,10 +183,11 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
     S::Response: HttpResponse,
-    B: Body,
+    B: Body + 'static,
 {
     pub(crate) fn new(mut service: S, request: Request<B>, config: Arc<Config>) -> Self {
-        let (head, body) = request.into_parts();
+        let (mut head, body) = request.into_parts();
+        let reopen = head.extensions.remove::<Reopen<B>>();
         let span = tracing::debug_span!(
             "retry",
             method = %head.method,
@@ -194,6 +208,7 @@ where
             config,
             head,
             replay,
+            reopen,
             attempt: 1,
             started: now,
             retry: None,
@@ -262,37 +277,46 @@ where
                     }
                 }
                 StateProj::Releasing { outcome } => {
-                    let released = this.ctx.replay.poll_released(cx).is_ready();
+                    let ctx = &mut *this.ctx;
+                    // A body made again by the request's `Reopen` does not wait for the
+                    // earlier ones: it shares nothing with them.
+                    let reopening = ctx.reopens();
+                    let released = reopening || ctx.replay.poll_released(cx).is_ready();
                     if !released && poll_timer(this.timer.as_mut(), cx).is_pending() {
                         return Poll::Pending;
                     }
                     let outcome = *outcome.take().expect("outcome is held until released");
-                    let stop = if !released {
-                        Some(StopReason::BodyInUse)
-                    } else if !this.ctx.replay.is_replayable() {
-                        // The body outgrew the cap while the previous attempt still sent it.
-                        Some(StopReason::BodyNotReplayable)
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = stop {
-                        tracing::debug!(attempt = this.ctx.attempt, reason = %reason, "not retrying");
+                    let replayable = released && ctx.replay.is_replayable();
+                    if !reopening && !replayable && ctx.reopen.is_none() {
+                        let reason = if released {
+                            // The body outgrew the cap while the attempt still sent it.
+                            StopReason::BodyNotReplayable
+                        } else {
+                            StopReason::BodyInUse
+                        };
+                        tracing::debug!(attempt = ctx.attempt, reason = %reason, "not retrying");
                         this.state.set(State::Done);
-                        return Poll::Ready(this.ctx.give_back(outcome, reason));
+                        return Poll::Ready(ctx.give_back(outcome, reason));
+                    }
+                    if reopening || !replayable {
+                        // The kept bytes cannot cover the retry: from now on every attempt
+                        // makes the body again, and nothing more is kept.
+                        ctx.retrying().reopen = true;
+                        ctx.replay.finish();
                     }
                     match outcome {
                         Ok(response) => {
                             let (head, body) = response.into_parts();
-                            this.ctx.remember(Ok(head));
-                            if this.ctx.config.drain_limit > 0 && !body.is_end_stream() {
+                            ctx.remember(Ok(head));
+                            if ctx.config.drain_limit > 0 && !body.is_end_stream() {
                                 this.state.set(State::Draining { body, read: 0 });
                             } else {
-                                this.ctx.wait(this.state.as_mut(), this.timer.as_mut());
+                                ctx.wait(this.state.as_mut(), this.timer.as_mut());
                             }
                         }
                         Err(error) => {
-                            this.ctx.remember(Err(error));
-                            this.ctx.wait(this.state.as_mut(), this.timer.as_mut());
+                            ctx.remember(Err(error));
+                            ctx.wait(this.state.as_mut(), this.timer.as_mut());
                         }
                     }
                 }
@@ -319,6 +343,43 @@ where
                 StateProj::Waiting => {
                     ready!(poll_timer(this.timer.as_mut(), cx));
                     this.ctx.ready(this.state.as_mut(), this.timer.as_mut());
+                }
+                StateProj::Reopening => {
+                    let ctx = &mut *this.ctx;
+                    let retry = ctx.retry.as_mut().expect("a retry is being prepared");
+                    let future = retry
+                        .reopening
+                        .as_mut()
+                        .expect("the body is being reopened");
+                    match future.get_mut().as_mut().poll(cx) {
+                        Poll::Ready(Ok(body)) => {
+                            retry.reopening = None;
+                            retry.fresh = Some(body);
+                            this.state.set(State::Ready);
+                        }
+                        Poll::Ready(Err(error)) => {
+                            retry.reopening = None;
+                            this.state.set(State::Done);
+                            tracing::debug!(attempt = ctx.attempt, error = %Chain(&*error), "reopening the body failed");
+                            let head = &ctx.head;
+                            return Poll::Ready(Err(Error::reopen(
+                                &head.method,
+                                &head.uri,
+                                ctx.attempt,
+                                error,
+                            )));
+                        }
+                        Poll::Pending => {
+                            // Only the deadline ends it.
+                            if ctx.deadline.is_some()
+                                && poll_timer(this.timer.as_mut(), cx).is_ready()
+                            {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(ctx.deadline_exceeded()));
+                            }
+                            return Poll::Pending;
+                        }
+                    }
                 }
                 StateProj::Ready => {
                     let ready = match this.service.poll_ready(cx) {
@@ -350,11 +411,18 @@ where
                         return Poll::Ready(Err(error));
                     }
                     ctx.attempt = ctx.attempt.saturating_add(1);
-                    if ctx.attempt > ctx.config.max_retries {
-                        // No attempt follows this one: its body need not keep anything.
-                        ctx.replay.last_attempt();
-                    }
-                    let request = ctx.attempt_request(ctx.replay.body());
+                    let body = match ctx.retry.as_mut().and_then(|r| r.fresh.take()) {
+                        Some(fresh) => ReplayBody::fresh(fresh),
+                        None => {
+                            if ctx.attempt > ctx.config.max_retries {
+                                // No attempt follows this one: its body need not keep
+                                // anything.
+                                ctx.replay.last_attempt();
+                            }
+                            ctx.replay.body()
+                        }
+                    };
+                    let request = ctx.attempt_request(body);
                     if let Some(at) = ctx.attempt_deadline(Instant::now()) {
                         arm(this.timer.as_mut(), at);
                     }
@@ -446,7 +514,7 @@ impl<B> Ctx<B> {
         if self.attempt > config.max_retries {
             return Err(StopReason::Exhausted);
         }
-        if !self.replay.is_replayable() {
+        if !self.replay.is_replayable() && self.reopen.is_none() {
             return Err(StopReason::BodyNotReplayable);
         }
         if let Action::RetryAfter(delay) = action {
@@ -534,8 +602,15 @@ impl<B> Ctx<B> {
         })
     }
 
+    /// Whether the next attempt's body is made again by the request's `Reopen`, rather than
+    /// replayed from the kept bytes.
+    fn reopens(&self) -> bool {
+        self.retry.as_ref().is_some_and(|r| r.reopen)
+            || (self.reopen.is_some() && !self.replay.is_replayable())
+    }
+
     /// The retry state, made on first use.
-    fn retrying(&mut self) -> &mut Retrying {
+    fn retrying(&mut self) -> &mut Retrying<B> {
         Retrying::of(&mut self.retry, self.started)
     }
 
@@ -545,7 +620,7 @@ impl<B> Ctx<B> {
     }
 
     /// Moves to the backoff, or straight to the next attempt when its time has come.
-    fn wait<F, R>(&self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
+    fn wait<F, R>(&mut self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
         let at = self.retry.as_ref().map_or_else(Instant::now, |r| r.at);
         if at > Instant::now() {
             arm(timer, at);
@@ -555,10 +630,19 @@ impl<B> Ctx<B> {
         }
     }
 
-    /// Moves to driving the service to readiness, which only the deadline bounds.
-    fn ready<F, R>(&self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
+    /// Moves to making the body again if the next attempt needs that, then to driving the
+    /// service to readiness. Only the deadline bounds either.
+    fn ready<F, R>(&mut self, mut state: Pin<&mut State<F, R>>, timer: Pin<&mut Option<Sleep>>) {
         if let Some(deadline) = self.deadline {
             arm(timer, deadline);
+        }
+        if let (Some(reopen), Some(retry)) = (&self.reopen, self.retry.as_mut()) {
+            if retry.reopen {
+                tracing::trace!(attempt = self.attempt + 1, "reopening the body");
+                retry.reopening = Some(SyncWrapper::new(reopen.open()));
+                state.set(State::Reopening);
+                return;
+            }
         }
         state.set(State::Ready);
     }

@@ -62,7 +62,7 @@ impl<S, B, R> Service<Request<B>> for Retry<S>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body + Unpin,
+    B: Body + Unpin + 'static,
     B::Error: Into<BoxError>,
     R: Body,
 {

@@ -274,3 +274,139 @@ async fn many_concurrent_requests_through_one_client_over_loopback() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_hyper_writes_after_the_answer_does_not_break_the_retry() {
+    // The server answers 503 without waiting for the upload; the client's connection
+    // starts writing the body 5 ms later. The retry must carry the whole body.
+    let record = Record::default();
+    let seen = record.clone();
+    let pipes = Pipes::new(move |n, req: Request<Incoming>| {
+        let seen = seen.clone();
+        async move {
+            // The first attempt of each request is answered at once.
+            if n % 2 == 0 {
+                tokio::spawn(async move { seen.take(req).await });
+                return reply(503, "");
+            }
+            seen.take(req).await;
+            reply(200, "ok")
+        }
+    });
+    let client = tower::ServiceBuilder::new()
+        .layer(RetryLayer::new().backoff(Backoff::constant(Duration::ZERO)))
+        .map_request(|req: Request<retryable_http::ReplayBody<Full<Bytes>>>| {
+            req.map(|body| bodies::LateStart::new(Duration::from_millis(5), body))
+        })
+        .service(pipes.client());
+    for method in [http::Method::PUT, http::Method::POST] {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri("http://upstream.test/orders")
+            .header("idempotency-key", "order-7")
+            .body(Full::new(Bytes::from("order 7")))
+            .unwrap();
+        let response = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        assert_eq!(attempts(&response), 2, "{method}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = record.all();
+    assert_eq!(all.len(), 4);
+    for (headers, body) in all {
+        assert_eq!(body, "order 7");
+        assert_eq!(headers["content-length"], "7");
+    }
+}
+
+/// A file, streamed in chunks of 64 KiB: the body type of the upload tests.
+fn file_body(
+    file: tokio::fs::File,
+) -> impl http_body::Body<Data = Bytes, Error = std::io::Error> + Send + Unpin + 'static {
+    use futures_util::TryStreamExt;
+    http_body_util::StreamBody::new(
+        tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024)
+            .map_ok(hyper::body::Frame::data),
+    )
+}
+
+#[tokio::test]
+async fn a_file_upload_over_the_cap_is_retried_by_reopening_the_file() {
+    // 3 MiB, three times the replay cap. The server answers 503 after reading 1 MiB of the
+    // first attempt (and reads the rest afterwards), then takes the second attempt whole.
+    let content: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let dir = std::env::temp_dir().join(format!("retryable-http-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("backup.tar");
+    std::fs::write(&path, &content).unwrap();
+
+    let record = Record::default();
+    let seen = record.clone();
+    let server = servers::http(move |n, req: Request<Incoming>| {
+        let seen = seen.clone();
+        async move {
+            if n > 0 {
+                seen.take(req).await;
+                return reply(200, "stored");
+            }
+            let (head, mut body) = req.into_parts();
+            let mut read = Vec::new();
+            while read.len() < 1024 * 1024 {
+                match body.frame().await {
+                    Some(Ok(frame)) => read.extend_from_slice(frame.data_ref().unwrap()),
+                    _ => break,
+                }
+            }
+            seen.0
+                .lock()
+                .unwrap()
+                .push((head.headers, Bytes::from(read)));
+            // The rest of the upload is read after the answer, so the connection is not
+            // reset under the client.
+            tokio::spawn(async move { while body.frame().await.is_some() {} });
+            reply(503, "busy")
+        }
+    })
+    .await;
+
+    let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reopen = {
+        let (path, opened) = (path.clone(), opened.clone());
+        retryable_http::body::Reopen::new(move || {
+            let path = path.clone();
+            opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, std::io::Error>(file_body(tokio::fs::File::open(path).await?)) }
+        })
+    };
+    let file = tokio::fs::File::open(&path).await.unwrap();
+    let len = file.metadata().await.unwrap().len();
+    let mut request = Request::put(server.url("/backup.tar"))
+        .header(http::header::CONTENT_LENGTH, len)
+        .body(file_body(file))
+        .unwrap();
+    request.extensions_mut().insert(reopen);
+    let client = RetryLayer::new()
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .layer(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http(),
+        );
+    let response = within(client.oneshot(request)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response), 2);
+    assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let all = record.all();
+    assert_eq!(all.len(), 2);
+    // The first attempt was answered part-way.
+    assert!(all[0].1.len() >= 1024 * 1024 && all[0].1.len() < content.len());
+    assert!(all[1].1 == content, "the retry carries the whole file");
+    for (headers, _) in &all {
+        assert_eq!(
+            headers["content-length"],
+            content.len().to_string().as_str()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -435,3 +435,276 @@ fn replay_bodies_and_futures_meet_hyper_utils_bounds() {
     send::<retryable_http::Retry<Client>>();
     send_sync::<<retryable_http::Retry<Client> as tower::Service<Request<Full<Bytes>>>>::Future>();
 }
+
+/// Reads `body` the way a connection's writer does: one frame at a time, each followed by
+/// 1 ms of writing.
+async fn write_out<B: Body<Data = Bytes> + Unpin>(mut body: B) -> Result<Bytes, String>
+where
+    B::Error: std::fmt::Display,
+{
+    let mut all = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Some(data) = frame.data_ref() {
+            all.extend_from_slice(data);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(Bytes::from(all))
+}
+
+/// The bodies a writer queue wrote: the attempt (from 0), and what it read.
+type Written = std::sync::Arc<std::sync::Mutex<Vec<(usize, Result<Bytes, String>)>>>;
+
+/// An inner service with a writer queue: every attempt's body is read by a task that starts
+/// 5 ms after the call. The first attempt is answered 503 at once, before its body is read;
+/// later ones once their body was written, with the body's error if it failed. It records
+/// every body written, in the order the writes ended.
+fn writer_queue() -> (
+    impl tower::Service<
+        Request<ReplayBody<Frames>>,
+        Response = Response<Full<Bytes>>,
+        Error = retryable_http::BoxError,
+        Future: Send,
+    > + Clone,
+    Written,
+) {
+    let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let record = written.clone();
+    let service = service_fn(move |req: Request<ReplayBody<Frames>>| {
+        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let written = record.clone();
+        let write = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let result = write_out(req.into_body()).await;
+            written.lock().unwrap().push((n, result.clone()));
+            result
+        });
+        async move {
+            if n > 0 {
+                write.await.unwrap()?;
+                return Ok(Response::new(Full::new(Bytes::new())));
+            }
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            Ok::<_, retryable_http::BoxError>(response)
+        }
+    });
+    (service, written)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_read_late_by_the_inner_service_does_not_break_the_next_attempt() {
+    let body = || Frames::chunks(["order", " ", "7"]);
+    for request in [
+        Request::post("http://upstream.test/orders")
+            .header("idempotency-key", "order-7")
+            .body(body())
+            .unwrap(),
+        put(body()),
+    ] {
+        let method = request.method().clone();
+        let (service, written) = writer_queue();
+        let response = RetryLayer::new()
+            .backoff(Backoff::constant(Duration::ZERO))
+            .layer(service)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        // No attempt wasted on a broken body: the second one succeeds ...
+        assert_eq!(attempts(&response), 2, "{method}");
+        // ... after the first attempt's body was written whole.
+        let written = written.lock().unwrap().clone();
+        assert_eq!(
+            written,
+            [
+                (0, Ok(Bytes::from("order 7"))),
+                (1, Ok(Bytes::from("order 7")))
+            ],
+            "{method}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_never_read_by_the_inner_service_in_time_is_not_replayed_under_it() {
+    // The abandoned attempt's body is only read after the drain timeout: the layer gives
+    // the 503 back instead of starting an attempt whose body the late reader could break.
+    let read = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = read.clone();
+    let service = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        let read = record.clone();
+        async move {
+            let body = req.into_body();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let written = write_out(body).await;
+                read.lock().unwrap().push(written);
+            });
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let response = RetryLayer::new()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .layer(service)
+        .oneshot(put(Full::new(Bytes::from("order 7"))))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(attempts(&response), 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The late reader still gets the whole body.
+    assert_eq!(*read.lock().unwrap(), [Ok(Bytes::from("order 7"))]);
+}
+
+// ---- Bodies made again by a `Reopen` -----------------------------------------------------
+
+/// A factory for `Frames` bodies of `chunks`, counting its calls.
+fn reopen_frames(
+    chunks: Vec<Bytes>,
+) -> (
+    retryable_http::body::Reopen<Frames>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let reopen = retryable_http::body::Reopen::new(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let body = Frames::chunks(chunks.clone()).hint(SizeHint::new());
+        async move { Ok::<_, Infallible>(body) }
+    });
+    (reopen, calls)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_over_the_cap_is_retried_by_reopening_it() {
+    let chunks: Vec<Bytes> = (0..3u8).map(|i| Bytes::from(vec![i; 500])).collect();
+    let (reopen, calls) = reopen_frames(chunks.clone());
+    let mut request = Request::put("http://upstream.test/blob")
+        .header("content-length", "1500")
+        .body(Frames::chunks(chunks.clone()).hint(SizeHint::new()))
+        .unwrap();
+    request.extensions_mut().insert(reopen);
+    let upstream = Upstream::new([Reply::status(503), Reply::status(502)]);
+    let response = layer()
+        .replay_limit(1024)
+        .layer(upstream.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response), 3);
+    // Made again for each retry, never before the first attempt.
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.chunks, chunks);
+        assert!(s.complete);
+        assert_eq!(s.headers["content-length"], "1500");
+    }
+    // The factory is the layer's: the inner service does not see it.
+    let reopen_seen = seen.iter().any(|s| s.headers.contains_key("x-reopen"));
+    assert!(!reopen_seen);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_whose_exact_size_is_over_the_cap_is_reopened_without_keeping_anything() {
+    let gauge = Gauge::default();
+    let factory_gauge = gauge.clone();
+    let reopen = retryable_http::body::Reopen::new(move || {
+        let body = Full::new(tracked(4096, b'x', &factory_gauge));
+        async move { Ok::<_, Infallible>(body) }
+    });
+    let mut request = put(Full::new(tracked(4096, b'x', &gauge)));
+    request.extensions_mut().insert(reopen);
+    let check_gauge = gauge.clone();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        let gauge = check_gauge.clone();
+        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let bytes = req.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(bytes, vec![b'x'; 4096]);
+            drop(bytes);
+            // Nothing of any attempt's body outlives its attempt.
+            assert_eq!(gauge.live(), 0, "attempt {}", n + 1);
+            let mut response = Response::new(Full::new(Bytes::new()));
+            if n < 2 {
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let response = layer()
+        .replay_limit(1024)
+        .layer(service)
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reopen_that_fails_ends_the_request_with_an_error_naming_it() {
+    let reopen = retryable_http::body::Reopen::new(|| async {
+        Err::<Frames, _>(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "backup.tar is gone",
+        ))
+    });
+    let mut request = put(Frames::chunks([vec![1u8; 2000]]).hint(SizeHint::new()));
+    request.extensions_mut().insert(reopen);
+    let upstream = Upstream::always(Reply::status(503));
+    let error = layer()
+        .replay_limit(1024)
+        .layer(upstream.clone())
+        .oneshot(request)
+        .await
+        .unwrap_err();
+    assert!(error.is_reopen(), "{error}");
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(upstream.attempts(), 1);
+    assert_eq!(
+        error.to_string(),
+        "PUT http://upstream.test/blob giving up after 1 attempt(s): request body could not be reopened: backup.tar is gone"
+    );
+    let cause = error.into_source();
+    assert_eq!(
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_an_earlier_attempt_still_holds_is_reopened_instead_of_given_up() {
+    // The upstream answers 503 after 5 bytes and reads the rest 10 s later, past the drain
+    // timeout: without a `Reopen` the 503 would be returned.
+    let (tx, body) = bodies::channel();
+    tx.data("hello");
+    let mut request = put(body);
+    request
+        .extensions_mut()
+        .insert(retryable_http::body::Reopen::new(|| async {
+            let (tx, body) = bodies::channel();
+            tx.data("hello world!");
+            Ok::<_, Infallible>(body)
+        }));
+    let upstream = Upstream::new([Reply::status(503).early(5, Duration::from_secs(10))]);
+    let call = tokio::spawn(layer().layer(upstream.clone()).oneshot(request));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.data(" world!");
+    drop(tx);
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response), 2);
+    let seen = upstream.seen();
+    assert_eq!(seen[1].body(), "hello world!");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(upstream.late_bodies(), [Bytes::from(" world!")]);
+}

@@ -7,8 +7,10 @@
 //! on the retry.
 //!
 //! A body that outgrows the cap is still sent in full once: the chunks kept so far are freed
-//! and the request just cannot be retried. A truncated body is never sent: a replay that
-//! cannot start from the first byte fails with an error instead.
+//! and the request cannot be replayed from memory. It can still be retried when the request
+//! carries a [`Reopen`]: the layer then makes the body again for each later attempt, and
+//! keeps nothing. A truncated body is never sent: a replay that cannot start from the first
+//! byte fails with an error instead.
 //!
 //! [`RetryLayer`](crate::RetryLayer) creates these bodies; the inner service sees
 //! `http::Request<ReplayBody<B>>`.
@@ -37,12 +39,24 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # One body at a time
+//!
+//! The bodies of one request's attempts share one replay state: the kept chunks and the
+//! rest of the original body. A body takes the state on its first poll and hands it back
+//! when it ends or is dropped. The retry future starts the next attempt only once every
+//! earlier body has ended or been dropped (bounded by the drain timeout), and an ended body
+//! never takes the state again. So when an attempt's body is made, it is the only body of
+//! the request that can ever take the state: an inner service that reads an abandoned
+//! attempt's body late, after that attempt's response came back, delays the next attempt
+//! instead of breaking it.
 
 mod kept;
+mod reopen;
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
@@ -53,12 +67,15 @@ use http_body::{Body, Frame, SizeHint};
 use crate::BoxError;
 use kept::Kept;
 pub(crate) use kept::Memory;
+pub use reopen::Reopen;
+pub(crate) use reopen::Reopening;
 
 /// The default cap on the bytes kept for replay: 1 MiB per request.
 ///
 /// Large enough for the JSON and form bodies that are worth retrying, small enough that a
 /// thousand concurrent requests cannot hold more than a gigabyte between them. Envoy and
-/// linkerd use caps of the same order.
+/// linkerd use caps of the same order. Larger uploads are retried by making them again: see
+/// [`Reopen`].
 pub const DEFAULT_REPLAY_LIMIT: usize = 1024 * 1024;
 
 /// A request body that can be replayed for a retry.
@@ -71,11 +88,23 @@ pub const DEFAULT_REPLAY_LIMIT: usize = 1024 * 1024;
 /// which are the bounds hyper-util's client puts on request bodies. The original body must
 /// be [`Unpin`]; wrap one that is not in [`Box::pin`].
 pub struct ReplayBody<B> {
-    /// The replay state, held while this body is the one being polled. It is taken from
-    /// `shared` on the first poll and handed back when this body is dropped.
+    kind: Kind<B>,
+}
+
+enum Kind<B> {
+    /// Empty from the start: every attempt's body is empty too, nothing is shared.
+    Empty,
+    /// Made again by the request's [`Reopen`]: streamed as it is, nothing kept.
+    Fresh(B),
+    /// Shares the replay state with the request's other bodies.
+    Shared(Sharing<B>),
+}
+
+/// One attempt's body over the request's shared replay state.
+struct Sharing<B> {
+    shared: Arc<Shared<B>>,
+    /// The replay state, while this body holds it: from its first poll to its end.
     state: Option<State<B>>,
-    /// `None` for a body that was empty from the start: there is nothing to keep or share.
-    shared: Option<Arc<Shared<B>>>,
     /// How many kept chunks this body has yielded.
     pos: usize,
     /// Data bytes this body has yielded, for `size_hint`.
@@ -85,6 +114,8 @@ pub struct ReplayBody<B> {
     /// Whether this is the first attempt's body, the only one allowed to start from a state
     /// that cannot be replayed.
     first: bool,
+    /// The body ended (or failed): it has handed the state back and never takes it again.
+    ended: bool,
 }
 
 /// What all the bodies of one request share.
@@ -94,19 +125,16 @@ struct Shared<B> {
     hint: SizeHint,
     /// False once the body can no longer be replayed: it outgrew the cap or failed.
     replayable: AtomicBool,
-    /// No further attempt will be made: bodies stop keeping chunks, and drop the state
-    /// instead of handing it back.
+    /// No further attempt will be made: bodies stop keeping chunks. Written under the lock.
     done: AtomicBool,
-    /// Bodies alive. Once `done`, the state is freed when none is left that may still need
-    /// it: a future dropped while its inner service holds the request must not break the
-    /// body the service is about to send.
-    bodies: AtomicUsize,
 }
 
 struct Slot<B> {
     /// The state, when no body holds it.
     state: Option<State<B>>,
-    /// Woken when a body hands the state back.
+    /// Bodies that may still take or hold the state: made and not yet ended or dropped.
+    live: usize,
+    /// Woken when `live` drops to zero.
     waiter: Option<Waker>,
 }
 
@@ -145,8 +173,7 @@ where
         memory: Option<Arc<Memory>>,
         retries: bool,
     ) -> (Self, Replay<B>) {
-        let empty = body.is_end_stream();
-        if empty {
+        if body.is_end_stream() {
             // The most common body of all (a GET's) needs no replay state: every attempt's
             // body is empty too.
             drop(body);
@@ -171,20 +198,15 @@ where
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot {
                 state: Some(state),
+                live: 1,
                 waiter: None,
             }),
             hint,
             replayable: AtomicBool::new(keep),
             done: AtomicBool::new(!retries),
-            bodies: AtomicUsize::new(1),
         });
         let body = ReplayBody {
-            state: None,
-            shared: Some(shared.clone()),
-            pos: 0,
-            yielded: 0,
-            trailers_done: false,
-            first: true,
+            kind: Kind::Shared(Sharing::new(shared.clone(), true)),
         };
         let replay = Replay {
             shared: Some(shared),
@@ -195,14 +217,25 @@ where
 }
 
 impl<B> ReplayBody<B> {
-    /// Returns `true` if this body can still be replayed by a later attempt.
+    /// A body made again by a [`Reopen`], sent as it is.
+    pub(crate) fn fresh(body: B) -> Self {
+        ReplayBody {
+            kind: Kind::Fresh(body),
+        }
+    }
+
+    /// Returns `true` if a later attempt can replay this body from the bytes kept in
+    /// memory.
     ///
     /// It turns `false` for good once the body outgrew the replay cap or the original body
-    /// failed.
+    /// failed. A body made by a [`Reopen`] is not kept: it is `false` too, and a later
+    /// attempt makes the body again.
     pub fn is_replayable(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_none_or(|shared| shared.replayable.load(Ordering::Acquire))
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Fresh(_) => false,
+            Kind::Shared(sharing) => sharing.shared.replayable.load(Ordering::Acquire),
+        }
     }
 }
 
@@ -218,43 +251,180 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let Some(shared) = this.shared.as_deref() else {
-            return Poll::Ready(None);
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Fresh(body) => {
+                let frame = ready!(Pin::new(body).poll_frame(cx));
+                Poll::Ready(frame.map(|frame| match frame {
+                    Ok(frame) => {
+                        Ok(frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+                    }
+                    Err(error) => Err(error.into()),
+                }))
+            }
+            Kind::Shared(sharing) => sharing.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Fresh(body) => body.is_end_stream(),
+            Kind::Shared(sharing) => sharing.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Fresh(body) => body.size_hint(),
+            Kind::Shared(sharing) => sharing.size_hint(),
+        }
+    }
+}
+
+impl<B> Sharing<B> {
+    fn new(shared: Arc<Shared<B>>, first: bool) -> Self {
+        Sharing {
+            shared,
+            state: None,
+            pos: 0,
+            yielded: 0,
+            trailers_done: false,
+            first,
+            ended: false,
+        }
+    }
+
+    /// Whether everything has been yielded (`false` when that is not known without
+    /// locking).
+    fn at_end(&self) -> bool {
+        match &self.state {
+            Some(state) => {
+                state.complete
+                    && self.pos >= state.kept.len()
+                    && (self.trailers_done || state.trailers.is_none())
+            }
+            None => self.ended,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // NOTE: `false` is always a correct answer; the state is not locked to find out.
+        self.ended || self.at_end()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.ended {
+            return SizeHint::with_exact(0);
+        }
+        // Every attempt yields the same bytes as the original, so the original's hint less
+        // what this body has yielded is the remaining length.
+        let original = &self.shared.hint;
+        let mut hint = SizeHint::new();
+        hint.set_lower(original.lower().saturating_sub(self.yielded));
+        if let Some(upper) = original.upper() {
+            hint.set_upper(upper.saturating_sub(self.yielded));
+        }
+        hint
+    }
+
+    /// Ends this body: hands the state back, or frees it when no attempt can follow and no
+    /// other body may need it, and wakes the retry future once no body is live.
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let returned = self.state.take();
+        let mut slot = lock(&self.shared.slot);
+        if returned.is_some() {
+            slot.state = returned;
+        }
+        slot.live -= 1;
+        let (unneeded, waiter) = if slot.live == 0 {
+            let unneeded = if self.shared.done.load(Ordering::Acquire) {
+                slot.state.take()
+            } else {
+                None
+            };
+            (unneeded, slot.waiter.take())
+        } else {
+            (None, None)
         };
-        if this.state.is_none() {
+        drop(slot);
+        drop(unneeded);
+        if let Some(waker) = waiter {
+            waker.wake();
+        }
+    }
+}
+
+impl<B> Shared<B> {
+    /// The body is over the cap, or failed: no later attempt can replay it. A retry future
+    /// waiting for the body to be handed back may now reopen it instead, so it is woken.
+    fn not_replayable(&self) {
+        self.replayable.store(false, Ordering::Release);
+        let waiter = lock(&self.slot).waiter.take();
+        if let Some(waker) = waiter {
+            waker.wake();
+        }
+    }
+}
+
+impl<B> Sharing<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let frame = ready!(self.poll_next(cx));
+        match &frame {
+            Some(Ok(_)) if !self.at_end() => {}
+            // The last frame, the end, or an error: the state goes back at once, so that a
+            // reader that stops here without dropping the body does not hold up a retry.
+            _ => self.end(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let shared = &*self.shared;
+        if self.state.is_none() {
             let state = lock(&shared.slot).state.take();
             match state {
-                Some(state) => this.state = Some(state),
-                // NOTE: the retry future waits for the previous attempt to hand the state back
-                // before it starts the next one, so this only happens when a body is polled
-                // out of turn. Failing is the only answer that never sends a partial body.
+                Some(state) => self.state = Some(state),
+                // NOTE: the retry future makes a body only when no other body of the request
+                // is live, so no other body can hold the state now. Failing is the only
+                // answer that never sends a partial body, should that ever be broken.
                 None => return Poll::Ready(Some(Err(ReplayError::InUse.into()))),
             }
-            let state = this.state.as_ref().expect("state was just set");
-            if !this.first && (!shared.replayable.load(Ordering::Acquire) || state.failed) {
+            let state = self.state.as_ref().expect("state was just set");
+            if !self.first && (!shared.replayable.load(Ordering::Acquire) || state.failed) {
                 // The kept prefix is gone: replaying the rest alone would truncate the body.
                 return Poll::Ready(Some(Err(ReplayError::NotReplayable.into())));
             }
         }
-        let state = this.state.as_mut().expect("state is held while polling");
-        let keeping = !shared.done.load(Ordering::Relaxed);
+        let state = self.state.as_mut().expect("state is held while polling");
+        let keeping = !shared.done.load(Ordering::Acquire);
 
         // First the chunks an earlier attempt kept.
-        if this.pos < state.kept.len() {
+        if self.pos < state.kept.len() {
             let chunk = if keeping {
-                state.kept.get(this.pos)
+                state.kept.get(self.pos)
             } else {
                 // No attempt will follow: hand the chunk over instead of keeping a reference.
-                state.kept.take(this.pos)
+                state.kept.take(self.pos)
             };
-            this.pos += 1;
-            this.yielded += chunk.len() as u64;
+            self.pos += 1;
+            self.yielded += chunk.len() as u64;
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if !keeping && !state.kept.is_empty() {
             state.kept.clear();
-            this.pos = 0;
+            self.pos = 0;
         }
 
         // Then whatever the original body has not yielded yet.
@@ -266,7 +436,7 @@ where
                         state.rest = None;
                         state.failed = true;
                         state.kept.clear();
-                        shared.replayable.store(false, Ordering::Release);
+                        shared.not_replayable();
                         return Poll::Ready(Some(Err(error.into())));
                     }
                     None => {
@@ -280,16 +450,21 @@ where
                         let chunk = data.copy_to_bytes(data.remaining());
                         if keeping && shared.replayable.load(Ordering::Acquire) {
                             if state.kept.push(chunk.clone(), state.cap) {
-                                this.pos += 1;
+                                self.pos += 1;
                             } else {
                                 // Over a cap: this attempt still sends everything, but
-                                // nothing more is kept and the request cannot be retried.
+                                // nothing more is kept and the request cannot be replayed.
                                 state.kept.clear();
-                                this.pos = 0;
-                                shared.replayable.store(false, Ordering::Release);
+                                self.pos = 0;
+                                shared.not_replayable();
                             }
                         }
-                        this.yielded += chunk.len() as u64;
+                        if state.rest.as_ref().is_some_and(Body::is_end_stream) {
+                            // The original says it is done: no need to poll it once more.
+                            state.rest = None;
+                            state.complete = true;
+                        }
+                        self.yielded += chunk.len() as u64;
                         return Poll::Ready(Some(Ok(Frame::data(chunk))));
                     }
                     Err(frame) => {
@@ -297,7 +472,7 @@ where
                             // Trailers end the body.
                             state.rest = None;
                             state.complete = true;
-                            this.trailers_done = true;
+                            self.trailers_done = true;
                             if keeping {
                                 state.trailers = Some(Box::new(trailers.clone()));
                             }
@@ -313,8 +488,8 @@ where
             // The original failed on an earlier attempt: ending here would truncate the body.
             return Poll::Ready(Some(Err(ReplayError::NotReplayable.into())));
         }
-        if !this.trailers_done {
-            this.trailers_done = true;
+        if !self.trailers_done {
+            self.trailers_done = true;
             let trailers = if keeping {
                 state.trailers.clone()
             } else {
@@ -326,90 +501,44 @@ where
         }
         Poll::Ready(None)
     }
-
-    fn is_end_stream(&self) -> bool {
-        if self.shared.is_none() {
-            return true;
-        }
-        match &self.state {
-            Some(state) => {
-                state.complete
-                    && self.pos >= state.kept.len()
-                    && (self.trailers_done || state.trailers.is_none())
-            }
-            // NOTE: `false` is always a correct answer; the state is not locked to find out.
-            None => false,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let Some(shared) = &self.shared else {
-            return SizeHint::with_exact(0);
-        };
-        // Every attempt yields the same bytes as the original, so the original's hint less
-        // what this body has yielded is the remaining length.
-        let original = &shared.hint;
-        let mut hint = SizeHint::new();
-        hint.set_lower(original.lower().saturating_sub(self.yielded));
-        if let Some(upper) = original.upper() {
-            hint.set_upper(upper.saturating_sub(self.yielded));
-        }
-        hint
-    }
 }
 
-impl<B> Drop for ReplayBody<B> {
+impl<B> Drop for Sharing<B> {
     fn drop(&mut self) {
-        let Some(shared) = self.shared.as_deref() else {
-            return;
-        };
-        if let Some(state) = self.state.take() {
-            if shared.done.load(Ordering::SeqCst) {
-                // No attempt will follow: nobody needs it.
-                drop(state);
-            } else {
-                let mut slot = lock(&shared.slot);
-                slot.state = Some(state);
-                if let Some(waker) = slot.waiter.take() {
-                    drop(slot);
-                    waker.wake();
-                }
-            }
-        }
-        // NOTE: the count drops after the state is back in the slot, and `finish` sets
-        // `done` before it reads the count: with both sequentially consistent, whichever of
-        // the two comes last sees the other and frees the state.
-        let left = shared.bodies.fetch_sub(1, Ordering::SeqCst) - 1;
-        if left == 0 && shared.done.load(Ordering::SeqCst) {
-            let unneeded = lock(&shared.slot).state.take();
-            drop(unneeded);
-        }
+        self.end();
     }
 }
 
 impl<B> fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplayBody")
-            .field("first", &self.first)
-            .field("replayable", &self.is_replayable())
-            .field("yielded", &self.yielded)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ReplayBody");
+        match &self.kind {
+            Kind::Empty => d.field("empty", &true),
+            Kind::Fresh(_) => d.field("reopened", &true),
+            Kind::Shared(sharing) => d
+                .field("first", &sharing.first)
+                .field("replayable", &self.is_replayable())
+                .field("yielded", &sharing.yielded),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
 impl<B> Replay<B> {
     /// Makes the body of a later attempt.
+    ///
+    /// Call it only when [`poll_released`](Self::poll_released) is ready: the new body is
+    /// then the only live one.
     pub(crate) fn body(&self) -> ReplayBody<B> {
-        if let Some(shared) = &self.shared {
-            shared.bodies.fetch_add(1, Ordering::SeqCst);
-        }
+        let Some(shared) = &self.shared else {
+            return ReplayBody { kind: Kind::Empty };
+        };
+        let mut slot = lock(&shared.slot);
+        debug_assert_eq!(slot.live, 0, "an earlier body is still live");
+        slot.live += 1;
+        drop(slot);
         ReplayBody {
-            state: None,
-            shared: self.shared.clone(),
-            pos: 0,
-            yielded: 0,
-            trailers_done: false,
-            first: false,
+            kind: Kind::Shared(Sharing::new(shared.clone(), false)),
         }
     }
 
@@ -420,14 +549,15 @@ impl<B> Replay<B> {
             .is_none_or(|shared| shared.replayable.load(Ordering::Acquire))
     }
 
-    /// Ready once no attempt's body holds the state any more, so the next attempt can
-    /// start from the first byte.
+    /// Ready once every body made so far has ended or been dropped, so the next attempt
+    /// can replay the body from the first byte, and no earlier body can ever take the
+    /// state from it. Also woken when the body stops being replayable.
     pub(crate) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(shared) = &self.shared else {
             return Poll::Ready(());
         };
         let mut slot = lock(&shared.slot);
-        if slot.state.is_some() {
+        if slot.live == 0 {
             slot.waiter = None;
             Poll::Ready(())
         } else {
@@ -437,15 +567,16 @@ impl<B> Replay<B> {
     }
 
     /// The next attempt is the last: its body hands kept chunks over instead of keeping
-    /// them, and frees the state when it is dropped.
+    /// them, and frees the state when it ends.
     pub(crate) fn last_attempt(&self) {
         if let Some(shared) = &self.shared {
-            shared.done.store(true, Ordering::SeqCst);
+            let _slot = lock(&shared.slot);
+            shared.done.store(true, Ordering::Release);
         }
     }
 
     /// No attempt will follow: stop keeping chunks, and free the state now unless a body the
-    /// inner service still holds may need it (it is then freed with that body).
+    /// inner service still holds may need it (it is then freed when that body ends).
     pub(crate) fn finish(&mut self) {
         let Some(shared) = &self.shared else {
             return;
@@ -453,11 +584,15 @@ impl<B> Replay<B> {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        shared.done.store(true, Ordering::SeqCst);
-        if shared.bodies.load(Ordering::SeqCst) == 0 {
-            let unneeded = lock(&shared.slot).state.take();
-            drop(unneeded);
-        }
+        let mut slot = lock(&shared.slot);
+        shared.done.store(true, Ordering::Release);
+        let unneeded = if slot.live == 0 {
+            slot.state.take()
+        } else {
+            None
+        };
+        drop(slot);
+        drop(unneeded);
     }
 }
 
@@ -476,8 +611,8 @@ impl<B> fmt::Debug for Replay<B> {
 }
 
 fn lock<B>(slot: &Mutex<Slot<B>>) -> MutexGuard<'_, Slot<B>> {
-    // NOTE: the critical sections only move an `Option` around and cannot panic, so a
-    // poisoned lock still holds consistent data.
+    // NOTE: the critical sections only move an `Option` around and count, and cannot panic,
+    // so a poisoned lock still holds consistent data.
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -212,3 +212,43 @@ impl Body for Delayed {
         SizeHint::with_exact(self.len)
     }
 }
+
+/// A body whose first poll waits `delay`: an inner service that reads an attempt's body
+/// late, after that attempt's response came back.
+pub struct LateStart<B> {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    body: B,
+}
+
+impl<B> LateStart<B> {
+    pub fn new(delay: std::time::Duration, body: B) -> Self {
+        LateStart {
+            sleep: Some(Box::pin(tokio::time::sleep(delay))),
+            body,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for LateStart<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        if let Some(sleep) = self.sleep.as_mut() {
+            std::task::ready!(sleep.as_mut().poll(cx));
+            self.sleep = None;
+        }
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sleep.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
