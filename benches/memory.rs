@@ -7,8 +7,10 @@
 //! ```
 //!
 //! Exits with an error when a target is missed: replaying a 1 MiB `Full<Bytes>` body must
-//! allocate less than 16 KiB more than sending it once, and the layer's peak heap while
-//! streaming 256 MiB must stay within the bare client's plus the 1 MiB cap plus 4 chunks.
+//! allocate less than 16 KiB more than sending it once; the layer's peak heap while
+//! streaming 256 MiB must stay within the bare client's plus the 1 MiB cap plus 4 chunks;
+//! and so must its peak while uploading 256 MiB over loopback, answered 503 halfway and
+//! retried through a reopened source, which the server must receive whole.
 
 // The counting allocator is the one place this project needs `unsafe`.
 #![allow(unsafe_code)]
@@ -312,8 +314,209 @@ fn main() {
         failures.push(format!("streaming peak {layer_peak} > {bound}"));
     }
 
+    // Uploading 256 MiB over loopback: the bare client once, the layer twice — the first
+    // attempt is answered 503 halfway, the retry streams a reopened source.
+    let reopened = upload_reopened(&rt, total);
+    println!(
+        "uploading 256 MiB over loopback: peak heap above start: bare {} B, retry_layer {} B \
+         with a 503 halfway and a reopened retry (target <= {}); {} attempts, server hash {}",
+        reopened.bare_peak,
+        reopened.layer_peak,
+        reopened.bound,
+        reopened.attempts,
+        reopened.verdict,
+    );
+    if reopened.layer_peak > reopened.bound {
+        failures.push(format!(
+            "reopened upload peak {} > {}",
+            reopened.layer_peak, reopened.bound
+        ));
+    }
+    if reopened.attempts != 2 || reopened.verdict != "matches" {
+        failures.push(format!(
+            "reopened upload: {} attempts, hash {}",
+            reopened.attempts, reopened.verdict
+        ));
+    }
+
     if !failures.is_empty() {
         eprintln!("targets missed: {failures:?}");
         std::process::exit(1);
+    }
+}
+
+/// A reproducible source of `left` bytes in 64 KiB chunks of unknown length: what a file
+/// opened again yields again.
+struct Source {
+    left: usize,
+    offset: u64,
+}
+
+impl Source {
+    fn new(total: usize) -> Self {
+        Source {
+            left: total,
+            offset: 0,
+        }
+    }
+}
+
+/// The byte at `offset` of every `Source`.
+fn byte_at(offset: u64) -> u8 {
+    (offset.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+}
+
+impl Body for Source {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK);
+        let start = self.offset;
+        let chunk: Vec<u8> = (start..start + n as u64).map(byte_at).collect();
+        self.left -= n;
+        self.offset += n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::new()
+    }
+}
+
+/// FNV-1a, 64 bits: enough to tell whether two byte streams are the same.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+struct Reopened {
+    bare_peak: usize,
+    layer_peak: usize,
+    bound: usize,
+    attempts: u32,
+    verdict: &'static str,
+}
+
+/// Uploads `total` bytes to a loopback server, bare and through the layer. The server
+/// answers the layer's first attempt 503 after half the bytes and closes the connection; it
+/// hashes every upload it reads whole.
+fn upload_reopened(rt: &tokio::runtime::Runtime, total: usize) -> Reopened {
+    let mut expected = Fnv::new();
+    let mut offset = 0u64;
+    while offset < total as u64 {
+        let n = (total as u64 - offset).min(CHUNK as u64);
+        let chunk: Vec<u8> = (offset..offset + n).map(byte_at).collect();
+        expected.update(&chunk);
+        offset += n;
+    }
+    let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hashes.clone();
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (seen, failed) = (seen.clone(), failed.clone());
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let (seen, failed) = (seen.clone(), failed.clone());
+                            async move {
+                                let halfway = req.uri().path() == "/flaky"
+                                    && !failed.swap(true, Ordering::SeqCst);
+                                let mut body = req.into_body();
+                                let (mut hash, mut read) = (Fnv::new(), 0usize);
+                                while let Some(frame) = body.frame().await {
+                                    if let Some(data) = frame.unwrap().data_ref() {
+                                        hash.update(data);
+                                        read += data.len();
+                                    }
+                                    if halfway && read >= total / 2 {
+                                        let mut response = ok();
+                                        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                                        response.headers_mut().insert(
+                                            http::header::CONNECTION,
+                                            "close".parse().unwrap(),
+                                        );
+                                        return Ok::<_, Infallible>(response);
+                                    }
+                                }
+                                seen.lock().unwrap().push(hash.0);
+                                Ok(ok())
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    });
+
+    let bare: Client<HttpConnector, Source> = Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::put(format!("http://{addr}/sink"))
+        .body(Source::new(total))
+        .unwrap();
+    let bare_peak = peak_above_start(rt, send(bare, request));
+    // Let the bare run's connection close on both ends, so that what it frees does not hide
+    // what the next run allocates.
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+
+    let layer = RetryLayer::new()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Source>>());
+    let mut request = Request::put(format!("http://{addr}/flaky"))
+        .body(Source::new(total))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(retryable_http::body::Reopen::new(move || {
+            ready(Ok::<_, Infallible>(Source::new(total)))
+        }));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let layer_peak = peak_above_start(rt, async move {
+        let response = layer.oneshot(request).await.unwrap();
+        let n = response
+            .extensions()
+            .get::<retryable_http::Attempts>()
+            .unwrap()
+            .get();
+        counted.store(u64::from(n), Ordering::SeqCst);
+        assert_eq!(response.status(), StatusCode::OK, "after {n} attempt(s)");
+        std::hint::black_box(response.into_body().collect().await.unwrap());
+    });
+    let hashes = hashes.lock().unwrap().clone();
+    let verdict = if hashes.len() == 2 && hashes.iter().all(|&h| h == expected.0) {
+        "matches"
+    } else {
+        "differs"
+    };
+    Reopened {
+        bare_peak,
+        layer_peak,
+        bound: bare_peak + 1024 * 1024 + 4 * CHUNK,
+        attempts: attempts.load(Ordering::SeqCst) as u32,
+        verdict,
     }
 }

@@ -31,6 +31,7 @@ use http::StatusCode;
 use http::response::Parts;
 
 use crate::error::ConfigError;
+use crate::redact::ResponseHead;
 use crate::rng::Rng;
 
 /// The default backoff: exponential from 1 s, doubling, capped at 30 s, with
@@ -113,7 +114,8 @@ pub enum ServerDelays {
 }
 
 /// What a custom backoff sees: see [`Backoff::custom`].
-#[derive(Debug)]
+///
+/// Its `Debug` output masks the values of sensitive response headers.
 pub struct BackoffInput<'a> {
     retry: u32,
     previous: Duration,
@@ -354,6 +356,16 @@ impl fmt::Debug for Backoff {
             Kind::Custom(_) => d.field("kind", &"custom"),
         };
         d.field("server_delays", &self.server).finish()
+    }
+}
+
+impl fmt::Debug for BackoffInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackoffInput")
+            .field("retry", &self.retry)
+            .field("previous", &self.previous)
+            .field("response", &self.response.map(ResponseHead))
+            .finish()
     }
 }
 

@@ -45,6 +45,7 @@ use http::{request, response};
 
 use crate::BoxError;
 use crate::policy::Outcome;
+use crate::redact::{RequestHead, ResponseHead};
 
 pub(crate) type OnAttempt = Arc<dyn Fn(u32, &request::Parts) + Send + Sync>;
 pub(crate) type OnResponse = Arc<dyn Fn(u32, &response::Parts) + Send + Sync>;
@@ -106,7 +107,9 @@ impl fmt::Display for StopReason {
 
 /// A response the layer wanted to retry but gives up on: what a
 /// [`when_exhausted`](crate::RetryLayer::when_exhausted) hook sees.
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the URL without userinfo or query, and masks the values of
+/// sensitive headers.
 pub struct GiveUp<'a> {
     request: &'a request::Parts,
     response: &'a response::Parts,
@@ -147,6 +150,17 @@ impl<'a> GiveUp<'a> {
     /// Why the layer stops.
     pub fn reason(&self) -> StopReason {
         self.reason
+    }
+}
+
+impl fmt::Debug for GiveUp<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GiveUp")
+            .field("request", &RequestHead(self.request))
+            .field("response", &ResponseHead(self.response))
+            .field("attempts", &self.attempts)
+            .field("reason", &self.reason)
+            .finish()
     }
 }
 

@@ -1,8 +1,12 @@
-//! URLs safe to log: no userinfo, no query.
+//! What is safe to log and to print with `Debug`: URLs without userinfo or query, heads
+//! without the values of sensitive headers.
 
 use std::fmt;
 
-use http::Uri;
+use http::header::{
+    AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION, SET_COOKIE,
+};
+use http::{Uri, request, response};
 
 /// Displays a URI as `scheme://host[:port]/path`: without `user:password@` and without the
 /// query, which often carries tokens and keys. Fragments never reach a client.
@@ -36,6 +40,77 @@ impl fmt::Debug for Redacted<'_> {
     }
 }
 
+/// Whether a header's value must never be printed: credentials and cookies by name, and
+/// any value marked with [`HeaderValue::set_sensitive`].
+pub(crate) fn is_sensitive(name: &HeaderName, value: &HeaderValue) -> bool {
+    value.is_sensitive()
+        || *name == AUTHORIZATION
+        || *name == PROXY_AUTHORIZATION
+        || *name == COOKIE
+        || *name == SET_COOKIE
+        || name.as_str() == "x-api-key"
+        || name.as_str() == "x-auth-token"
+}
+
+/// Prints headers as `{name: value}`, with the values of sensitive headers masked.
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
+
+impl fmt::Debug for Headers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, value)| (name, Value(name, value))),
+            )
+            .finish()
+    }
+}
+
+/// One header value, masked when it is sensitive.
+pub(crate) struct Value<'a>(pub(crate) &'a HeaderName, pub(crate) &'a HeaderValue);
+
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if is_sensitive(self.0, self.1) {
+            f.write_str("<redacted>")
+        } else {
+            fmt::Debug::fmt(self.1, f)
+        }
+    }
+}
+
+/// Prints a request head: the method, the redacted URL, the version and the headers, with
+/// sensitive values masked. Extensions are left out.
+pub(crate) struct RequestHead<'a>(pub(crate) &'a request::Parts);
+
+impl fmt::Debug for RequestHead<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = self.0;
+        f.debug_struct("Request")
+            .field("method", &head.method)
+            .field("url", &Redacted(&head.uri))
+            .field("version", &head.version)
+            .field("headers", &Headers(&head.headers))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prints a response head: the status, the version and the headers, with sensitive values
+/// masked. Extensions are left out.
+pub(crate) struct ResponseHead<'a>(pub(crate) &'a response::Parts);
+
+impl fmt::Debug for ResponseHead<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = self.0;
+        f.debug_struct("Response")
+            .field("status", &head.status)
+            .field("version", &head.version)
+            .field("headers", &Headers(&head.headers))
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +127,22 @@ mod tests {
         );
         assert_eq!(redacted("http://example.com"), "http://example.com/");
         assert_eq!(redacted("http://u@[::1]:80/x?y"), "http://[::1]:80/x");
+    }
+
+    #[test]
+    fn sensitive_header_values_are_masked() {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer tok3n"));
+        headers.insert(COOKIE, HeaderValue::from_static("session=c00kie"));
+        let mut marked = HeaderValue::from_static("v4lue");
+        marked.set_sensitive(true);
+        headers.insert("x-custom", marked);
+        headers.insert("accept", HeaderValue::from_static("text/plain"));
+        let printed = format!("{:?}", Headers(&headers));
+        assert_eq!(
+            printed,
+            r#"{"authorization": <redacted>, "cookie": <redacted>, "x-custom": <redacted>, "accept": "text/plain"}"#
+        );
     }
 
     #[test]

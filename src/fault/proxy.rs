@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::error::ConfigError;
+use crate::redact::Redacted;
 
 /// A connector for hyper-util's client that sends every plain-HTTP request through an HTTP
 /// forward proxy, in absolute form (`GET http://host/path HTTP/1.1`) — the way the seed's Go
@@ -61,7 +62,7 @@ impl<C> HttpProxy<C> {
 impl<C> fmt::Debug for HttpProxy<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpProxy")
-            .field("proxy", &self.proxy)
+            .field("proxy", &Redacted(&self.proxy))
             .finish_non_exhaustive()
     }
 }

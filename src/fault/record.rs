@@ -1,12 +1,18 @@
 //! The record of what a fault layer saw.
 
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode, Uri, request};
 
+use crate::redact::{Headers, Redacted};
+
 /// One request a [`FaultLayer`](super::FaultLayer)'s service saw.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output shows the URI without userinfo or query, and masks the values of
+/// sensitive headers; the fields themselves hold everything.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Seen {
     /// When it arrived, from the layer's creation (on tokio's clock, so paused-clock tests
@@ -23,6 +29,19 @@ pub struct Seen {
     /// The status sent back, once known; `None` while in flight, or when a transport
     /// failure was injected.
     pub status: Option<StatusCode>,
+}
+
+impl fmt::Debug for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seen")
+            .field("at", &self.at)
+            .field("method", &self.method)
+            .field("uri", &Redacted(&self.uri))
+            .field("headers", &Headers(&self.headers))
+            .field("rule", &self.rule)
+            .field("status", &self.status)
+            .finish()
+    }
 }
 
 /// The record of a fault layer: every request its services saw, in order.

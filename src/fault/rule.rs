@@ -11,6 +11,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, StatusCode, request};
 
 use crate::error::ConfigError;
+use crate::redact::Value;
 use crate::rng::Rng;
 
 /// A fault: which requests it [matches](Match), what it [does](Action), and [when](Trigger)
@@ -194,7 +195,11 @@ impl fmt::Debug for Match {
             Match::UrlContains(t) => f.debug_tuple("UrlContains").field(t).finish(),
             Match::PathContains(t) => f.debug_tuple("PathContains").field(t).finish(),
             Match::UrlRegex(r) => f.debug_tuple("UrlRegex").field(&r.as_str()).finish(),
-            Match::Header(n, v) => f.debug_tuple("Header").field(n).field(v).finish(),
+            Match::Header(n, v) => f
+                .debug_tuple("Header")
+                .field(n)
+                .field(&v.as_ref().map(|v| Value(n, v)))
+                .finish(),
             Match::Predicate(_) => f.write_str("Predicate(..)"),
         }
     }

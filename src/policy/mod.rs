@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode, Uri, request, response};
 
+use crate::redact::{RequestHead, ResponseHead};
+
 pub use closure::{PolicyFn, policy_fn};
 pub use standard::{IDEMPOTENCY_KEY, StandardPolicy, is_idempotent};
 
@@ -82,7 +84,9 @@ pub enum Action {
 }
 
 /// One finished attempt, as a [`Policy`] sees it.
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the request's method and URL without userinfo or query, and
+/// header names with the values of credentials and cookies masked.
 pub struct Attempt<'a> {
     request: &'a request::Parts,
     outcome: Outcome<'a>,
@@ -99,7 +103,9 @@ enum Elapsed {
 }
 
 /// How an attempt ended.
-#[derive(Clone, Copy, Debug)]
+///
+/// Its `Debug` output masks the values of sensitive response headers (`Set-Cookie`, ...).
+#[derive(Clone, Copy)]
 pub enum Outcome<'a> {
     /// The inner service answered; the body has not been read.
     Response(&'a response::Parts),
@@ -205,6 +211,29 @@ impl<A: Policy, B: Policy> Policy for Or<A, B> {
         match self.first.decide(attempt) {
             Action::Stop => self.second.decide(attempt),
             action => action,
+        }
+    }
+}
+
+impl fmt::Debug for Attempt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attempt")
+            .field("request", &RequestHead(self.request))
+            .field("outcome", &self.outcome)
+            .field("number", &self.number)
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Outcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Response(head) => f
+                .debug_tuple("Response")
+                .field(&ResponseHead(head))
+                .finish(),
+            Outcome::Error(error) => f.debug_tuple("Error").field(error).finish(),
         }
     }
 }
