@@ -135,7 +135,9 @@
 //!   did nothing (refused connection, 429, 503) are retried.
 //! - **Large uploads.** The replay cap (1 MiB) bounds memory per request; raise it with
 //!   [`RetryLayer::replay_limit`] for larger bodies worth retrying, and cap the total with
-//!   [`RetryLayer::replay_limit_total`]. A body over the cap is still sent, just once.
+//!   [`RetryLayer::replay_limit_total`]. A body over the cap is still sent, just once — or
+//!   retried without buffering when the request carries a [`Reopen`](body::Reopen) that makes
+//!   it again (a file opened anew).
 //! - **Many clients fail together.** Keep the jitter; the default never leaves
 //!   `[min, max]`. [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
 //!   exactly.
