@@ -1,8 +1,32 @@
 //! Which transport errors are safe to retry.
 //!
 //! [`classify`] walks an error's `source()` chain and reads the public predicates of the
-//! errors it knows (hyper's, hyper-util's client errors, [`std::io::Error`] kinds, tokio's
-//! timeouts). It never matches on message text.
+//! errors it knows (hyper's, hyper-util's and h2's client errors, [`std::io::Error`] kinds,
+//! tokio's timeouts). It never matches on message text. [`is_unprocessed`] tells whether a
+//! request provably never reached the server, which makes it safe to retry whatever its
+//! method; the layer retries those even under a custom policy.
+//!
+//! # HTTP/2
+//!
+//! HTTP/2 says when a request was not processed (RFC 9113 §8.7), and h2 reports it in its
+//! errors' [`reason`](h2::Error::reason), [`is_reset`](h2::Error::is_reset),
+//! [`is_go_away`](h2::Error::is_go_away) and [`is_remote`](h2::Error::is_remote):
+//!
+//! | h2 error | class | why (RFC 9113) |
+//! |---|---|---|
+//! | `RST_STREAM(REFUSED_STREAM)` from the server | [never sent](ErrorClass::NeverSent) | §8.7: "the stream is being closed prior to any processing having occurred. Any request that was sent on the reset stream can be safely retried." |
+//! | `GOAWAY` from the server, reported to a stream | [never sent](ErrorClass::NeverSent), whatever its code but the two below | §6.8: streams "with identifiers higher than the last stream identifier … were not processed"; h2 reports the `GOAWAY` only to streams above `last_stream_id` or opened after it |
+//! | `GOAWAY(NO_ERROR)` from the server | never sent, and retried [at once](is_graceful_shutdown) | §6.8: a graceful shutdown; the next attempt goes to a new connection without waiting for the backoff |
+//! | `GOAWAY(ENHANCE_YOUR_CALM)` | never sent, retried after the backoff | §7: the server sees excessive load |
+//! | `HTTP_1_1_REQUIRED`, `INADEQUATE_SECURITY`, by reset or `GOAWAY` | [permanent](ErrorClass::Permanent) | §7, §9.2: the connection itself does not suit the server; retrying on another like it cannot help |
+//! | `RST_STREAM` from the server with `NO_ERROR`, `PROTOCOL_ERROR`, `INTERNAL_ERROR`, `FLOW_CONTROL_ERROR`, `STREAM_CLOSED`, `FRAME_SIZE_ERROR`, `CANCEL`, `COMPRESSION_ERROR`, `CONNECT_ERROR`, `ENHANCE_YOUR_CALM`, `SETTINGS_TIMEOUT` or an unknown code | [maybe processed](ErrorClass::MaybeProcessed) | §8.7: only `REFUSED_STREAM` and `GOAWAY` guarantee that nothing was processed; a stream reset for any other reason may have been |
+//! | a reset or `GOAWAY` the client itself sent (its h2 library found the server's frames broken) | maybe processed | the request may have been processed before the connection broke |
+//! | a stream at or below the `GOAWAY`'s `last_stream_id` that dies afterwards | maybe processed | h2 reports a broken pipe ([`io::ErrorKind::BrokenPipe`]) to such streams: the server may have processed them |
+//! | an I/O error | by its [`io::ErrorKind`] | |
+//!
+//! A bare reason, as a service returns it with `h2::Error::from(Reason::REFUSED_STREAM)` to
+//! make hyper's server reset the stream, is read like a reset from the peer: a fault layer
+//! or a proxy in the client's stack saying the upstream refused the stream.
 //!
 //! ```
 //! use std::io;
@@ -35,6 +59,46 @@ pub enum ErrorClass {
     /// Retrying cannot help: a TLS or certificate error, an invalid URI, scheme or header, a
     /// request the client refused, the caller's own body failing.
     Permanent,
+}
+
+/// Whether `error` proves the request never reached the server: it is in the
+/// [`NeverSent`](ErrorClass::NeverSent) class.
+///
+/// Such a request is safe to retry whatever its method: the connection was refused, the
+/// HTTP/2 stream was refused or fell above a `GOAWAY`'s last stream, the request was
+/// canceled before it was written. The [`RetryLayer`](crate::RetryLayer) retries these even
+/// when a custom policy says stop, unless told
+/// [`policy_only`](crate::RetryLayer::policy_only).
+///
+/// ```
+/// use std::io;
+/// use retryable_http::classify::is_unprocessed;
+///
+/// assert!(is_unprocessed(&io::Error::from(io::ErrorKind::ConnectionRefused)));
+/// assert!(!is_unprocessed(&io::Error::from(io::ErrorKind::ConnectionReset)));
+/// ```
+pub fn is_unprocessed(error: &(dyn StdError + 'static)) -> bool {
+    classify(error) == ErrorClass::NeverSent
+}
+
+/// Whether `error` is an HTTP/2 server's graceful shutdown: a `GOAWAY` with `NO_ERROR`
+/// reported to a stream it did not process.
+///
+/// The server is going away in good order (a restart, nginx's `keepalive_requests`): the
+/// layer retries such a request on a new connection at once, without the backoff. The retry
+/// still counts as an attempt and is paid from the budget.
+pub fn is_graceful_shutdown(error: &(dyn StdError + 'static)) -> bool {
+    #[cfg(feature = "hyper")]
+    {
+        chain(error)
+            .filter_map(|e| e.downcast_ref::<h2::Error>())
+            .any(|e| e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR))
+    }
+    #[cfg(not(feature = "hyper"))]
+    {
+        let _ = error;
+        false
+    }
 }
 
 /// Classifies an error by walking its `source()` chain from the outside in.
@@ -85,10 +149,36 @@ fn decisive(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         return io_class(io.kind());
     }
     #[cfg(feature = "hyper")]
+    if let Some(h2) = error.downcast_ref::<h2::Error>() {
+        return h2_class(h2);
+    }
+    #[cfg(feature = "hyper")]
     if let Some(class) = hyper_class(error) {
         return Some(class);
     }
     None
+}
+
+/// What an h2 error says; see the table in the module documentation.
+#[cfg(feature = "hyper")]
+fn h2_class(error: &h2::Error) -> Option<ErrorClass> {
+    use h2::Reason;
+    if let Some(io) = error.get_io() {
+        return io_class(io.kind());
+    }
+    // NOTE: errors of the h2 library's own API carry no reason; they say nothing here.
+    let reason = error.reason()?;
+    if reason == Reason::HTTP_1_1_REQUIRED || reason == Reason::INADEQUATE_SECURITY {
+        return Some(ErrorClass::Permanent);
+    }
+    let local = (error.is_go_away() || error.is_reset()) && !error.is_remote();
+    Some(if local {
+        ErrorClass::MaybeProcessed
+    } else if error.is_go_away() || reason == Reason::REFUSED_STREAM {
+        ErrorClass::NeverSent
+    } else {
+        ErrorClass::MaybeProcessed
+    })
 }
 
 fn io_class(kind: io::ErrorKind) -> Option<ErrorClass> {
@@ -141,6 +231,13 @@ fn hyper_class(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         }
         if hyper.is_user() {
             return Some(ErrorClass::Permanent);
+        }
+        if hyper
+            .source()
+            .is_some_and(|cause| chain(cause).any(|e| e.is::<h2::Error>()))
+        {
+            // The HTTP/2 error it wraps knows better.
+            return None;
         }
         return Some(ErrorClass::MaybeProcessed);
     }
@@ -236,6 +333,35 @@ mod tests {
         assert_eq!(classify(&e), ErrorClass::Permanent);
         let e = "no spaces allowed".parse::<http::Uri>().unwrap_err();
         assert_eq!(classify(&Wrapper(Box::new(e))), ErrorClass::Permanent);
+    }
+
+    #[cfg(feature = "hyper")]
+    #[test]
+    fn h2_reasons_a_service_returns_read_like_resets_from_the_peer() {
+        use h2::Reason;
+        let class = |reason| classify(&Wrapper(Box::new(h2::Error::from(reason))));
+        assert_eq!(class(Reason::REFUSED_STREAM), ErrorClass::NeverSent);
+        assert!(is_unprocessed(&h2::Error::from(Reason::REFUSED_STREAM)));
+        assert_eq!(class(Reason::HTTP_1_1_REQUIRED), ErrorClass::Permanent);
+        assert_eq!(class(Reason::INADEQUATE_SECURITY), ErrorClass::Permanent);
+        for reason in [
+            Reason::NO_ERROR,
+            Reason::PROTOCOL_ERROR,
+            Reason::INTERNAL_ERROR,
+            Reason::FLOW_CONTROL_ERROR,
+            Reason::SETTINGS_TIMEOUT,
+            Reason::STREAM_CLOSED,
+            Reason::FRAME_SIZE_ERROR,
+            Reason::CANCEL,
+            Reason::COMPRESSION_ERROR,
+            Reason::CONNECT_ERROR,
+            Reason::ENHANCE_YOUR_CALM,
+            Reason::from(0xbad),
+        ] {
+            assert_eq!(class(reason), ErrorClass::MaybeProcessed, "{reason:?}");
+        }
+        // Not a GOAWAY from the server: nothing to retry at once.
+        assert!(!is_graceful_shutdown(&h2::Error::from(Reason::NO_ERROR)));
     }
 
     #[test]

@@ -54,7 +54,7 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::attempts::Attempts;
 use crate::body::{Reopen, Reopening, Replay, ReplayBody};
-use crate::classify::classify;
+use crate::classify::{self, classify};
 use crate::error::{AttemptTimedOut, Chain, DeadlineExceeded, Error};
 use crate::hooks::{GiveUp, StopReason};
 use crate::layer::Config;
@@ -474,7 +474,16 @@ impl<B> Ctx<B> {
     /// Decides whether to retry `outcome` and, if so, sets when.
     fn judge(&mut self, outcome: Outcome<'_>) -> Result<(), StopReason> {
         let attempt = Attempt::started_at(&self.head, outcome, self.attempt, self.started);
-        let action = self.config.policy.decide(&attempt);
+        let action = match (self.config.policy.decide(&attempt), outcome) {
+            // A request the server provably never saw is safe to retry, whatever the policy
+            // was written for.
+            (Action::Stop, Outcome::Error(error))
+                if self.config.retry_unprocessed && classify::is_unprocessed(error) =>
+            {
+                Action::Retry
+            }
+            (action, _) => action,
+        };
         // NOTE: the clock is read here, after the policy, so a request that succeeds (or
         // fails for good) reads it only when it starts.
         let now = Instant::now();
@@ -522,6 +531,11 @@ impl<B> Ctx<B> {
         }
         let response = match outcome {
             Outcome::Response(head) => Some(head),
+            Outcome::Error(error) if classify::is_graceful_shutdown(error) => {
+                // The server closes the connection in good order: the next attempt goes to a
+                // new one at once.
+                return Ok((Duration::ZERO, "goaway"));
+            }
             Outcome::Error(_) => None,
         };
         let backoff = &config.backoff;

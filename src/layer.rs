@@ -73,6 +73,9 @@ pub(crate) struct Config {
     pub(crate) budget: Option<Budget>,
     pub(crate) memory: Option<Arc<Memory>>,
     pub(crate) policy: Arc<dyn Policy>,
+    /// Whether the layer retries requests that provably never reached the server, whatever
+    /// the policy says.
+    pub(crate) retry_unprocessed: bool,
     pub(crate) attempt_header: Option<HeaderName>,
     pub(crate) hooks: Hooks,
     pub(crate) wall_clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
@@ -108,6 +111,7 @@ impl RetryLayer {
                 budget: Some(Budget::default()),
                 memory: None,
                 policy: Arc::new(StandardPolicy::new()),
+                retry_unprocessed: true,
                 attempt_header: None,
                 hooks: Hooks::default(),
                 wall_clock: Arc::new(SystemTime::now),
@@ -137,6 +141,12 @@ impl RetryLayer {
     }
 
     /// Sets the policy that decides which outcomes are retried.
+    ///
+    /// Whatever it says, a request that provably never reached the server (connection
+    /// refused, HTTP/2 stream refused or above a `GOAWAY`'s last stream, canceled before it
+    /// was written: [`classify::is_unprocessed`](crate::classify::is_unprocessed)) is retried
+    /// too, within the retry count and the budget: a policy written for statuses keeps the
+    /// one retry that is always safe. [`policy_only`](Self::policy_only) turns that off.
     pub fn policy<P>(mut self, policy: P) -> Self
     where
         P: Policy + 'static,
@@ -145,8 +155,9 @@ impl RetryLayer {
         self
     }
 
-    /// Retries exactly the outcomes for which `predicate` returns `true` (after the
-    /// backoff), instead of the [`StandardPolicy`].
+    /// Retries the outcomes for which `predicate` returns `true` (after the backoff), instead
+    /// of the [`StandardPolicy`] — and, like every policy, the requests that provably never
+    /// reached the server, unless [`policy_only`](Self::policy_only) is set.
     ///
     /// ```
     /// use http::StatusCode;
@@ -167,6 +178,22 @@ impl RetryLayer {
                 Action::Stop
             }
         }))
+    }
+
+    /// Leaves every decision to the policy: a request that provably never reached the server
+    /// is retried only when the policy says so.
+    ///
+    /// ```
+    /// use retryable_http::RetryLayer;
+    ///
+    /// // Only 503s, and nothing else, not even a refused connection.
+    /// let layer = RetryLayer::new()
+    ///     .retry_if(|attempt| attempt.status() == Some(http::StatusCode::SERVICE_UNAVAILABLE))
+    ///     .policy_only();
+    /// ```
+    pub fn policy_only(mut self) -> Self {
+        self.config_mut().retry_unprocessed = false;
+        self
     }
 
     /// Sets how many bytes of each request body are kept for replay. A body that outgrows
@@ -360,6 +387,7 @@ impl fmt::Debug for Config {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("deadline", &self.deadline)
             .field("budget", &self.budget)
+            .field("retry_unprocessed", &self.retry_unprocessed)
             .field("replay_limit_total", &self.memory)
             .field("attempt_header", &self.attempt_header)
             .field("hooks", &self.hooks)

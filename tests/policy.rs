@@ -245,6 +245,49 @@ async fn post_with_idempotency_key_is_retried_like_get_and_keeps_its_key() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn x_idempotency_key_counts_like_idempotency_key() {
+    let upstream = Upstream::new([Reply::status(502)]);
+    let request = Request::post("http://upstream.test/orders")
+        .header("X-Idempotency-Key", "order-42")
+        .body(Full::new(Bytes::from(r#"{"sku":42}"#)))
+        .unwrap();
+    let response = send(layer(), &upstream, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|s| s.headers["x-idempotency-key"] == "order-42")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_policy_for_statuses_still_retries_a_refused_connection() {
+    let only_503 =
+        || layer().retry_if(|attempt| attempt.status() == Some(StatusCode::SERVICE_UNAVAILABLE));
+    let refused = || Upstream::new([Reply::error(io::ErrorKind::ConnectionRefused)]);
+    let post = || {
+        Request::post("http://upstream.test/orders")
+            .body(Full::new(Bytes::from("{}")))
+            .unwrap()
+    };
+    let upstream = refused();
+    let response = send(only_503(), &upstream, post()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(upstream.attempts(), 2);
+    // A reset after the request was written is not the layer's to retry: the policy says.
+    let upstream = Upstream::new([Reply::error(io::ErrorKind::ConnectionReset)]);
+    let error = send(only_503(), &upstream, get("/")).await.unwrap_err();
+    assert_eq!(error.attempts(), 1);
+    // And `policy_only` leaves even a refused connection to the policy.
+    let upstream = refused();
+    let error = send(only_503().policy_only(), &upstream, post())
+        .await
+        .unwrap_err();
+    assert_eq!(error.attempts(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_all_methods_retries_a_post_after_502_like_go() {
     let upstream = Upstream::new([Reply::status(502)]);
     let layer = layer().policy(StandardPolicy::new().retry_all_methods(true));

@@ -35,7 +35,7 @@ use http::{HeaderMap, Method, StatusCode, Uri, request, response};
 use crate::redact::{RequestHead, ResponseHead};
 
 pub use closure::{PolicyFn, policy_fn};
-pub use standard::{IDEMPOTENCY_KEY, StandardPolicy, is_idempotent};
+pub use standard::{IDEMPOTENCY_KEY, StandardPolicy, X_IDEMPOTENCY_KEY, is_idempotent};
 
 /// Decides whether an attempt's outcome is retried.
 ///

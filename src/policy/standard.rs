@@ -10,6 +10,10 @@ use crate::classify::{ErrorClass, classify};
 /// sent more than once, whatever its method.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
+/// The `X-Idempotency-Key` request header, the older spelling of [`IDEMPOTENCY_KEY`] that
+/// Go's `net/http` honours too.
+pub static X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key");
+
 /// The default retry policy.
 ///
 /// | outcome | idempotent request | other requests (`POST`, `PATCH`, ...) |
@@ -23,7 +27,8 @@ pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-ke
 ///
 /// The statuses are go-retryablehttp's `DefaultRetryPolicy`. A request is idempotent when
 /// its method is (RFC 9110 §9.2.2: `GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE`) or
-/// when it carries an [`Idempotency-Key`](IDEMPOTENCY_KEY) header. The rule for the others
+/// when it carries an [`Idempotency-Key`](IDEMPOTENCY_KEY) (or
+/// [`X-Idempotency-Key`](X_IDEMPOTENCY_KEY)) header. The rule for the others
 /// is the point of the seed experiment: a proxy that lets the upstream process a `POST` and
 /// then answers 502 must not make the client send that `POST` again.
 ///
@@ -78,10 +83,12 @@ impl Policy for StandardPolicy {
 }
 
 /// Whether a request may be sent more than once: its method is idempotent (RFC 9110
-/// §9.2.2) or it carries an [`Idempotency-Key`](IDEMPOTENCY_KEY) header.
+/// §9.2.2) or it carries an [`Idempotency-Key`](IDEMPOTENCY_KEY) or
+/// [`X-Idempotency-Key`](X_IDEMPOTENCY_KEY) header.
 pub fn is_idempotent(method: &Method, headers: &HeaderMap) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     ) || headers.contains_key(&IDEMPOTENCY_KEY)
+        || headers.contains_key(&X_IDEMPOTENCY_KEY)
 }

@@ -101,7 +101,7 @@ impl Service<Uri> for Pipes {
 }
 
 /// The client end of a pipe.
-pub struct Pipe(TokioIo<DuplexStream>);
+pub struct Pipe(pub TokioIo<DuplexStream>);
 
 impl Connection for Pipe {
     fn connected(&self) -> Connected {

@@ -3,6 +3,7 @@
 
 pub mod bodies;
 pub mod duplex;
+pub mod h2;
 pub mod hang;
 pub mod programs;
 #[cfg(feature = "fault")]

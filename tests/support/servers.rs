@@ -89,6 +89,40 @@ where
     Server { addr, counts, task }
 }
 
+/// A hyper HTTP/2 server (prior knowledge) answering with `handler`. The request number
+/// (from 0) is passed along.
+pub async fn http2<F, Fut>(handler: F) -> Server
+where
+    F: Fn(usize, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Counts::default();
+    let c = counts.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            let (c, handler) = (c.clone(), handler.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let n = c.requests.fetch_add(1, Ordering::SeqCst);
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(n, req).await) }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    Server { addr, counts, task }
+}
+
 /// What a raw TCP fault server does once it has read a request head (and its
 /// `content-length` body).
 #[derive(Clone, Copy, Debug)]
