@@ -84,26 +84,46 @@ pub fn address_in(line: &str) -> String {
 /// The `mitmdump` to test against: `$MITMDUMP`, or `mitmdump` on the `PATH`. Without one,
 /// `None`, and in CI (`CI=true`) a failure.
 pub fn mitmdump() -> Option<PathBuf> {
-    let found = std::env::var_os("MITMDUMP")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join("mitmdump"))
-                    .find(|p| p.exists())
-            })
-        });
+    let found = find("MITMDUMP", "mitmdump");
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "mitmdump not found in CI: .ci/run installs it and sets MITMDUMP"
         );
-        // Straight to stderr, past the test harness's capture, so the skip is seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: mitmdump not found (install mitmproxy==11.0.2 or set MITMDUMP)"
-        );
+        skipped("mitmdump not found (install mitmproxy==11.0.2 or set MITMDUMP)");
     }
     found
+}
+
+/// The `nginx` to test against: `$NGINX`, `nginx` on the `PATH`, or `/usr/sbin/nginx`.
+/// Without one, `None`: `.ci/run` installs Debian's nginx-light where it can, and the tests
+/// say they were skipped where it could not.
+pub fn nginx() -> Option<PathBuf> {
+    let found = find("NGINX", "nginx").or_else(|| {
+        let sbin = PathBuf::from("/usr/sbin/nginx");
+        sbin.exists().then_some(sbin)
+    });
+    if found.is_none() {
+        skipped("nginx not found (apt-get install nginx-light, or set NGINX)");
+    }
+    found
+}
+
+/// `$var` if it names a file, or `name` on the `PATH`.
+fn find(var: &str, name: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.exists())
+            })
+        })
+}
+
+/// Says that a test was skipped, straight to stderr, past the test harness's capture.
+fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
