@@ -43,6 +43,8 @@
 use std::error::Error as StdError;
 use std::io;
 
+use crate::error::chain;
+
 /// What an error says about whether the server saw the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -119,13 +121,6 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorClass {
     chain(error)
         .find_map(decisive)
         .unwrap_or(ErrorClass::MaybeProcessed)
-}
-
-/// `error` and its sources, from the outside in, looking inside `io::Error`s too.
-pub(crate) fn chain<'a>(
-    error: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(error), |&e| source(e))
 }
 
 /// The class this one error decides on its own, if any.
@@ -242,18 +237,6 @@ fn hyper_class(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         return Some(ErrorClass::MaybeProcessed);
     }
     None
-}
-
-/// The next error in the chain.
-fn source<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    // NOTE: `io::Error::source` skips the error it wraps and returns that error's source;
-    // `get_ref` returns the wrapped error itself.
-    if let Some(io) = error.downcast_ref::<io::Error>() {
-        if let Some(inner) = io.get_ref() {
-            return Some(inner);
-        }
-    }
-    error.source()
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 
-pub use proxy::{HttpProxy, Proxied};
+pub use proxy::{Connecting, HttpProxy, Proxied, ProxyError};
 pub use record::{FaultLog, Seen};
 pub use rule::{Action, Answer, Chance, Match, Rule, Trigger};
 
