@@ -148,6 +148,25 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refused_stream_is_retried_even_for_a_post() {
+    let upstream = Upstream::new([]);
+    let faults = FaultLayer::new().rule(Rule::new(Action::RefuseStream).trigger(Trigger::First(2)));
+    let log = faults.log();
+    let response = RetryLayer::new()
+        .backoff(Backoff::constant(SECOND))
+        .layer(faults.layer(upstream.clone()))
+        .oneshot(request(Method::POST, "http://example.test/orders"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(log.len(), 3);
+    // The upstream never saw the refused attempts.
+    assert_eq!(upstream.attempts(), 1);
+    let statuses: Vec<_> = log.entries().iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [None, None, Some(StatusCode::OK)]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_delay_slows_the_upstream_down() {
     let upstream = Upstream::new([]);
     let faults = FaultLayer::new().rule(Rule::new(Action::Forward).delay(3 * SECOND));

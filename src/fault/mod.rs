@@ -281,6 +281,12 @@ where
                             this.log.set_status(*this.entry, None);
                             return Poll::Ready(Err(io::Error::new(*kind, InjectedFault).into()));
                         }
+                        Action::RefuseStream => {
+                            this.log.set_status(*this.entry, None);
+                            return Poll::Ready(Err(
+                                h2::Error::from(h2::Reason::REFUSED_STREAM).into()
+                            ));
+                        }
                         Action::Replace(_) | Action::Forward => {
                             let mut service = this.service.take().expect("polled after completion");
                             let future = service.call(request);

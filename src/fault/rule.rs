@@ -218,6 +218,12 @@ pub enum Action {
     /// classify as a client would see them: `ConnectionRefused` never reached the server,
     /// `ConnectionReset` may have.
     Fail(io::ErrorKind),
+    /// Refuse the request like an HTTP/2 server that resets its stream with
+    /// `REFUSED_STREAM`, without forwarding: the error is an `h2::Error` with that reason,
+    /// which [classifies](crate::classify) as never sent. Served by hyper's HTTP/2 server
+    /// (as `examples/fault_proxy.rs --http2 --refuse-stream` does), it makes hyper send
+    /// `RST_STREAM(REFUSED_STREAM)` to the client.
+    RefuseStream,
     /// Forward unchanged (with the rule's [delay](Rule::delay), a slow upstream).
     Forward,
 }
