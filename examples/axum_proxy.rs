@@ -117,7 +117,11 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
                 .insert("x-upstream-attempts", attempts.into());
             response
         }
-        Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            retryable_http::Report::new(&error).to_string(),
+        )
+            .into_response(),
     }
 }
 

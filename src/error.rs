@@ -12,12 +12,12 @@ use crate::redact::Redacted;
 
 /// The error a [`Retry`](crate::Retry) service returns.
 ///
-/// It names the request (method and URL, with userinfo and query removed), how many
-/// attempts were made and the cause, e.g.
+/// Its `Display` names the request (method and URL, with userinfo and query removed) and
+/// how many attempts were made — `GET http://127.0.0.1:8080/x giving up after 4 attempt(s)`
+/// — and its [`source`](StdError::source) is the cause, so callers can downcast to the
+/// inner service's error type. [`Report`] prints the whole chain on one line:
 /// `GET http://127.0.0.1:8080/x giving up after 4 attempt(s): client error (Connect): tcp
-/// connect error: Connection refused (os error 111)`. The cause is also its
-/// [`source`](StdError::source), so callers can still downcast to the inner service's
-/// error type.
+/// connect error: Connection refused (os error 111)`.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -132,23 +132,30 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// What this error is: the request, the attempts and the kind; not its causes, which
+    /// [`source`](StdError::source) gives (print them all with [`Report`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        if let Some((method, url)) = &inner.request {
-            write!(
-                f,
-                "{method} {url} giving up after {} attempt(s): ",
-                inner.attempts
-            )?;
+        let what = match inner.kind {
+            Kind::Inner => None,
+            Kind::NotReady => Some("the inner service failed to become ready"),
+            Kind::Reopen => Some("the request body could not be reopened"),
+        };
+        match (&inner.request, what) {
+            (Some((method, url)), what) => {
+                write!(
+                    f,
+                    "{method} {url} giving up after {} attempt(s)",
+                    inner.attempts
+                )?;
+                if let Some(what) = what {
+                    write!(f, ": {what}")?;
+                }
+                Ok(())
+            }
+            (None, Some(what)) => f.write_str(what),
+            (None, None) => f.write_str("request failed"),
         }
-        match inner.kind {
-            Kind::Inner => {}
-            Kind::NotReady => f.write_str("inner service failed to become ready: ")?,
-            Kind::Reopen => f.write_str("request body could not be reopened: ")?,
-        }
-        // The whole cause chain: a client's top-level error alone ("client error
-        // (Connect)") rarely says what went wrong.
-        write!(f, "{}", Chain(&*inner.source))
     }
 }
 
@@ -191,10 +198,44 @@ fn source<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError +
     error.source()
 }
 
-/// Displays an error and its sources, joined by `": "`.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+/// Displays an error and every cause in its [`source`](StdError::source) chain on one line,
+/// joined by `": "`: for logs and for people.
+///
+/// [`Error`]'s own `Display` says what went wrong with the request and leaves the causes to
+/// `source()`, as the Rust API guidelines and hyper-util do, so that a reporter that walks
+/// the chain (anyhow's `{:#}`, eyre, this one) prints each cause once.
+///
+/// ```
+/// use std::io;
+/// use retryable_http::Report;
+///
+/// #[derive(Debug)]
+/// struct Upload(io::Error);
+/// impl std::fmt::Display for Upload {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("upload failed")
+///     }
+/// }
+/// impl std::error::Error for Upload {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let error = Upload(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer"));
+/// assert_eq!(Report::new(&error).to_string(), "upload failed: connection reset by peer");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Report<'a>(&'a (dyn StdError + 'static));
 
-impl fmt::Display for Chain<'_> {
+impl<'a> Report<'a> {
+    /// Reports `error` and its causes.
+    pub fn new(error: &'a (dyn StdError + 'static)) -> Self {
+        Report(error)
+    }
+}
+
+impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;
         let mut next = self.0.source();
@@ -203,6 +244,12 @@ impl fmt::Display for Chain<'_> {
             next = e.source();
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

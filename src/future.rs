@@ -55,7 +55,7 @@ use crate::BoxError;
 use crate::attempts::Attempts;
 use crate::body::{Reopen, Reopening, Replay, ReplayBody};
 use crate::classify::{self, classify};
-use crate::error::{AttemptTimedOut, Chain, DeadlineExceeded, Error};
+use crate::error::{AttemptTimedOut, DeadlineExceeded, Error, Report};
 use crate::hooks::{GiveUp, StopReason};
 use crate::layer::Config;
 use crate::policy::{Action, Attempt, Outcome};
@@ -360,7 +360,7 @@ where
                         Poll::Ready(Err(error)) => {
                             retry.reopening = None;
                             this.state.set(State::Done);
-                            tracing::debug!(attempt = ctx.attempt, error = %Chain(&*error), "reopening the body failed");
+                            tracing::debug!(attempt = ctx.attempt, error = %Report::new(&*error), "reopening the body failed");
                             let head = &ctx.head;
                             return Poll::Ready(Err(Error::reopen(
                                 &head.method,
@@ -711,7 +711,7 @@ fn log(
         ),
         (Ok((wait, from)), Outcome::Error(error)) => tracing::debug!(
             attempt,
-            error = %Chain(error),
+            error = %Report::new(error),
             class = ?classify(error),
             wait = ?wait,
             wait_from = from,
@@ -729,7 +729,7 @@ fn log(
         ),
         (Err(reason), Outcome::Error(error)) => tracing::debug!(
             attempt,
-            error = %Chain(error),
+            error = %Report::new(error),
             class = ?classify(error),
             reason = %reason,
             "not retrying",

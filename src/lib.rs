@@ -194,7 +194,7 @@ mod service;
 
 pub use attempts::Attempts;
 pub use body::ReplayBody;
-pub use error::{AttemptTimedOut, ConfigError, DeadlineExceeded, Error, UnexpectedStatus};
+pub use error::{AttemptTimedOut, ConfigError, DeadlineExceeded, Error, Report, UnexpectedStatus};
 pub use layer::{
     DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
     RetryLayer,

@@ -144,7 +144,12 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
         .await
         .unwrap_err();
     assert_eq!(error.attempts(), 1);
-    assert!(error.to_string().ends_with(": injected fault"), "{error}");
+    assert!(
+        retryable_http::Report::new(&error)
+            .to_string()
+            .ends_with(": injected fault"),
+        "{error}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

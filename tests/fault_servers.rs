@@ -57,7 +57,7 @@ async fn connection_refused_is_retried_for_post() {
             .unwrap_err();
         assert_eq!(error.attempts(), 3);
         assert_eq!(class(&error), ErrorClass::NeverSent);
-        let message = error.to_string();
+        let message = retryable_http::Report::new(&error).to_string();
         assert!(
             message.starts_with(&format!(
                 "POST http://{addr}/orders giving up after 3 attempt(s): "

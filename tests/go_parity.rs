@@ -153,7 +153,7 @@ async fn client_do_fails_after_three_attempts_naming_the_last_status() {
         .await
         .unwrap_err();
     assert_eq!(upstream.attempts(), 3);
-    let message = error.to_string();
+    let message = retryable_http::Report::new(&error).to_string();
     assert!(
         message.ends_with(
             "giving up after 3 attempt(s): unexpected HTTP status 500 Internal Server Error"
@@ -244,7 +244,7 @@ async fn client_check_retry_error_stops_the_loop() {
         .unwrap_err();
     assert_eq!(upstream.attempts(), 2);
     assert_eq!(
-        error.to_string(),
+        retryable_http::Report::new(&error).to_string(),
         "GET http://upstream.test/ giving up after 2 attempt(s): retryError"
     );
 }

@@ -207,7 +207,7 @@ async fn an_attempt_in_flight_at_the_deadline_is_cut_off_with_a_clear_error() {
     assert!(error.is_deadline());
     assert_eq!(error.attempts(), 1);
     assert_eq!(
-        error.to_string(),
+        retryable_http::Report::new(&error).to_string(),
         "GET http://upstream.test/ giving up after 1 attempt(s): deadline of 3s exceeded"
     );
     assert_eq!(hang.dropped(), 1, "the attempt was cut off");

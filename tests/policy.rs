@@ -421,6 +421,45 @@ async fn attempt_header_is_off_by_default_and_counts_when_on() {
     assert_eq!(counts, ["1", "2", "3"]);
 }
 
+#[tokio::test]
+async fn a_reporter_that_walks_the_sources_prints_each_cause_once() {
+    // A hyper-util connect error, as a client meets one: three errors deep.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<retryable_http::ReplayBody<Full<Bytes>>>();
+    let refused = support::servers::refused().await;
+    let request = Request::get(format!("http://{refused}/x"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let error = support::within(layer().max_retries(0).layer(client).oneshot(request))
+        .await
+        .unwrap_err();
+    // What this error is, and nothing of its causes ...
+    let top = error.to_string();
+    assert_eq!(
+        top,
+        format!("GET http://{refused}/x giving up after 1 attempt(s)")
+    );
+    // ... which a reporter that walks `source()` adds, each once: the way anyhow's `{:#}`
+    // and eyre print an error.
+    let mut causes = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = next {
+        causes.push(e.to_string());
+        next = e.source();
+    }
+    let walked = causes.join(": ");
+    assert_eq!(walked, retryable_http::Report::new(&error).to_string());
+    assert!(causes.len() >= 3, "{causes:?}");
+    for (i, cause) in causes.iter().enumerate() {
+        assert_eq!(
+            walked.matches(cause.as_str()).count(),
+            1,
+            "cause {i} ({cause:?}) appears more than once in {walked:?}"
+        );
+    }
+    assert!(walked.contains("Connection refused"), "{walked}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn exhausted_transport_errors_name_the_request_and_the_attempts() {
     let upstream = Upstream::always(Reply::error(io::ErrorKind::ConnectionRefused));
@@ -434,7 +473,7 @@ async fn exhausted_transport_errors_name_the_request_and_the_attempts() {
     assert_eq!(error.attempts(), 4);
     assert_eq!(error.method(), Some(&Method::GET));
     assert_eq!(error.url(), Some("http://upstream.test:8080/x"));
-    let message = error.to_string();
+    let message = retryable_http::Report::new(&error).to_string();
     assert!(
         message.starts_with("GET http://upstream.test:8080/x giving up after 4 attempt(s): "),
         "{message}"

@@ -169,7 +169,12 @@ async fn a_body_that_fails_mid_stream_is_not_retried_and_the_error_reaches_the_c
         .unwrap_err();
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(error.attempts(), 1);
-    assert!(error.to_string().ends_with(": disk on fire"), "{error}");
+    assert!(
+        retryable_http::Report::new(&error)
+            .to_string()
+            .ends_with(": disk on fire"),
+        "{error}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -671,8 +676,8 @@ async fn a_reopen_that_fails_ends_the_request_with_an_error_naming_it() {
     assert_eq!(error.attempts(), 1);
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(
-        error.to_string(),
-        "PUT http://upstream.test/blob giving up after 1 attempt(s): request body could not be reopened: backup.tar is gone"
+        retryable_http::Report::new(&error).to_string(),
+        "PUT http://upstream.test/blob giving up after 1 attempt(s): the request body could not be reopened: backup.tar is gone"
     );
     let cause = error.into_source();
     assert_eq!(

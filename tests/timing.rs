@@ -299,7 +299,9 @@ async fn a_server_that_never_answers_is_ended_only_by_the_attempt_timeout() {
     assert_eq!(error.attempts(), 3);
     assert!(error.is_attempt_timeout());
     assert!(
-        error.to_string().ends_with(": attempt timed out after 2s"),
+        retryable_http::Report::new(&error)
+            .to_string()
+            .ends_with(": attempt timed out after 2s"),
         "{error}"
     );
     // 3 attempts of 2 s and 2 waits of 1 s.
