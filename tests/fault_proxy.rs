@@ -139,22 +139,21 @@ async fn the_log_has_one_json_object_per_request_and_stdout_one_line() {
         assert_eq!(response.status(), StatusCode::OK);
 
         let text = std::fs::read_to_string(&log).unwrap();
-        let lines: Vec<_> = text.lines().collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2, "{text}");
-        let url = format!("\"url\":\"http://{}/your-api-endpoint\"", upstream.addr);
-        for (line, status, fault) in [(lines[0], 502, true), (lines[1], 200, false)] {
-            assert!(
-                line.starts_with("{\"time\":") && line.ends_with('}'),
-                "{line}"
-            );
-            assert!(line.contains("\"method\":\"POST\""), "{line}");
-            assert!(line.contains(&url), "{line}");
-            assert!(
-                line.contains(&format!("\"status\":{status},\"fault\":{fault}")),
-                "{line}"
-            );
-            assert!(line.contains("\"body_len\":5"), "{line}");
-            assert!(line.contains(r#""idempotency_key":"k\"1""#), "{line}");
+        let url = format!("http://{}/your-api-endpoint", upstream.addr);
+        for (entry, status, fault) in [(&lines[0], 502, true), (&lines[1], 200, false)] {
+            assert!(entry["time"].as_f64().unwrap() > 1.7e9, "{entry}");
+            assert_eq!(entry["method"], "POST", "{entry}");
+            assert_eq!(entry["url"], url.as_str(), "{entry}");
+            assert_eq!(entry["status"], status, "{entry}");
+            assert_eq!(entry["fault"], fault, "{entry}");
+            assert_eq!(entry["refused_stream"], false, "{entry}");
+            assert_eq!(entry["body_len"], 5, "{entry}");
+            assert_eq!(entry["idempotency_key"], "k\"1", "{entry}");
         }
         let output = proxy_program.output.lock().unwrap().clone();
         assert_eq!(output.len(), 2, "{output:?}");
@@ -219,6 +218,211 @@ async fn the_seed_client_example_through_the_fault_proxy() {
         assert!(!output.status.success());
         let stdout = String::from_utf8(output.stdout).unwrap();
         assert!(stdout.contains("giving up after 2 attempt(s)"), "{stdout}");
+    })
+    .await;
+}
+
+/// Runs the seed client with the seed's settings and short waits; its exit status and
+/// stdout.
+async fn seed_client(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let output = Command::new(programs::example("seed_client"))
+        .args(["--wait-min", "10", "--wait-max", "50"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (output.status, String::from_utf8(output.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn https_goes_through_the_fault_proxy_in_a_connect_tunnel() {
+    within(async {
+        let (_proxy, proxy) = fault_proxy(SEED).await;
+        let (upstream, seen, ca) = servers::https_recording().await;
+        let url = format!("https://localhost:{}/fine", upstream.addr.port());
+        let (status, stdout) = seed_client(&[
+            "--proxy",
+            &format!("http://{proxy}"),
+            "--cacert",
+            ca.pem_file.to_str().unwrap(),
+            &url,
+        ])
+        .await;
+        assert!(status.success(), "{stdout}");
+        assert!(stdout.ends_with("final status: 200\n"), "{stdout}");
+        assert!(stdout.contains("attempts: 1"), "{stdout}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connect_the_rule_matches_fails_the_tunnel_and_is_retried_even_for_a_post() {
+    within(async {
+        // The CONNECT's host:port is what the rule sees: "localhost:PORT".
+        let (program, proxy) = fault_proxy(&["--match", "localhost", "--first", "2"]).await;
+        let (upstream, seen, ca) = servers::https_recording().await;
+        let url = format!("https://localhost:{}/orders", upstream.addr.port());
+        let (status, stdout) = seed_client(&[
+            "--proxy",
+            &format!("http://{proxy}"),
+            "--cacert",
+            ca.pem_file.to_str().unwrap(),
+            "-X",
+            "POST",
+            "-d",
+            "order=1",
+            &url,
+        ])
+        .await;
+        assert!(status.success(), "{stdout}");
+        // Two tunnels refused: never sent, so the POST is retried, and sent once.
+        assert!(stdout.contains("attempts: 3"), "{stdout}");
+        assert!(stdout.ends_with("final status: 200\n"), "{stdout}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].body, "order=1");
+        let output = program.output.lock().unwrap().clone();
+        let faults = output
+            .iter()
+            .filter(|l| l.contains("CONNECT") && l.contains("-> 502 fault"));
+        assert_eq!(faults.count(), 2, "{output:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_mitm_the_seed_experiment_runs_over_https() {
+    within(async {
+        let dir = std::env::temp_dir().join(format!("fault-proxy-mitm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("fault-proxy-ca.pem");
+        let (_proxy, proxy) = fault_proxy(&[
+            "--match",
+            "your-api-endpoint",
+            "--mitm",
+            ca.to_str().unwrap(),
+            "--ssl-insecure",
+        ])
+        .await;
+        let (upstream, seen, _upstream_ca) = servers::https_recording().await;
+        let url = format!(
+            "https://localhost:{}/your-api-endpoint",
+            upstream.addr.port()
+        );
+        let proxy_url = format!("http://{proxy}");
+
+        // Trusting the proxy's CA: the 502 replaces every answer, as over HTTP.
+        let (status, stdout) = seed_client(&[
+            "--proxy",
+            &proxy_url,
+            "--cacert",
+            ca.to_str().unwrap(),
+            &url,
+        ])
+        .await;
+        assert!(status.success(), "{stdout}");
+        assert_eq!(stdout.matches("-> 502 Bad Gateway").count(), 4, "{stdout}");
+        assert!(stdout.ends_with("final status: 502\n"), "{stdout}");
+        assert_eq!(seen.lock().unwrap().len(), 4);
+
+        // Without it: a certificate error, after one attempt, that says what to do.
+        let (status, stdout) = seed_client(&["--proxy", &proxy_url, &url]).await;
+        assert!(!status.success(), "{stdout}");
+        assert!(stdout.contains("giving up after 1 attempt(s)"), "{stdout}");
+        assert!(stdout.contains("invalid peer certificate"), "{stdout}");
+        assert!(stdout.contains("--cacert"), "{stdout}");
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn over_http2_a_refused_stream_is_retried_even_for_a_post() {
+    within(async {
+        let dir = std::env::temp_dir().join(format!("fault-proxy-h2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("requests.jsonl");
+        let (program, proxy) = fault_proxy(&[
+            "--http2",
+            "--refuse-stream",
+            "--match",
+            "your-api-endpoint",
+            "--first",
+            "2",
+            "--log",
+            log.to_str().unwrap(),
+        ])
+        .await;
+        let (upstream, seen) = servers::recording().await;
+        let (status, stdout) = seed_client(&[
+            "--proxy",
+            &format!("http://{proxy}"),
+            "--http2",
+            "-X",
+            "POST",
+            "-d",
+            "order=2",
+            &upstream.url("/your-api-endpoint"),
+        ])
+        .await;
+        let output = program.output.lock().unwrap().clone();
+        assert!(status.success(), "{stdout}");
+        assert!(stdout.contains("attempts: 3"), "{stdout}");
+        assert!(
+            stdout.ends_with("final status: 200\n"),
+            "{stdout} {output:?}"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.len(),
+            1,
+            "the refused streams never reached the upstream"
+        );
+        assert_eq!(seen[0].body, "order=2");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let refused: Vec<bool> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["refused_stream"] == true
+            })
+            .collect();
+        assert_eq!(refused, [true, true, false], "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_with_a_clear_message() {
+    within(async {
+        for (args, expected) in [
+            (&["--refuse-stream"][..], "--http2"),
+            (&["--status", "1000"][..], "--status"),
+            (
+                &["--first", "2", "--probability", "0.5"][..],
+                "cannot be used with",
+            ),
+        ] {
+            let output = Command::new(programs::example("fault_proxy"))
+                .args(args)
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(output.status.code(), Some(2), "{args:?}");
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        }
+        let output = Command::new(programs::example("fault_proxy"))
+            .arg("--help")
+            .output()
+            .await
+            .unwrap();
+        let help = String::from_utf8(output.stdout).unwrap();
+        for flag in ["--match", "--refuse-stream", "--mitm", "[default: 502]"] {
+            assert!(help.contains(flag), "{flag} missing from --help: {help}");
+        }
     })
     .await;
 }

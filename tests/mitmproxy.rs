@@ -15,6 +15,11 @@ use tokio::process::Command;
 
 /// Starts mitmdump with `addon` on a loopback port the OS picks; `None` when it is missing.
 async fn mitmdump(addon: &str) -> Option<(Program, String)> {
+    mitmdump_with(addon, &[]).await
+}
+
+/// [`mitmdump`], with more arguments.
+async fn mitmdump_with(addon: &str, more: &[&str]) -> Option<(Program, String)> {
     let mitmdump = programs::mitmdump()?;
     let addon = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -30,7 +35,8 @@ async fn mitmdump(addon: &str) -> Option<(Program, String)> {
             "termlog_verbosity=info",
         ])
         .arg("-s")
-        .arg(addon);
+        .arg(addon)
+        .args(more);
     let program = programs::start(command, "proxy listening at").await;
     let address = programs::address_in(&program.ready);
     Some((program, address))
@@ -123,6 +129,144 @@ async fn the_seed_client_example_through_mitmproxy_prints_the_final_status() {
             "{stdout}"
         );
         assert_eq!(seen.lock().unwrap().len(), 4);
+    })
+    .await;
+}
+
+/// mitmdump with the seed's addon, its own configuration directory (so it makes a fresh CA,
+/// in `mitmproxy-ca-cert.pem` there) and `--ssl-insecure` towards the test's HTTPS upstream.
+async fn mitmdump_https(confdir: &Path) -> Option<(Program, String)> {
+    std::fs::create_dir_all(confdir).unwrap();
+    let confdir_option = format!("confdir={}", confdir.display());
+    let started = mitmdump_with(
+        "simulate_502.py",
+        &["--set", &confdir_option, "--ssl-insecure"],
+    )
+    .await?;
+    assert!(
+        confdir.join("mitmproxy-ca-cert.pem").exists(),
+        "mitmdump made no CA in {}",
+        confdir.display()
+    );
+    Some(started)
+}
+
+/// Runs the seed client; its exit status, stdout and stderr.
+async fn seed_client(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let output = Command::new(programs::example("seed_client"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn over_https_through_mitmproxy_trusting_its_ca_the_seed_client_makes_four_attempts() {
+    within(async {
+        let confdir =
+            std::env::temp_dir().join(format!("mitmproxy-conf-{}-ca", std::process::id()));
+        let Some((_mitm, proxy)) = mitmdump_https(&confdir).await else {
+            return;
+        };
+        let (upstream, seen, _ca) = servers::https_recording().await;
+        let url = format!(
+            "https://localhost:{}/your-api-endpoint",
+            upstream.addr.port()
+        );
+        let ca = confdir.join("mitmproxy-ca-cert.pem");
+        // The seed's settings as they are: waits of 1 s, 2 s and 4 s.
+        let (status, stdout, _) = seed_client(&[
+            "--proxy",
+            &format!("http://{proxy}"),
+            "--cacert",
+            ca.to_str().unwrap(),
+            &url,
+        ])
+        .await;
+        assert!(status.success(), "{stdout}");
+        let attempts: Vec<_> = stdout
+            .lines()
+            .filter(|l| l.contains("-> 502 Bad Gateway"))
+            .collect();
+        assert_eq!(attempts.len(), 4, "{stdout}");
+        for wait in [
+            "retry in 1s (backoff",
+            "retry in 2s (backoff",
+            "retry in 4s (backoff",
+        ] {
+            assert_eq!(stdout.matches(wait).count(), 1, "{wait}: {stdout}");
+        }
+        assert!(stdout.contains("stop: no retries left"), "{stdout}");
+        assert!(stdout.ends_with("final status: 502\n"), "{stdout}");
+        // mitmproxy decrypted every attempt and let the upstream answer it first.
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        let _ = std::fs::remove_dir_all(&confdir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn over_https_through_mitmproxy_without_its_ca_the_request_fails_at_once() {
+    within(async {
+        let confdir =
+            std::env::temp_dir().join(format!("mitmproxy-conf-{}-noca", std::process::id()));
+        let Some((_mitm, proxy)) = mitmdump_https(&confdir).await else {
+            return;
+        };
+        let (upstream, seen, _ca) = servers::https_recording().await;
+        let url = format!(
+            "https://localhost:{}/your-api-endpoint",
+            upstream.addr.port()
+        );
+        let (status, stdout, _) = seed_client(&["--proxy", &format!("http://{proxy}"), &url]).await;
+        assert_eq!(status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("giving up after 1 attempt(s)"), "{stdout}");
+        assert!(
+            stdout.contains("invalid peer certificate: UnknownIssuer"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("--cacert"), "{stdout}");
+        assert!(seen.lock().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&confdir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn over_https_through_mitmproxy_with_insecure_it_works_and_warns() {
+    within(async {
+        let confdir =
+            std::env::temp_dir().join(format!("mitmproxy-conf-{}-insecure", std::process::id()));
+        let Some((_mitm, proxy)) = mitmdump_https(&confdir).await else {
+            return;
+        };
+        let (upstream, seen, _ca) = servers::https_recording().await;
+        let url = format!(
+            "https://localhost:{}/your-api-endpoint",
+            upstream.addr.port()
+        );
+        let (status, stdout, stderr) = seed_client(&[
+            "--proxy",
+            &format!("http://{proxy}"),
+            "--insecure",
+            "--wait-min",
+            "10",
+            "--wait-max",
+            "50",
+            &url,
+        ])
+        .await;
+        assert!(status.success(), "{stdout}");
+        assert!(stdout.ends_with("final status: 502\n"), "{stdout}");
+        assert!(stdout.contains("attempts: 4"), "{stdout}");
+        assert!(stderr.contains("warning: --insecure"), "{stderr}");
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        let _ = std::fs::remove_dir_all(&confdir);
     })
     .await;
 }

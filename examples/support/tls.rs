@@ -1,6 +1,9 @@
 //! TLS for the examples and tests: rustls with the ring provider. The library itself does
 //! no TLS.
 
+// Each example uses a part of this.
+#![allow(dead_code)]
+
 use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;

@@ -218,13 +218,28 @@ pub struct Received {
 }
 
 /// A server that reads every request whole, records it, and answers `200 ok`.
-pub async fn recording() -> (Server, Arc<std::sync::Mutex<Vec<Received>>>) {
+pub async fn recording() -> (Server, Record) {
+    let (handler, seen) = recorder();
+    (http(move |n, req| handler(n, req)).await, seen)
+}
+
+/// What a [`recording`] server answered with, shareable.
+type Reply = std::pin::Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+
+/// The requests a [`recording`] server saw.
+pub type Record = Arc<std::sync::Mutex<Vec<Received>>>;
+
+/// A request handler of a [`recording`] server.
+type Handler = Arc<dyn Fn(usize, Request<Incoming>) -> Reply + Send + Sync>;
+
+/// A handler that records every request and answers `200 ok`, and its record.
+fn recorder() -> (Handler, Record) {
     use http_body_util::BodyExt;
-    let seen: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+    let seen = Record::default();
     let record = seen.clone();
-    let server = http(move |_, req: Request<Incoming>| {
+    let handler = Arc::new(move |_, req: Request<Incoming>| -> Reply {
         let record = record.clone();
-        async move {
+        Box::pin(async move {
             let (head, body) = req.into_parts();
             let body = body
                 .collect()
@@ -238,8 +253,104 @@ pub async fn recording() -> (Server, Arc<std::sync::Mutex<Vec<Received>>>) {
                 body,
             });
             Response::new(Full::new(Bytes::from_static(b"ok")))
+        })
+    });
+    (handler, seen)
+}
+
+/// An HTTPS server on loopback that records every request (as [`recording`]), with a
+/// certificate for `localhost` and `127.0.0.1` signed by a CA made for it. Its third part is
+/// the CA certificate in a PEM file, for a client's `--cacert`.
+pub async fn https_recording() -> (Server, Record, TestCa) {
+    let ca = TestCa::new();
+    let (handler, seen) = recorder();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Counts::default();
+    let c = counts.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            let (c, handler, acceptor) = (c.clone(), handler.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |req| {
+                    let n = c.requests.fetch_add(1, Ordering::SeqCst);
+                    let response = handler(n, req);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
         }
-    })
-    .await;
-    (server, seen)
+    });
+    (Server { addr, counts, task }, seen, ca)
+}
+
+/// A CA made for a test, and a certificate it signed for `localhost` and `127.0.0.1`.
+pub struct TestCa {
+    /// The CA certificate, in a PEM file that is removed with this value.
+    pub pem_file: std::path::PathBuf,
+    leaf: rustls::pki_types::CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(DnType::CommonName, "retryable-http test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = leaf.signed_by(&key, &issuer).unwrap();
+        let pem_file = std::env::temp_dir().join(format!(
+            "retryable-http-test-ca-{}-{}.pem",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&pem_file, ca_cert.pem()).unwrap();
+        TestCa {
+            pem_file,
+            leaf: leaf.der().clone(),
+            key: key.serialize_der(),
+        }
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.clone().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![self.leaf.clone()], key)
+        .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pem_file);
+    }
 }
