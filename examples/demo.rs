@@ -4,10 +4,13 @@
 //! cargo run --example demo
 //! ```
 //!
-//! The demo starts an HTTP server on a loopback port the OS picks. It fails on purpose:
-//! 502, 502, then 503 with `Retry-After: 1`, then 200 for the GET; a dropped connection for
-//! the second GET; a 502 for the POSTs. A hyper-util client wrapped in `RetryLayer` sends
-//! four requests, and a small `tracing` layer prints the layer's decisions as they happen.
+//! The demo starts an HTTP server on a loopback port the OS picks, for HTTP/1.1 and for
+//! HTTP/2 with prior knowledge. It fails on purpose: 502, 502, then 503 with
+//! `Retry-After: 1`, then 200 for the GET; a dropped connection for the second GET; a 502
+//! for the POSTs; over HTTP/2, a POST whose stream it refuses (`RST_STREAM` with
+//! `REFUSED_STREAM`: the server says it did not process it). A hyper-util client wrapped in
+//! `RetryLayer` sends five requests, and a small `tracing` layer prints the layer's
+//! decisions as they happen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,10 +44,13 @@ async fn main() -> Result<(), BoxError> {
     // Waits of 200 ms, 400 ms, 800 ms ... without jitter, so the timeline is easy to read.
     let backoff = Backoff::exponential(Duration::from_millis(200), Duration::from_secs(2))?
         .jitter(Jitter::None);
-    let client = RetryLayer::new()
-        .max_retries(4)
-        .backoff(backoff)
-        .layer(Client::builder(TokioExecutor::new()).build_http());
+    let layer = RetryLayer::new().max_retries(4).backoff(backoff);
+    let http1 = layer.layer(Client::builder(TokioExecutor::new()).build_http());
+    let http2 = layer.layer(
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http(),
+    );
 
     let started = Instant::now();
     let mut summary = Vec::new();
@@ -70,12 +76,25 @@ async fn main() -> Result<(), BoxError> {
                 .header("idempotency-key", "order-7f3a")
                 .body(Full::new(Bytes::from(r#"{"item":"book","qty":1}"#)))?,
         ),
+        (
+            "HTTP/2 POST: stream refused, retried safely (never processed), then 201",
+            Request::post(format!("http://{upstream}/h2/orders"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(r#"{"item":"pen","qty":2}"#)))?,
+        ),
     ];
     for (title, request) in scenarios {
         println!("{title}");
-        println!("  {} {}", request.method(), request.uri());
+        let over_http2 = request.uri().path().starts_with("/h2/");
+        println!(
+            "  {} {}{}",
+            request.method(),
+            request.uri(),
+            if over_http2 { " (HTTP/2)" } else { "" }
+        );
         timeline.restart();
         let start = Instant::now();
+        let client = if over_http2 { &http2 } else { &http1 };
         let response = client.clone().oneshot(request).await?;
         let elapsed = start.elapsed();
         let status = response.status();
@@ -116,7 +135,8 @@ async fn start_upstream() -> Result<std::net::SocketAddr, BoxError> {
             let hits = hits.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| answer(req, hits.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
+                // The same port for both: HTTP/1.1, or HTTP/2 with prior knowledge.
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -157,6 +177,9 @@ async fn answer(
         ("/dropped", _) => reply(StatusCode::OK, "back again"),
         ("/orders", 1 | 2) => reply(StatusCode::BAD_GATEWAY, "Bad Gateway Simulation"),
         ("/orders", _) => reply(StatusCode::CREATED, "order created"),
+        // hyper resets the stream with the reason of the h2 error its service returns.
+        ("/h2/orders", 1) => return Err(h2::Error::from(h2::Reason::REFUSED_STREAM).into()),
+        ("/h2/orders", _) => reply(StatusCode::CREATED, "order created over HTTP/2"),
         _ => reply(StatusCode::NOT_FOUND, "no such path"),
     })
 }
