@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use support::{
-    bare_client, batch, exchange, layer, replay_client, request, reqwest_clients, server,
-    tower_retry,
+    bare_client, bare_h2_client, batch, exchange, layer, replay_client, replay_h2_client, request,
+    reqwest_clients, server, server_h2, tower_retry,
 };
 use tokio::runtime::Runtime;
 use tower::Layer;
@@ -129,6 +129,20 @@ fn main() {
     measure(
         &rt,
         "loopback_get_concurrent (per batch of 32)",
+        variants,
+        20,
+    );
+
+    // 32 requests in flight, multiplexed on one HTTP/2 connection.
+    let url_h2: &'static str = Box::leak(format!("http://{}/", server_h2()).into_boxed_str());
+    let (bare, retry) = (bare_h2_client(), layer().layer(replay_h2_client()));
+    let variants: Vec<(&str, SendFn)> = vec![
+        ("bare", boxed(move || batch(bare.clone(), url_h2))),
+        ("retry_layer", boxed(move || batch(retry.clone(), url_h2))),
+    ];
+    measure(
+        &rt,
+        "loopback_h2_concurrent (per batch of 32)",
         variants,
         20,
     );

@@ -180,7 +180,12 @@ async fn run(options: Options) -> Result<(), BoxError> {
     }
     let request = request.body(Full::new(options.data.map(Bytes::from).unwrap_or_default()))?;
     match through {
-        Some(proxy) => println!("{} {} through {proxy}", request.method(), request.uri()),
+        Some(proxy) => println!(
+            "{} {} through http://{}",
+            request.method(),
+            request.uri(),
+            proxy.authority().map_or("?", |a| a.as_str())
+        ),
         None => println!("{} {}", request.method(), request.uri()),
     }
     timeline.restart();

@@ -74,6 +74,15 @@ pub(crate) fn current_thread() -> Runtime {
 /// runs on a thread and runtime of its own, so that the client side measured is alone on
 /// its runtime.
 pub(crate) fn server() -> SocketAddr {
+    serve(false)
+}
+
+/// [`server`], speaking HTTP/2 with prior knowledge.
+pub(crate) fn server_h2() -> SocketAddr {
+    serve(true)
+}
+
+fn serve(http2: bool) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         current_thread().block_on(async move {
@@ -92,9 +101,16 @@ pub(crate) fn server() -> SocketAddr {
                                 ))))
                             },
                         );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let io = TokioIo::new(stream);
+                        let _ = if http2 {
+                            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(io, service)
+                                .await
+                        } else {
+                            hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, service)
+                                .await
+                        };
                     });
                 }
             };
@@ -116,6 +132,21 @@ pub(crate) fn bare_client() -> Client<HttpConnector, Full<Bytes>> {
 
 pub(crate) fn replay_client() -> Client<HttpConnector, ReplayBody<Full<Bytes>>> {
     Client::builder(TokioExecutor::new()).build(connector())
+}
+
+/// [`bare_client`], speaking HTTP/2 with prior knowledge: every request multiplexed on one
+/// connection.
+pub(crate) fn bare_h2_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector())
+}
+
+/// [`replay_client`], speaking HTTP/2 with prior knowledge.
+pub(crate) fn replay_h2_client() -> Client<HttpConnector, ReplayBody<Full<Bytes>>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector())
 }
 
 pub(crate) fn request(url: &str, body: &Bytes) -> Request<Full<Bytes>> {
