@@ -8,7 +8,6 @@
 //! - `budget_first_attempt`: requests that succeed at once; the budget only takes a deposit.
 //! - `budget_retry`: requests that fail once and are retried at once; the budget takes a
 //!   deposit and a withdrawal (from a budget large enough never to refuse).
-//! - `budget_raw`: `Budget::deposit` + `Budget::withdraw` alone, from 16 tasks.
 //!
 //! Each group has `no_budget` and `budget`, measured side by side in the same run.
 
@@ -96,32 +95,6 @@ fn budget(c: &mut Criterion) {
         }
         group.finish();
     }
-
-    let mut group = c.benchmark_group("budget_raw");
-    let budget = Budget::new(Duration::from_secs(10), 1_000_000, 10.0).unwrap();
-    group.bench_function("deposit_withdraw", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let budget = budget.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..iters.div_ceil(TASKS) {
-                                budget.deposit();
-                                std::hint::black_box(budget.withdraw());
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.finish();
 }
 
 criterion_group!(benches, budget);

@@ -43,6 +43,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use retryable_http::backoff::Backoff;
 use retryable_http::fault::{HttpProxy, ProxyError};
+use retryable_http::retry_after::ServerWaits;
 use retryable_http::{Attempts, RetryLayer};
 use timeline::Timeline;
 use tower::{Layer, ServiceExt};
@@ -173,6 +174,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let client = RetryLayer::new()
         .max_retries(options.max_retries)
         .backoff(backoff)
+        .server_waits(ServerWaits::go())
         .layer(client);
     let mut request = Request::builder().method(options.method).uri(options.url);
     for (name, value) in options.headers {

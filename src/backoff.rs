@@ -2,8 +2,8 @@
 //!
 //! A [`Backoff`] computes a [`Duration`]; it is not a future. The retry future sleeps on the
 //! tokio timer for that long. Waits a server asks for (`Retry-After` and friends) take the
-//! place of the computed wait on the responses the backoff honours them for, see
-//! [`ServerDelays`].
+//! place of the computed wait where the layer's
+//! [`ServerWaits`](crate::retry_after::ServerWaits) let them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,7 +27,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use http::response::Parts;
 
 use crate::error::ConfigError;
@@ -56,10 +55,6 @@ pub const DEFAULT_MAX: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Backoff {
     kind: Kind,
-    server: ServerDelays,
-    /// Whether `RateLimit-Reset` and `X-RateLimit-Reset` count as server delays, besides
-    /// `Retry-After`.
-    rate_limit_headers: bool,
 }
 
 #[derive(Clone)]
@@ -96,21 +91,6 @@ pub enum Jitter {
     Equal,
     /// Uniform in `[min, 3 × previous wait]`, capped at `max`: AWS's "decorrelated jitter".
     Decorrelated,
-}
-
-/// Which responses' own requested waits (`Retry-After`, `RateLimit-Reset`,
-/// `X-RateLimit-Reset`) replace the computed one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ServerDelays {
-    /// Any response that is retried, whatever its status. The default: a server that says
-    /// when to come back knows better than a formula.
-    #[default]
-    Any,
-    /// Only `429 Too Many Requests` and `503 Service Unavailable`, as go-retryablehttp does.
-    RateLimited,
-    /// Never: always the computed wait.
-    Never,
 }
 
 /// What a custom backoff sees: see [`Backoff::custom`].
@@ -151,24 +131,25 @@ impl<'a> BackoffInput<'a> {
 }
 
 impl Backoff {
-    /// Exponential backoff from `min`, doubling, capped at `max`, with [`Jitter::Bounded`].
+    /// Exponential backoff from `min`, doubling, capped at `max`, with [`Jitter::Bounded`];
+    /// [`Exponential::jitter`] picks another jitter.
     ///
     /// # Errors
     ///
     /// When `min` is zero (the wait would never grow: use [`Backoff::constant`] for immediate
     /// retries) or greater than `max`.
-    pub fn exponential(min: Duration, max: Duration) -> Result<Self, ConfigError> {
+    pub fn exponential(min: Duration, max: Duration) -> Result<Exponential, ConfigError> {
         if min.is_zero() {
             return Err(ConfigError::new(
                 "exponential backoff needs a non-zero minimum (use Backoff::constant(Duration::ZERO) for immediate retries)",
             ));
         }
         check_order(min, max)?;
-        Ok(Backoff::new(Kind::Exponential {
+        Ok(Exponential {
             min,
             max,
             jitter: Jitter::default(),
-        }))
+        })
     }
 
     /// The same wait before every retry. `Duration::ZERO` retries at once.
@@ -177,52 +158,37 @@ impl Backoff {
     }
 
     /// go-retryablehttp's `LinearJitterBackoff`: before retry `n`, `n × (min + u)` with `u`
-    /// uniform in `[0, max − min)`. As in Go, `max` bounds the jitter, not the wait, and
-    /// server-requested waits are ignored.
+    /// uniform in `[0, max − min)`. As in Go, `max` bounds the jitter, not the wait. Go's
+    /// `LinearJitterBackoff` ignores `Retry-After`: pair it with
+    /// [`ServerWaits::never`](crate::retry_after::ServerWaits::never) for the same.
     ///
     /// # Errors
     ///
     /// When `min` is greater than `max`.
     pub fn linear_jitter(min: Duration, max: Duration) -> Result<Self, ConfigError> {
         check_order(min, max)?;
-        Ok(Backoff::new(Kind::LinearJitter { min, max }).server_delays(ServerDelays::Never))
+        Ok(Backoff::new(Kind::LinearJitter { min, max }))
     }
 
-    /// go-retryablehttp's `DefaultBackoff`, exactly: `min × 2ⁿ⁻¹` capped at `max`, and on a
-    /// 429 or 503 the `Retry-After` wait instead, which `max` does not cap (the layer's
-    /// [`max_retry_after`](crate::RetryLayer::max_retry_after) still does).
+    /// go-retryablehttp's `DefaultBackoff` schedule, exactly: `min × 2ⁿ⁻¹` capped at `max`,
+    /// without jitter. Go also honours `Retry-After` on a 429 or 503, uncapped by `max`:
+    /// pair it with [`ServerWaits::go`](crate::retry_after::ServerWaits::go) for the same.
     ///
     /// # Errors
     ///
     /// When `min` is greater than `max`.
     pub fn go_default(min: Duration, max: Duration) -> Result<Self, ConfigError> {
         check_order(min, max)?;
-        let mut backoff = Backoff::new(Kind::Exponential {
+        Ok(Backoff::new(Kind::Exponential {
             min,
             max,
             jitter: Jitter::None,
-        })
-        .server_delays(ServerDelays::RateLimited);
-        backoff.rate_limit_headers = false;
-        Ok(backoff)
-    }
-
-    /// go-retryablehttp's `RateLimitLinearJitterBackoff`: [`Backoff::linear_jitter`], and on
-    /// a 429 or 503 the `Retry-After` wait instead.
-    ///
-    /// # Errors
-    ///
-    /// When `min` is greater than `max`.
-    pub fn go_rate_limit_linear_jitter(min: Duration, max: Duration) -> Result<Self, ConfigError> {
-        let mut backoff =
-            Backoff::linear_jitter(min, max)?.server_delays(ServerDelays::RateLimited);
-        backoff.rate_limit_headers = false;
-        Ok(backoff)
+        }))
     }
 
     /// A schedule computed by `f`, which sees the retry number, the previous wait and the
-    /// response head. Server-requested waits still come first, see
-    /// [`Backoff::server_delays`].
+    /// response head. Server-requested waits still come first where the layer's
+    /// [`ServerWaits`](crate::retry_after::ServerWaits) honour them.
     ///
     /// ```
     /// use std::time::Duration;
@@ -239,25 +205,11 @@ impl Backoff {
         Backoff::new(Kind::Custom(Arc::new(f)))
     }
 
-    /// Sets the jitter of an exponential backoff. Other schedules ignore it.
-    pub fn jitter(mut self, jitter: Jitter) -> Self {
-        if let Kind::Exponential { jitter: j, .. } = &mut self.kind {
-            *j = jitter;
-        }
-        self
-    }
-
-    /// Sets which responses' requested waits replace the computed one.
-    pub fn server_delays(mut self, server: ServerDelays) -> Self {
-        self.server = server;
-        self
-    }
-
     /// The computed waits before retry 1, 2, 3, ..., as they would be drawn for one request
     /// that gets no server-requested waits. The iterator never ends.
-    pub fn delays(&self) -> Delays<'_> {
+    pub fn delays(&self) -> Delays {
         Delays {
-            backoff: self,
+            backoff: self.clone(),
             retry: 0,
             previous: Duration::ZERO,
             rng: Rng::new(),
@@ -265,11 +217,7 @@ impl Backoff {
     }
 
     fn new(kind: Kind) -> Self {
-        Backoff {
-            kind,
-            server: ServerDelays::default(),
-            rate_limit_headers: true,
-        }
+        Backoff { kind }
     }
 
     /// The wait before retry `retry` (1-based), computed, with no server delay.
@@ -310,22 +258,6 @@ impl Backoff {
             Kind::Custom(f) => f(&BackoffInput::new(retry, previous, response)),
         }
     }
-
-    /// Whether a retried response with this status may set the wait itself.
-    pub(crate) fn honours_server_delay(&self, status: StatusCode) -> bool {
-        match self.server {
-            ServerDelays::Any => true,
-            ServerDelays::RateLimited => {
-                status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
-            }
-            ServerDelays::Never => false,
-        }
-    }
-
-    /// Whether `RateLimit-Reset` and `X-RateLimit-Reset` count besides `Retry-After`.
-    pub(crate) fn reads_rate_limit_headers(&self) -> bool {
-        self.rate_limit_headers
-    }
 }
 
 impl Default for Backoff {
@@ -355,7 +287,7 @@ impl fmt::Debug for Backoff {
                 .field("max", max),
             Kind::Custom(_) => d.field("kind", &"custom"),
         };
-        d.field("server_delays", &self.server).finish()
+        d.finish()
     }
 }
 
@@ -369,16 +301,48 @@ impl fmt::Debug for BackoffInput<'_> {
     }
 }
 
+/// An exponential backoff: see [`Backoff::exponential`]. It becomes a [`Backoff`] where one
+/// is expected ([`RetryLayer::backoff`](crate::RetryLayer::backoff) takes either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exponential {
+    min: Duration,
+    max: Duration,
+    jitter: Jitter,
+}
+
+impl Exponential {
+    /// Sets how the waits are spread; [`Jitter::Bounded`] by default.
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The computed waits before retry 1, 2, 3, ...: see [`Backoff::delays`].
+    pub fn delays(&self) -> Delays {
+        Backoff::from(*self).delays()
+    }
+}
+
+impl From<Exponential> for Backoff {
+    fn from(e: Exponential) -> Self {
+        Backoff::new(Kind::Exponential {
+            min: e.min,
+            max: e.max,
+            jitter: e.jitter,
+        })
+    }
+}
+
 /// The computed waits of a [`Backoff`], see [`Backoff::delays`].
 #[derive(Debug)]
-pub struct Delays<'a> {
-    backoff: &'a Backoff,
+pub struct Delays {
+    backoff: Backoff,
     retry: u32,
     previous: Duration,
     rng: Rng,
 }
 
-impl Iterator for Delays<'_> {
+impl Iterator for Delays {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
@@ -454,6 +418,7 @@ mod tests {
         Backoff::exponential(secs(1), secs(30))
             .unwrap()
             .jitter(jitter)
+            .into()
     }
 
     #[test]
@@ -524,7 +489,7 @@ mod tests {
             Jitter::Decorrelated,
         ] {
             for retry in [1, 2, 31, 32, 33, 63, 64, 65, 1000, u32::MAX - 1, u32::MAX] {
-                for b in [exp(jitter), extreme.clone().jitter(jitter)] {
+                for b in [exp(jitter), extreme.jitter(jitter).into()] {
                     let _ = b.compute(retry, Duration::MAX, None, &mut rng);
                 }
                 let d = exp(jitter).compute(retry, Duration::ZERO, None, &mut rng);
@@ -565,20 +530,14 @@ mod tests {
             let previous = any_duration(&mut rng);
             let exp = Backoff::exponential(min, max).unwrap();
             for jitter in [Jitter::None, Jitter::Bounded, Jitter::Decorrelated] {
-                let d = exp
-                    .clone()
-                    .jitter(jitter)
-                    .compute(retry, previous, None, &mut rng);
+                let d = Backoff::from(exp.jitter(jitter)).compute(retry, previous, None, &mut rng);
                 assert!(
                     d >= min && d <= max,
                     "{jitter:?} {min:?} {max:?} {retry}: {d:?}"
                 );
             }
             for jitter in [Jitter::Full, Jitter::Equal] {
-                let d = exp
-                    .clone()
-                    .jitter(jitter)
-                    .compute(retry, previous, None, &mut rng);
+                let d = Backoff::from(exp.jitter(jitter)).compute(retry, previous, None, &mut rng);
                 assert!(d <= max, "{jitter:?} {min:?} {max:?} {retry}: {d:?}");
             }
             let go = Backoff::go_default(min, max).unwrap();
@@ -615,11 +574,6 @@ mod tests {
         let backoff = Backoff::go_default(secs(1), secs(5)).unwrap();
         let delays: Vec<_> = backoff.delays().take(5).collect();
         assert_eq!(delays, [secs(1), secs(2), secs(4), secs(5), secs(5)]);
-        assert!(backoff.honours_server_delay(StatusCode::TOO_MANY_REQUESTS));
-        assert!(backoff.honours_server_delay(StatusCode::SERVICE_UNAVAILABLE));
-        assert!(!backoff.honours_server_delay(StatusCode::BAD_GATEWAY));
-        assert!(!backoff.reads_rate_limit_headers());
-        assert!(Backoff::default().honours_server_delay(StatusCode::BAD_GATEWAY));
     }
 
     #[test]
@@ -632,7 +586,6 @@ mod tests {
         assert!(Backoff::exponential(Duration::ZERO, secs(1)).is_err());
         assert!(Backoff::linear_jitter(secs(2), secs(1)).is_err());
         assert!(Backoff::go_default(secs(2), secs(1)).is_err());
-        assert!(Backoff::go_rate_limit_linear_jitter(secs(2), secs(1)).is_err());
         assert!(Backoff::exponential(secs(1), secs(1)).is_ok());
     }
 

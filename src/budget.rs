@@ -127,21 +127,13 @@ impl Budget {
         })
     }
 
-    /// Records a first attempt. It is never refused.
-    pub fn deposit(&self) {
-        self.deposit_at(Instant::now());
-    }
-
-    /// Takes one retry from the budget. Returns `false`, taking nothing, when the balance
-    /// cannot pay for it.
-    pub fn withdraw(&self) -> bool {
-        self.withdraw_at(Instant::now())
-    }
-
+    /// Records a first attempt at `now`. It is never refused.
     pub(crate) fn deposit_at(&self, now: Instant) {
         self.inner.add(self.inner.deposit, now);
     }
 
+    /// Takes one retry from the budget at `now`. Returns `false`, taking nothing, when the
+    /// balance cannot pay for it.
     pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let inner = &*self.inner;
         let epoch = inner.epoch_of(now);
@@ -249,6 +241,16 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    impl Budget {
+        fn deposit(&self) {
+            self.deposit_at(Instant::now());
+        }
+
+        fn withdraw(&self) -> bool {
+            self.withdraw_at(Instant::now())
+        }
+    }
 
     fn withdraw_all(budget: &Budget) -> u32 {
         let mut n = 0;

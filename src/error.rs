@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::BoxError;
 use crate::redact::Redacted;
+
+/// A type-erased error, as tower and hyper use.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The error a [`Retry`](crate::Retry) service returns.
 ///

@@ -1,44 +1,26 @@
-//! [`RetryLayer`]: the configuration, and the tower layer that applies it.
+//! [`RetryLayer`]: the builder of the configuration, and the tower layer that applies it.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use http::{HeaderName, request, response};
+use http::{HeaderName, request};
 use tower_layer::Layer;
 
-use crate::BoxError;
 use crate::backoff::Backoff;
-use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
+use crate::body::Memory;
 use crate::budget::Budget;
-use crate::error::UnexpectedStatus;
-use crate::hooks::{GiveUp, Hooks};
-use crate::policy::Outcome;
-use crate::policy::{Action, Attempt, Policy, StandardPolicy, policy_fn};
+use crate::config::Config;
+use crate::error::{BoxError, UnexpectedStatus};
+use crate::policy::{Action, Attempt, Policy, policy_fn};
+use crate::retry_after::ServerWaits;
 use crate::service::Retry;
-
-/// Retries after the first attempt: 4, so 5 attempts in all, as go-retryablehttp's
-/// `RetryMax`.
-pub const DEFAULT_MAX_RETRIES: u32 = 4;
-
-/// The longest server-requested wait that is honoured: 60 s. A response asking for more is
-/// returned at once instead of being retried (go-retryablehttp #247: a client slept for
-/// 484 289 hours because a server said so).
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// How much of a response that will be retried is read before it is dropped: 4 KiB, as
-/// go-retryablehttp's `respReadLimit`. Reading a short error body to its end lets HTTP/1.1
-/// reuse the connection; a longer one is not worth the bandwidth.
-pub const DEFAULT_DRAIN_LIMIT: usize = 4096;
-
-/// How long draining a response that will be retried may take: 1 s.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A tower [`Layer`] that retries failed HTTP requests.
 ///
 /// [`RetryLayer::new`] gives the documented defaults; every setter consumes and returns the
-/// layer. Values that can be invalid (a backoff schedule, ...) are checked by their own
-/// constructors, so a `RetryLayer` is always valid.
+/// layer. Values that can be invalid (a backoff schedule, a budget, ...) are checked by their
+/// own constructors, so a `RetryLayer` is always valid.
 ///
 /// ```
 /// use std::time::Duration;
@@ -59,37 +41,15 @@ pub struct RetryLayer {
     config: Arc<Config>,
 }
 
-/// The configuration shared by a layer and its services.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) max_retries: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) max_retry_after: Duration,
-    pub(crate) replay_limit: usize,
-    pub(crate) drain_limit: usize,
-    pub(crate) drain_timeout: Duration,
-    pub(crate) attempt_timeout: Option<Duration>,
-    pub(crate) deadline: Option<Duration>,
-    pub(crate) budget: Option<Budget>,
-    pub(crate) memory: Option<Arc<Memory>>,
-    pub(crate) policy: Arc<dyn Policy>,
-    /// Whether the layer retries requests that provably never reached the server, whatever
-    /// the policy says.
-    pub(crate) retry_unprocessed: bool,
-    pub(crate) attempt_header: Option<HeaderName>,
-    pub(crate) hooks: Hooks,
-    pub(crate) wall_clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
-}
-
 impl RetryLayer {
     /// A layer with the defaults:
     ///
     /// | setting | default |
     /// |---|---|
-    /// | [`max_retries`](Self::max_retries) | [`DEFAULT_MAX_RETRIES`] (4) |
+    /// | [`max_retries`](Self::max_retries) | [`DEFAULT_MAX_RETRIES`](crate::DEFAULT_MAX_RETRIES) (4) |
     /// | [`backoff`](Self::backoff) | exponential, 1 s to 30 s, [bounded jitter](crate::backoff::Jitter::Bounded) |
-    /// | [`max_retry_after`](Self::max_retry_after) | [`DEFAULT_MAX_RETRY_AFTER`] (60 s) |
-    /// | [`policy`](Self::policy) | [`StandardPolicy`] |
+    /// | [`server_waits`](Self::server_waits) | `Retry-After` and the rate-limit headers on any retried response, up to 60 s ([`ServerWaits::new`]) |
+    /// | [`policy`](Self::policy) | [`StandardPolicy`](crate::policy::StandardPolicy), and requests that never reached the server retried whatever it says |
     /// | [`replay_limit`](Self::replay_limit) | [`DEFAULT_REPLAY_LIMIT`](crate::body::DEFAULT_REPLAY_LIMIT) (1 MiB) |
     /// | [`drain_limit`](Self::drain_limit), [`drain_timeout`](Self::drain_timeout) | 4 KiB, 1 s |
     /// | [`budget`](Self::budget) | 20 % of the last 10 s of requests, plus 10 retries/s |
@@ -99,23 +59,7 @@ impl RetryLayer {
     /// | [`attempt_header`](Self::attempt_header) | none |
     pub fn new() -> Self {
         RetryLayer {
-            config: Arc::new(Config {
-                max_retries: DEFAULT_MAX_RETRIES,
-                backoff: Backoff::default(),
-                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
-                replay_limit: DEFAULT_REPLAY_LIMIT,
-                drain_limit: DEFAULT_DRAIN_LIMIT,
-                drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-                attempt_timeout: None,
-                deadline: None,
-                budget: Some(Budget::default()),
-                memory: None,
-                policy: Arc::new(StandardPolicy::new()),
-                retry_unprocessed: true,
-                attempt_header: None,
-                hooks: Hooks::default(),
-                wall_clock: Arc::new(SystemTime::now),
-            }),
+            config: Arc::new(Config::default()),
         }
     }
 
@@ -126,17 +70,18 @@ impl RetryLayer {
         self
     }
 
-    /// Sets the wait before each retry.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.config_mut().backoff = backoff;
+    /// Sets the wait before each retry: a [`Backoff`], or an
+    /// [`Exponential`](crate::backoff::Exponential) one.
+    pub fn backoff(mut self, backoff: impl Into<Backoff>) -> Self {
+        self.config_mut().backoff = backoff.into();
         self
     }
 
-    /// Sets the longest server-requested wait (`Retry-After`, `RateLimit-Reset`,
-    /// `X-RateLimit-Reset`) that is honoured. A response asking for longer is not retried:
-    /// it is returned to the caller at once, who can decide what to do.
-    pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.config_mut().max_retry_after = max;
+    /// Sets which waits a server may ask for (`Retry-After`, `RateLimit-Reset`,
+    /// `X-RateLimit-Reset`), on which responses, and the longest one honoured; a response
+    /// asking for longer goes to the caller at once.
+    pub fn server_waits(mut self, waits: ServerWaits) -> Self {
+        self.config_mut().server_waits = waits;
         self
     }
 
@@ -156,7 +101,7 @@ impl RetryLayer {
     }
 
     /// Retries the outcomes for which `predicate` returns `true` (after the backoff), instead
-    /// of the [`StandardPolicy`] — and, like every policy, the requests that provably never
+    /// of the [`StandardPolicy`](crate::policy::StandardPolicy) — and, like every policy, the requests that provably never
     /// reached the server, unless [`policy_only`](Self::policy_only) is set.
     ///
     /// ```
@@ -197,8 +142,9 @@ impl RetryLayer {
     }
 
     /// Sets how many bytes of each request body are kept for replay. A body that outgrows
-    /// it is still sent in full, once; it just cannot be retried. The count is of bytes
-    /// actually read, never of a `size_hint` alone.
+    /// it is still sent in full, once; it is retried only if the request carries a
+    /// [`Reopen`](crate::body::Reopen). The count is of bytes actually read, never of a
+    /// `size_hint` alone.
     pub fn replay_limit(mut self, bytes: usize) -> Self {
         self.config_mut().replay_limit = bytes;
         self
@@ -211,7 +157,8 @@ impl RetryLayer {
         self
     }
 
-    /// Sets how long draining a response that will be retried may take.
+    /// Sets how long draining a response that will be retried may take, and how long the
+    /// next attempt waits for the earlier attempts' request bodies to be handed back.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.config_mut().drain_timeout = timeout;
         self
@@ -219,10 +166,10 @@ impl RetryLayer {
 
     /// Cuts off every attempt that has not produced a response head after `timeout`.
     ///
-    /// A cut-off attempt fails with [`AttemptTimedOut`](crate::error::AttemptTimedOut),
-    /// which the [`StandardPolicy`] treats as "maybe processed": it is retried for
-    /// idempotent requests only. hyper's client has no response timeout of its own, so
-    /// without this a server that never answers holds the request forever.
+    /// A cut-off attempt fails with [`AttemptTimedOut`](crate::AttemptTimedOut), which the
+    /// [`StandardPolicy`](crate::policy::StandardPolicy) treats as "maybe processed": it is retried for idempotent requests
+    /// only. hyper's client has no response timeout of its own, so without this a server
+    /// that never answers holds the request forever.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.config_mut().attempt_timeout = Some(timeout);
         self
@@ -260,7 +207,7 @@ impl RetryLayer {
 
     /// Caps the replay bytes held by all the in-flight requests of this layer (and its
     /// clones and services) together. A request whose body does not fit is still sent, in
-    /// full; it just cannot be retried.
+    /// full; it just cannot be replayed from memory.
     ///
     /// Each call sets a new, empty account.
     pub fn replay_limit_total(mut self, bytes: usize) -> Self {
@@ -281,73 +228,68 @@ impl RetryLayer {
         self
     }
 
-    /// Calls `hook` before every attempt, the first included, with the attempt number (from
-    /// 1) and the head about to be sent. go-retryablehttp's `RequestLogHook`.
+    /// Calls `hook` before every attempt, the first included, with the head about to be
+    /// sent and the attempt's number. go-retryablehttp's `RequestLogHook`.
     pub fn on_attempt<F>(mut self, hook: F) -> Self
     where
-        F: Fn(u32, &request::Parts) + Send + Sync + 'static,
+        F: Fn(&Attempt<'_>) + Send + Sync + 'static,
     {
         self.config_mut().hooks.on_attempt = Some(Arc::new(hook));
         self
     }
 
-    /// Calls `hook` on every response head, with the attempt number, before the policy
-    /// looks at it. The body is not available: it goes to the caller, or is drained.
-    /// go-retryablehttp's `ResponseLogHook`.
+    /// Calls `hook` on every response head, before the policy looks at it. The body is not
+    /// available: it goes to the caller, or is drained. go-retryablehttp's
+    /// `ResponseLogHook`.
     pub fn on_response<F>(mut self, hook: F) -> Self
     where
-        F: Fn(u32, &response::Parts) + Send + Sync + 'static,
+        F: Fn(&Attempt<'_>) + Send + Sync + 'static,
     {
         self.config_mut().hooks.on_response = Some(Arc::new(hook));
         self
     }
 
     /// Calls `hook` before every retry — never before the first attempt — with `&mut`
-    /// access to the request head every attempt starts from, and the outcome of the last
-    /// attempt. Its changes are seen by that retry and the ones after it: refresh a token,
-    /// sign the request again, add a header. go-retryablehttp's `PrepareRetry`.
+    /// access to the request head every attempt starts from, and the attempt that is being
+    /// retried (its outcome, its number; its head as it was). Its changes are seen by that
+    /// retry and the ones after it: refresh a token, sign the request again, add a header.
+    /// go-retryablehttp's `PrepareRetry`.
     ///
     /// An error from the hook stops the request: the caller gets it as the cause of an
     /// [`Error`](crate::Error).
     pub fn prepare_retry<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&mut request::Parts, Outcome<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+        F: Fn(&mut request::Parts, &Attempt<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         self.config_mut().hooks.prepare_retry = Some(Arc::new(hook));
         self
     }
 
     /// Decides what the caller gets when the layer gives up on a response it wanted to
-    /// retry (no retries left, budget spent, deadline, ...): `Ok(())` returns the response
-    /// as it is — the default, as go-retryablehttp's `PassthroughErrorHandler` — and an
-    /// error fails the request with it as the cause. go-retryablehttp's `ErrorHandler`.
+    /// retry (no retries left, budget spent, deadline, ...; see
+    /// [`Attempt::stop_reason`]): `Ok(())` returns the response as it is — the default, as
+    /// go-retryablehttp's `PassthroughErrorHandler` — and an error fails the request with it
+    /// as the cause. go-retryablehttp's `ErrorHandler`.
     ///
     /// Transport errors are errors already; responses the policy does not retry (a 200, a
     /// 404) are never given to this hook.
     pub fn when_exhausted<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&GiveUp<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
+        F: Fn(&Attempt<'_>) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         self.config_mut().hooks.when_exhausted = Some(Arc::new(hook));
         self
     }
 
     /// Fails a request whose last response the layer gave up on, as go-retryablehttp does
-    /// by default: the caller gets an [`Error`](crate::Error) like `GET http://host/x giving
-    /// up after 4 attempt(s): unexpected HTTP status 502 Bad Gateway`, whose
-    /// [`status`](crate::Error::status) is the last status.
+    /// by default: the caller gets an [`Error`](crate::Error) whose cause is
+    /// [`UnexpectedStatus`] (`... giving up after 4 attempt(s): unexpected HTTP status 502
+    /// Bad Gateway`), and whose [`status`](crate::Error::status) is the last status.
     pub fn fail_when_exhausted(self) -> Self {
-        self.when_exhausted(|give_up| Err(UnexpectedStatus::new(give_up.response().status).into()))
-    }
-
-    /// Sets the wall clock that HTTP dates in `Retry-After` are measured against. The
-    /// default is [`SystemTime::now`]; tests set a fixed time.
-    pub fn wall_clock<F>(mut self, now: F) -> Self
-    where
-        F: Fn() -> SystemTime + Send + Sync + 'static,
-    {
-        self.config_mut().wall_clock = Arc::new(now);
-        self
+        self.when_exhausted(|attempt| match attempt.status() {
+            Some(status) => Err(UnexpectedStatus::new(status).into()),
+            None => Ok(()),
+        })
     }
 
     fn config_mut(&mut self) -> &mut Config {
@@ -372,25 +314,5 @@ impl<S> Layer<S> for RetryLayer {
 impl fmt::Debug for RetryLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.config, f)
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryLayer")
-            .field("max_retries", &self.max_retries)
-            .field("backoff", &self.backoff)
-            .field("max_retry_after", &self.max_retry_after)
-            .field("replay_limit", &self.replay_limit)
-            .field("drain_limit", &self.drain_limit)
-            .field("drain_timeout", &self.drain_timeout)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("deadline", &self.deadline)
-            .field("budget", &self.budget)
-            .field("retry_unprocessed", &self.retry_unprocessed)
-            .field("replay_limit_total", &self.memory)
-            .field("attempt_header", &self.attempt_header)
-            .field("hooks", &self.hooks)
-            .finish_non_exhaustive()
     }
 }

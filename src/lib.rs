@@ -95,12 +95,12 @@
 //! | `RetryMax` | [`RetryLayer::max_retries`] — the same meaning: retries, not attempts (`RetryMax = 3` makes 4 attempts) |
 //! | `RetryWaitMin`, `RetryWaitMax` | the arguments of [`Backoff::exponential`](backoff::Backoff::exponential) or [`Backoff::go_default`](backoff::Backoff::go_default) |
 //! | `CheckRetry` | [`RetryLayer::policy`], [`RetryLayer::retry_if`], [`policy_fn`](policy::policy_fn) |
-//! | `DefaultRetryPolicy` | [`StandardPolicy::new().retry_all_methods(true)`](policy::StandardPolicy::retry_all_methods) (the default [`StandardPolicy`](policy::StandardPolicy) does not resend a `POST` that may have been processed) |
+//! | `DefaultRetryPolicy` | [`StandardPolicy::new().retry_all_methods()`](policy::StandardPolicy::retry_all_methods) (the default [`StandardPolicy`](policy::StandardPolicy) does not resend a `POST` that may have been processed) |
 //! | `ErrorPropagatedRetryPolicy` | [`RetryLayer::fail_when_exhausted`]: `... giving up after 3 attempt(s): unexpected HTTP status 500 Internal Server Error` |
 //! | `Backoff` | [`RetryLayer::backoff`] |
-//! | `DefaultBackoff` | [`Backoff::go_default`](backoff::Backoff::go_default) — exactly 1, 2, 4, 8 s; `Retry-After` on 429 and 503 |
-//! | `LinearJitterBackoff` | [`Backoff::linear_jitter`](backoff::Backoff::linear_jitter) |
-//! | `RateLimitLinearJitterBackoff` | [`Backoff::go_rate_limit_linear_jitter`](backoff::Backoff::go_rate_limit_linear_jitter) |
+//! | `DefaultBackoff` | [`Backoff::go_default`](backoff::Backoff::go_default) — exactly 1, 2, 4, 8 s — with [`ServerWaits::go`](retry_after::ServerWaits::go): `Retry-After` on 429 and 503 |
+//! | `LinearJitterBackoff` | [`Backoff::linear_jitter`](backoff::Backoff::linear_jitter) with [`ServerWaits::never`](retry_after::ServerWaits::never) |
+//! | `RateLimitLinearJitterBackoff` | [`Backoff::linear_jitter`](backoff::Backoff::linear_jitter) with [`ServerWaits::go`](retry_after::ServerWaits::go) |
 //! | a custom `Backoff` func | [`Backoff::custom`](backoff::Backoff::custom) |
 //! | `RequestLogHook` | [`RetryLayer::on_attempt`] |
 //! | `ResponseLogHook` | [`RetryLayer::on_response`] |
@@ -142,20 +142,58 @@
 //!   `[min, max]`. [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
 //!   exactly.
 //! - **Rate-limited APIs.** `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset` are
-//!   honoured; raise [`RetryLayer::max_retry_after`] if the API legitimately asks for more than
-//!   60 s, and the response comes back to you when it asks for more than that.
+//!   honoured; raise [`ServerWaits::max`](retry_after::ServerWaits::max) if the API
+//!   legitimately asks for more than 60 s, and the response comes back to you when it asks
+//!   for more than that.
 //!
 //! # Modules
 //!
 //! - [`policy`]: which outcomes are retried, and how to write your own rules.
 //! - [`backoff`]: how long to wait, with the go-retryablehttp schedules among others.
-//! - [`retry_after`]: `Retry-After` and rate-limit header parsing.
+//! - [`retry_after`]: waits a server asks for: `Retry-After` and rate-limit headers, and
+//!   which of them the layer honours.
 //! - [`classify`]: which transport errors may have reached the server.
 //! - [`body`]: the replayable request body.
 //! - [`budget`]: the retry budget that keeps retries from multiplying an outage.
-//! - [`hooks`]: code of yours before each attempt, on each response, before each retry and
-//!   when retries run out.
 //! - [`future`]: the response future's state machine.
+//!
+//! # Hooks
+//!
+//! Code of yours at each step of a request, go-retryablehttp's hooks:
+//!
+//! | go-retryablehttp | here | when |
+//! |---|---|---|
+//! | `RequestLogHook` | [`RetryLayer::on_attempt`] | before every attempt, the first included |
+//! | `ResponseLogHook` | [`RetryLayer::on_response`] | on every response head |
+//! | `PrepareRetry` | [`RetryLayer::prepare_retry`] | before every retry (never before the first attempt), with `&mut` access to the request head |
+//! | `ErrorHandler` | [`RetryLayer::when_exhausted`], [`RetryLayer::fail_when_exhausted`] | when the layer gives up on a response it wanted to retry |
+//!
+//! Every hook sees the attempt as a [`policy::Attempt`], as policies do: the method, the URL
+//! (safe to log as [`url`](policy::Attempt::url)), the head, the attempt's number, its
+//! outcome once there is one, and — when retries run out — why. Hooks are synchronous and
+//! run inside the request's future: keep them short. A hook that needs fresh data (a token)
+//! reads it from a cache that something else keeps fresh.
+//!
+//! ```
+//! use std::sync::{Arc, RwLock};
+//! use http::header::{AUTHORIZATION, HeaderValue};
+//! use retryable_http::RetryLayer;
+//!
+//! let token = Arc::new(RwLock::new(HeaderValue::from_static("Bearer first")));
+//! let current = token.clone();
+//! let layer = RetryLayer::new()
+//!     .on_attempt(|attempt| {
+//!         tracing::info!(attempt = attempt.attempts(), url = %attempt.url(), "sending");
+//!     })
+//!     // A 401 is not retried by the standard policy, but a 503 is: make sure the retry
+//!     // carries the newest token.
+//!     .prepare_retry(move |head, _last| {
+//!         head.headers.insert(AUTHORIZATION, current.read().unwrap().clone());
+//!         Ok(())
+//!     })
+//!     // go-retryablehttp's default: an error once retries run out.
+//!     .fail_when_exhausted();
+//! ```
 //!
 //! # Runtime
 //!
@@ -164,9 +202,9 @@
 //!
 //! # Cargo features
 //!
-//! - `hyper` (default): reads hyper's and hyper-util's client errors to classify transport
-//!   failures. Without it, only [`std::io::Error`] kinds and this crate's own errors are
-//!   recognised.
+//! - `hyper` (default): reads hyper's, hyper-util's and h2's client errors to classify
+//!   transport failures (h2 is compiled for that; hyper's HTTP/2 uses the same crate).
+//!   Without it, only [`std::io::Error`] kinds and this crate's own errors are recognised.
 //! - `fault`: fault injection ([`fault::FaultLayer`]), and a connector for hyper-util's
 //!   client that talks through an HTTP proxy such as mitmproxy or `examples/fault_proxy.rs`.
 
@@ -181,12 +219,15 @@ pub mod classify;
 #[cfg_attr(docsrs, doc(cfg(feature = "fault")))]
 pub mod fault;
 pub mod future;
-pub mod hooks;
 pub mod policy;
 pub mod retry_after;
 
 mod attempts;
+mod config;
+mod context;
+mod decide;
 mod error;
+mod hooks;
 mod layer;
 mod redact;
 mod rng;
@@ -194,12 +235,9 @@ mod service;
 
 pub use attempts::Attempts;
 pub use body::ReplayBody;
-pub use error::{AttemptTimedOut, ConfigError, DeadlineExceeded, Error, Report, UnexpectedStatus};
-pub use layer::{
-    DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    RetryLayer,
+pub use config::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES};
+pub use error::{
+    AttemptTimedOut, BoxError, ConfigError, DeadlineExceeded, Error, Report, UnexpectedStatus,
 };
+pub use layer::RetryLayer;
 pub use service::Retry;
-
-/// A type-erased error, as tower and hyper use.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,6 +1,10 @@
 //! Waits a server asks for: `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset`.
 //!
-//! All parsers take the current wall-clock time as an argument, so they are pure functions
+//! Everything about them is here: the parsers, and [`ServerWaits`], the layer's setting
+//! that says which responses may set the wait, which headers count, and the longest wait
+//! honoured ([`RetryLayer::server_waits`](crate::RetryLayer::server_waits)).
+//!
+//! The parsers take the current wall-clock time as an argument, so they are pure functions
 //! and tests need no real clock.
 //!
 //! ```
@@ -19,9 +23,13 @@
 //! assert_eq!(wait("soon"), None);
 //! ```
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::response;
 
 /// The `RateLimit-Reset` header of the IETF rate-limit headers draft.
 pub static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
@@ -33,6 +41,143 @@ pub static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-
 /// wait: 2001-09-09, over 31 years of seconds. No server asks a client to wait that long,
 /// and no rate-limit window resets before that date.
 const UNIX_TIMESTAMP_THRESHOLD: u64 = 1_000_000_000;
+
+/// The longest server-requested wait honoured by default: 60 s. A response asking for more
+/// is returned at once instead of being retried (go-retryablehttp #247: a client slept for
+/// 484 289 hours because a server said so).
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Which waits a server may ask for, and the longest one honoured.
+///
+/// On a response the layer retries, a wait the server asks for takes the place of the
+/// computed backoff. [`ServerWaits::new`] (the default) honours `Retry-After`,
+/// `RateLimit-Reset` and `X-RateLimit-Reset` on any retried response, up to
+/// [`DEFAULT_MAX_WAIT`]; a response asking for longer is given back to the caller at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use retryable_http::RetryLayer;
+/// use retryable_http::retry_after::ServerWaits;
+///
+/// // go-retryablehttp's rules: Retry-After, on 429 and 503 only; and no wait above 5 min.
+/// let layer = RetryLayer::new()
+///     .server_waits(ServerWaits::go().max(Duration::from_secs(300)));
+/// ```
+#[derive(Clone)]
+pub struct ServerWaits {
+    statuses: Statuses,
+    rate_limit_headers: bool,
+    max: Duration,
+    wall_clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+/// Which responses may set the wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Statuses {
+    Any,
+    RateLimited,
+    Never,
+}
+
+impl ServerWaits {
+    /// `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset`, on any response that is
+    /// retried, up to [`DEFAULT_MAX_WAIT`]. A server that says when to come back knows
+    /// better than a formula.
+    pub fn new() -> Self {
+        ServerWaits {
+            statuses: Statuses::Any,
+            rate_limit_headers: true,
+            max: DEFAULT_MAX_WAIT,
+            wall_clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// go-retryablehttp's rules (`DefaultBackoff`, `RateLimitLinearJitterBackoff`):
+    /// `Retry-After` only, on `429` and `503` only. The cap of [`DEFAULT_MAX_WAIT`] stays:
+    /// Go has none, which is its #247.
+    pub fn go() -> Self {
+        ServerWaits::new().only_rate_limited().retry_after_only()
+    }
+
+    /// No server-requested wait is honoured: the backoff always decides, as with
+    /// go-retryablehttp's `LinearJitterBackoff`.
+    pub fn never() -> Self {
+        ServerWaits {
+            statuses: Statuses::Never,
+            ..ServerWaits::new()
+        }
+    }
+
+    /// Only `429 Too Many Requests` and `503 Service Unavailable` may set the wait.
+    pub fn only_rate_limited(mut self) -> Self {
+        if self.statuses == Statuses::Any {
+            self.statuses = Statuses::RateLimited;
+        }
+        self
+    }
+
+    /// Only `Retry-After` counts; `RateLimit-Reset` and `X-RateLimit-Reset` are ignored.
+    pub fn retry_after_only(mut self) -> Self {
+        self.rate_limit_headers = false;
+        self
+    }
+
+    /// Sets the longest wait honoured. A response asking for longer is not retried: it goes
+    /// to the caller at once, who can decide what to do.
+    pub fn max(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Sets the wall clock HTTP dates and Unix timestamps are measured against. The default
+    /// is [`SystemTime::now`]; tests set a fixed time.
+    pub fn wall_clock<F>(mut self, now: F) -> Self
+    where
+        F: Fn() -> SystemTime + Send + Sync + 'static,
+    {
+        self.wall_clock = Arc::new(now);
+        self
+    }
+
+    /// The longest wait honoured.
+    pub fn max_wait(&self) -> Duration {
+        self.max
+    }
+
+    /// The wait the response with `head` asks for, if these settings honour one: `Ok`
+    /// within the cap, `Err` with the wait asked for above it.
+    pub(crate) fn requested(&self, head: &response::Parts) -> Option<Result<Duration, Duration>> {
+        let honoured = match self.statuses {
+            Statuses::Any => true,
+            Statuses::RateLimited => {
+                head.status == StatusCode::TOO_MANY_REQUESTS
+                    || head.status == StatusCode::SERVICE_UNAVAILABLE
+            }
+            Statuses::Never => false,
+        };
+        if !honoured {
+            return None;
+        }
+        let wait = requested_wait(&head.headers, &*self.wall_clock, self.rate_limit_headers)?;
+        Some(if wait > self.max { Err(wait) } else { Ok(wait) })
+    }
+}
+
+impl Default for ServerWaits {
+    fn default() -> Self {
+        ServerWaits::new()
+    }
+}
+
+impl fmt::Debug for ServerWaits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerWaits")
+            .field("statuses", &self.statuses)
+            .field("rate_limit_headers", &self.rate_limit_headers)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Parses a `Retry-After` value (RFC 9110 §10.2.3) into a wait from `now`.
 ///
@@ -65,7 +210,7 @@ pub fn parse_rate_limit_reset(value: &HeaderValue, now: SystemTime) -> Option<Du
 /// The wait a response asks for: `Retry-After` first, then, when `rate_limit_headers` is
 /// set, `RateLimit-Reset` and `X-RateLimit-Reset`. Only the first value of each is read, and
 /// the wall clock only when one of them is there.
-pub(crate) fn requested_wait(
+fn requested_wait(
     headers: &HeaderMap,
     now: impl Fn() -> SystemTime,
     rate_limit_headers: bool,
@@ -192,6 +337,58 @@ mod tests {
         for v in ["", "-3", "soon", "1.5"] {
             assert_eq!(reset(v), None, "{v:?}");
         }
+    }
+
+    fn head(status: u16, headers: &[(&'static str, &'static str)]) -> response::Parts {
+        let mut response = http::Response::new(());
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        for (name, value) in headers {
+            response
+                .headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
+        }
+        response.into_parts().0
+    }
+
+    #[test]
+    fn server_waits_honour_the_statuses_and_headers_they_are_set_for() {
+        let waits = ServerWaits::new().wall_clock(now);
+        let secs = |s| Some(Ok(Duration::from_secs(s)));
+        assert_eq!(
+            waits.requested(&head(502, &[("retry-after", "7")])),
+            secs(7)
+        );
+        assert_eq!(
+            waits.requested(&head(503, &[("x-ratelimit-reset", "9")])),
+            secs(9)
+        );
+        assert_eq!(waits.requested(&head(503, &[])), None);
+
+        let go = ServerWaits::go().wall_clock(now);
+        assert_eq!(go.requested(&head(502, &[("retry-after", "7")])), None);
+        assert_eq!(go.requested(&head(429, &[("retry-after", "7")])), secs(7));
+        assert_eq!(
+            go.requested(&head(503, &[("x-ratelimit-reset", "9")])),
+            None
+        );
+
+        let never = ServerWaits::never().only_rate_limited();
+        assert_eq!(never.requested(&head(429, &[("retry-after", "7")])), None);
+    }
+
+    #[test]
+    fn a_wait_above_the_cap_is_reported_not_clamped() {
+        let waits = ServerWaits::new()
+            .max(Duration::from_secs(60))
+            .wall_clock(now);
+        assert_eq!(
+            waits.requested(&head(503, &[("retry-after", "61")])),
+            Some(Err(Duration::from_secs(61)))
+        );
+        assert_eq!(
+            waits.requested(&head(503, &[("retry-after", "60")])),
+            Some(Ok(Duration::from_secs(60)))
+        );
     }
 
     #[test]

@@ -25,25 +25,23 @@ impl Rng {
     }
 
     /// A generator that always yields the same sequence.
-    #[cfg(any(test, feature = "fault"))]
+    #[cfg(test)]
     pub(crate) fn from_seed(seed: u64) -> Self {
         Rng(seed)
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix64(&mut self.0)
     }
+}
 
-    /// A number in `[0, 1)`.
-    #[cfg(feature = "fault")]
-    pub(crate) fn next_f64(&mut self) -> f64 {
-        // 53 random bits fill an f64 mantissa exactly.
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// One step of SplitMix64 on `state`: the next number of the sequence it seeds.
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -8,18 +8,17 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use crate::BoxError;
 use crate::body::ReplayBody;
-use crate::error::Error;
+use crate::config::Config;
+use crate::error::{BoxError, Error};
 use crate::future::ResponseFuture;
-use crate::layer::{Config, RetryLayer};
 
 /// Retries the requests an inner HTTP service fails, as configured by a
-/// [`RetryLayer`].
+/// [`RetryLayer`](crate::RetryLayer).
 ///
 /// `Retry<S>` is a `Service<http::Request<B>>` for any body `B`, without a `Clone` bound on
 /// it: the inner service receives `http::Request<ReplayBody<B>>`. It is usually made with
-/// [`RetryLayer`]; [`Retry::new`] wraps a service with the defaults.
+/// [`RetryLayer`](crate::RetryLayer); [`Retry::new`] wraps a service with the defaults.
 ///
 /// # Readiness
 ///
@@ -33,9 +32,10 @@ pub struct Retry<S> {
 }
 
 impl<S> Retry<S> {
-    /// Wraps `inner` with the default configuration of [`RetryLayer::new`].
+    /// Wraps `inner` with the default configuration of
+    /// [`RetryLayer::new`](crate::RetryLayer::new).
     pub fn new(inner: S) -> Self {
-        tower_layer::Layer::layer(&RetryLayer::new(), inner)
+        Retry::with_config(inner, Arc::new(Config::default()))
     }
 
     pub(crate) fn with_config(inner: S, config: Arc<Config>) -> Self {

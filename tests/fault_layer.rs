@@ -29,9 +29,12 @@ fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
 
 fn seed_rule() -> Rule {
     Rule::new(Action::Replace(
-        Answer::new(502)
+        Answer::new(StatusCode::BAD_GATEWAY)
             .body("Bad Gateway Simulation")
-            .header("content-type", "text/plain"),
+            .header(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain"),
+            ),
     ))
     .matching(Match::url_contains("your-api-endpoint"))
 }
@@ -97,8 +100,13 @@ async fn a_plain_post_through_the_seed_rule_goes_once() {
 async fn respond_answers_without_forwarding() {
     let upstream = Upstream::new([]);
     let faults = FaultLayer::new().rule(
-        Rule::new(Action::Respond(Answer::new(429).header("retry-after", "2")))
-            .trigger(Trigger::First(2)),
+        Rule::new(Action::Respond(
+            Answer::new(StatusCode::TOO_MANY_REQUESTS).header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("2"),
+            ),
+        ))
+        .trigger(Trigger::first(2)),
     );
     let log = faults.log();
     let client = RetryLayer::new().layer(faults.layer(upstream.clone()));
@@ -126,7 +134,7 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
     // Refused: never sent, so even a POST is retried.
     let upstream = Upstream::new([]);
     let faults = FaultLayer::new()
-        .rule(Rule::new(Action::Fail(io::ErrorKind::ConnectionRefused)).trigger(Trigger::First(1)));
+        .rule(Rule::new(Action::Fail(io::ErrorKind::ConnectionRefused)).trigger(Trigger::first(1)));
     let response = RetryLayer::new()
         .backoff(Backoff::constant(SECOND))
         .layer(faults.layer(upstream.clone()))
@@ -155,7 +163,7 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_stream_is_retried_even_for_a_post() {
     let upstream = Upstream::new([]);
-    let faults = FaultLayer::new().rule(Rule::new(Action::RefuseStream).trigger(Trigger::First(2)));
+    let faults = FaultLayer::new().rule(Rule::new(Action::RefuseStream).trigger(Trigger::first(2)));
     let log = faults.log();
     let response = RetryLayer::new()
         .backoff(Backoff::constant(SECOND))
@@ -187,7 +195,7 @@ async fn a_delay_slows_the_upstream_down() {
     let faults = FaultLayer::new().rule(
         Rule::new(Action::Forward)
             .delay(10 * SECOND)
-            .trigger(Trigger::First(1)),
+            .trigger(Trigger::first(1)),
     );
     let response = RetryLayer::new()
         .attempt_timeout(2 * SECOND)
@@ -201,7 +209,7 @@ async fn a_delay_slows_the_upstream_down() {
 
 #[tokio::test(start_paused = true)]
 async fn matchers_select_requests() {
-    let answer = || Action::Respond(Answer::new(503));
+    let answer = || Action::Respond(Answer::new(StatusCode::SERVICE_UNAVAILABLE));
     let cases: Vec<(Match, Request<Full<Bytes>>, bool)> = vec![
         (
             Match::method(Method::PUT),
@@ -282,11 +290,18 @@ async fn matchers_select_requests() {
 async fn the_first_rule_that_matches_and_fires_wins() {
     let faults = FaultLayer::new()
         .rule(
-            Rule::new(Action::Respond(Answer::new(503)))
-                .named("first-two")
-                .trigger(Trigger::First(2)),
+            Rule::new(Action::Respond(Answer::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+            )))
+            .named("first-two")
+            .trigger(Trigger::first(2)),
         )
-        .rule(Rule::new(Action::Respond(Answer::new(500))).named("then"));
+        .rule(
+            Rule::new(Action::Respond(Answer::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )))
+            .named("then"),
+        );
     let log = faults.log();
     let service = faults.layer(Upstream::new([]));
     let mut statuses = Vec::new();
@@ -305,8 +320,8 @@ async fn the_first_rule_that_matches_and_fires_wins() {
 }
 
 async fn statuses(trigger: Trigger, n: usize) -> Vec<u16> {
-    let faults =
-        FaultLayer::new().rule(Rule::new(Action::Respond(Answer::new(502))).trigger(trigger));
+    let faults = FaultLayer::new()
+        .rule(Rule::new(Action::Respond(Answer::new(StatusCode::BAD_GATEWAY))).trigger(trigger));
     let service = faults.layer(Upstream::new([]));
     let mut out = Vec::new();
     for _ in 0..n {
@@ -323,16 +338,17 @@ async fn statuses(trigger: Trigger, n: usize) -> Vec<u16> {
 
 #[tokio::test(start_paused = true)]
 async fn triggers_first_every_nth_window_and_seeded_probability() {
-    assert_eq!(statuses(Trigger::First(2), 4).await, [502, 502, 200, 200]);
+    // The triggers that could never fire, or never stop, are refused where they are made.
+    assert!(Trigger::every_nth(0).is_err());
+    assert!(Trigger::window(3 * SECOND, SECOND).is_err());
+    assert!(Trigger::probability(1.5, 0).is_err());
+    assert_eq!(statuses(Trigger::first(2), 4).await, [502, 502, 200, 200]);
     assert_eq!(
         statuses(Trigger::every_nth(3).unwrap(), 6).await,
         [200, 200, 502, 200, 200, 502]
     );
     // Requests arrive at 0, 1, 2, 3, 4 s; the window is [1 s, 3 s).
-    let window = Trigger::Window {
-        from: SECOND,
-        until: 3 * SECOND,
-    };
+    let window = Trigger::window(SECOND, 3 * SECOND).unwrap();
     assert_eq!(statuses(window, 5).await, [200, 502, 502, 200, 200]);
 
     let run = |seed| async move { statuses(Trigger::probability(0.5, seed).unwrap(), 64).await };
@@ -366,7 +382,7 @@ fn invalid_fault_configuration_is_rejected() {
 
 #[tokio::test(start_paused = true)]
 async fn the_record_keeps_headers_for_attempt_counts_and_idempotency_keys() {
-    let faults = FaultLayer::new().rule(seed_rule().trigger(Trigger::First(2)));
+    let faults = FaultLayer::new().rule(seed_rule().trigger(Trigger::first(2)));
     let log = faults.log();
     let client = RetryLayer::new()
         .backoff(Backoff::constant(SECOND))
@@ -397,7 +413,7 @@ async fn in_a_server_a_fault_answers_or_drops_the_connection() {
         let faults = FaultLayer::new()
             .rule(
                 Rule::new(Action::Respond(
-                    Answer::new(502).body("Bad Gateway Simulation"),
+                    Answer::new(StatusCode::BAD_GATEWAY).body("Bad Gateway Simulation"),
                 ))
                 .matching(Match::path_contains("/flaky")),
             )

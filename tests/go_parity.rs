@@ -17,6 +17,7 @@ use retryable_http::RetryLayer;
 use retryable_http::backoff::Backoff;
 use retryable_http::classify::{ErrorClass, classify};
 use retryable_http::policy::{Action, StandardPolicy, policy_fn};
+use retryable_http::retry_after::ServerWaits;
 use retryable_http::retry_after::parse_retry_after;
 use support::bodies::{self, Frames};
 use support::upstream::{Reply, Upstream};
@@ -53,9 +54,9 @@ async fn client_do_retries_through_refusals_and_500s_for_every_body_kind() {
         let response = RetryLayer::new()
             .max_retries(50)
             .backoff(Backoff::go_default(10 * MS, 50 * MS).unwrap())
-            .on_attempt(move |_, req| {
-                assert_eq!(req.method, Method::PUT);
-                assert_eq!(req.uri.path(), "/v1/foo");
+            .on_attempt(move |attempt| {
+                assert_eq!(attempt.method(), Method::PUT);
+                assert_eq!(attempt.uri().path(), "/v1/foo");
                 calls.fetch_add(1, Ordering::SeqCst);
             })
             .layer(upstream.clone())
@@ -146,7 +147,7 @@ async fn client_do_fails_after_three_attempts_naming_the_last_status() {
         .unwrap();
     let error = go_client()
         .max_retries(2)
-        .policy(StandardPolicy::new().retry_all_methods(true))
+        .policy(StandardPolicy::new().retry_all_methods())
         .fail_when_exhausted()
         .layer(upstream.clone())
         .oneshot(request)
@@ -330,7 +331,7 @@ async fn client_default_backoff_honours_retry_after_on_429_and_503() {
                 .backoff(
                     Backoff::go_default(Duration::from_secs(1), Duration::from_secs(30)).unwrap(),
                 )
-                .wall_clock(now)
+                .server_waits(ServerWaits::go().wall_clock(now))
                 .layer(upstream.clone())
                 .oneshot(get("/"))
                 .await

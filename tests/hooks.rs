@@ -13,8 +13,7 @@ use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::Backoff;
 use retryable_http::budget::Budget;
-use retryable_http::hooks::StopReason;
-use retryable_http::policy::Outcome;
+use retryable_http::policy::{Attempt, Outcome, StopReason};
 use retryable_http::{Attempts, RetryLayer};
 use support::upstream::{Reply, Upstream};
 use tower::{Layer, ServiceExt};
@@ -32,11 +31,15 @@ async fn on_attempt_runs_before_every_attempt_with_what_is_sent() {
     let upstream = Upstream::new([Reply::status(503), Reply::status(502)]);
     layer()
         .attempt_header(http::HeaderName::from_static("x-attempt"))
-        .on_attempt(move |n, req| {
-            let header = req.headers["x-attempt"].to_str().unwrap().to_owned();
-            l.lock()
-                .unwrap()
-                .push(format!("{n} {} {} {header}", req.method, req.uri.path()));
+        .on_attempt(move |attempt| {
+            assert!(attempt.outcome().is_none());
+            let header = attempt.headers()["x-attempt"].to_str().unwrap().to_owned();
+            l.lock().unwrap().push(format!(
+                "{} {} {} {header}",
+                attempt.attempts(),
+                attempt.method(),
+                attempt.uri().path()
+            ));
         })
         .layer(upstream.clone())
         .oneshot(get("/a"))
@@ -59,10 +62,12 @@ async fn on_response_sees_every_response_head_and_leaves_the_body_to_the_caller(
         Reply::status(200).body("test_200_body"),
     ]);
     let response = layer()
-        .on_response(move |n, head| {
-            l.lock()
-                .unwrap()
-                .push(format!("{n} {}", head.status.as_u16()))
+        .on_response(move |attempt| {
+            l.lock().unwrap().push(format!(
+                "{} {}",
+                attempt.attempts(),
+                attempt.status().unwrap().as_u16()
+            ))
         })
         .layer(upstream)
         .oneshot(get("/"))
@@ -87,10 +92,11 @@ async fn prepare_retry_runs_before_each_retry_only_and_its_changes_are_sent() {
     let response = layer()
         .prepare_retry(move |req, last| {
             let mut log = l.lock().unwrap();
-            log.push(match last {
+            log.push(match last.outcome().unwrap() {
                 Outcome::Response(head) => format!("after {}", head.status.as_u16()),
                 Outcome::Error(error) => format!("after error: {error}"),
             });
+            assert_eq!(last.attempts() as usize, log.len());
             let n = log.len().to_string();
             req.headers
                 .insert("x-token", HeaderValue::from_str(&n).unwrap());
@@ -186,11 +192,11 @@ async fn fail_when_exhausted_leaves_successes_and_final_answers_alone() {
 async fn when_exhausted_sees_why_the_layer_gave_up() {
     let reasons = Arc::new(Mutex::new(Vec::new()));
     let r = reasons.clone();
-    let hook = move |give_up: &retryable_http::hooks::GiveUp<'_>| {
+    let hook = move |attempt: &Attempt<'_>| {
         r.lock().unwrap().push((
-            give_up.reason(),
-            give_up.attempts(),
-            give_up.response().status.as_u16(),
+            attempt.stop_reason().unwrap(),
+            attempt.attempts(),
+            attempt.status().unwrap().as_u16(),
         ));
         Ok(())
     };

@@ -359,7 +359,7 @@ async fn configuration_errors_come_at_construction() {
     let response = RetryLayer::new()
         .max_retries(u32::MAX)
         .backoff(Backoff::constant(Duration::ZERO))
-        .max_retry_after(Duration::MAX)
+        .server_waits(retryable_http::retry_after::ServerWaits::new().max(Duration::MAX))
         .deadline(Duration::MAX)
         .attempt_timeout(Duration::MAX)
         .drain_timeout(Duration::MAX)

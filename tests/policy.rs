@@ -290,7 +290,7 @@ async fn a_custom_policy_for_statuses_still_retries_a_refused_connection() {
 #[tokio::test(start_paused = true)]
 async fn retry_all_methods_retries_a_post_after_502_like_go() {
     let upstream = Upstream::new([Reply::status(502)]);
-    let layer = layer().policy(StandardPolicy::new().retry_all_methods(true));
+    let layer = layer().policy(StandardPolicy::new().retry_all_methods());
     let response = send(layer, &upstream, post("/", "x")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(upstream.attempts(), 2);
@@ -354,7 +354,7 @@ async fn policy_sees_attempt_number_elapsed_time_and_request_head() {
     let upstream = Upstream::always(Reply::status(503));
     let layer = layer().max_retries(2).policy(policy_fn(move |a| {
         record.lock().unwrap().push((
-            a.number(),
+            a.attempts(),
             a.elapsed(),
             a.method().clone(),
             a.uri().path().to_owned(),

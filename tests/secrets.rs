@@ -155,12 +155,14 @@ async fn the_fault_side_prints_no_secret_either() {
     use retryable_http::fault::{Action, Answer, FaultLayer, HttpProxy, Match, Rule};
 
     let printed = Printed::default();
-    let faults = FaultLayer::new().rule(Rule::new(Action::Respond(Answer::new(502))).matching(
-        Match::header(
-            http::header::AUTHORIZATION,
-            Some(HeaderValue::from_static("Bearer tok3n")),
+    let faults = FaultLayer::new().rule(
+        Rule::new(Action::Respond(Answer::new(http::StatusCode::BAD_GATEWAY))).matching(
+            Match::header(
+                http::header::AUTHORIZATION,
+                Some(HeaderValue::from_static("Bearer tok3n")),
+            ),
         ),
-    ));
+    );
     let log = faults.log();
     printed.add("fault::FaultLayer", &faults);
     let upstream = Upstream::new([]);

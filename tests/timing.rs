@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::{Backoff, Jitter};
+use retryable_http::retry_after::ServerWaits;
 use retryable_http::{BoxError, ReplayBody, RetryLayer};
 use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
@@ -137,7 +138,7 @@ async fn retry_after_on_429_is_honoured_for_a_post() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_http_date_in_the_future_waits_until_then() {
     let gaps = gaps_after(
-        RetryLayer::new().wall_clock(fixed_now),
+        RetryLayer::new().server_waits(ServerWaits::new().wall_clock(fixed_now)),
         Reply::status(503).header("retry-after", "Sun, 06 Nov 1994 08:49:39 GMT"),
     )
     .await;
@@ -147,7 +148,7 @@ async fn retry_after_http_date_in_the_future_waits_until_then() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_http_date_in_the_past_retries_at_once() {
     let gaps = gaps_after(
-        RetryLayer::new().wall_clock(fixed_now),
+        RetryLayer::new().server_waits(ServerWaits::new().wall_clock(fixed_now)),
         Reply::status(503).header("retry-after", "Sat, 05 Nov 1994 08:49:39 GMT"),
     )
     .await;
@@ -160,7 +161,7 @@ async fn malformed_retry_after_falls_back_to_the_backoff() {
         let gaps = gaps_after(
             RetryLayer::new()
                 .backoff(Backoff::constant(3 * SECOND))
-                .wall_clock(fixed_now),
+                .server_waits(ServerWaits::new().wall_clock(fixed_now)),
             Reply::status(503).header("retry-after", value),
         )
         .await;
@@ -169,7 +170,7 @@ async fn malformed_retry_after_falls_back_to_the_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_on_502_is_honoured_by_default_and_ignored_by_go_backoffs() {
+async fn retry_after_on_502_is_honoured_by_default_and_ignored_by_go_rules() {
     let script = || [Reply::status(502).header("retry-after", "7")];
     let upstream = Upstream::new(script());
     RetryLayer::new()
@@ -179,26 +180,39 @@ async fn retry_after_on_502_is_honoured_by_default_and_ignored_by_go_backoffs() 
         .unwrap();
     assert_eq!(gaps(&upstream), [7 * SECOND]);
 
-    for backoff in [
-        Backoff::go_default(SECOND, 5 * SECOND).unwrap(),
-        Backoff::go_rate_limit_linear_jitter(SECOND, SECOND).unwrap(),
-        Backoff::linear_jitter(SECOND, SECOND).unwrap(),
+    // go-retryablehttp's DefaultBackoff, RateLimitLinearJitterBackoff, LinearJitterBackoff.
+    for (backoff, waits) in [
+        (
+            Backoff::go_default(SECOND, 5 * SECOND).unwrap(),
+            ServerWaits::go(),
+        ),
+        (
+            Backoff::linear_jitter(SECOND, SECOND).unwrap(),
+            ServerWaits::go(),
+        ),
+        (
+            Backoff::linear_jitter(SECOND, SECOND).unwrap(),
+            ServerWaits::never(),
+        ),
     ] {
         let upstream = Upstream::new(script());
         RetryLayer::new()
             .backoff(backoff.clone())
+            .server_waits(waits.clone())
             .layer(upstream.clone())
             .oneshot(get("/"))
             .await
             .unwrap();
-        assert_eq!(gaps(&upstream), [SECOND], "{backoff:?}");
+        assert_eq!(gaps(&upstream), [SECOND], "{backoff:?} {waits:?}");
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn go_default_honours_retry_after_on_503_beyond_its_max() {
     let gaps = gaps_after(
-        RetryLayer::new().backoff(Backoff::go_default(SECOND, 5 * SECOND).unwrap()),
+        RetryLayer::new()
+            .backoff(Backoff::go_default(SECOND, 5 * SECOND).unwrap())
+            .server_waits(ServerWaits::go()),
         Reply::status(503).header("retry-after", "20"),
     )
     .await;
@@ -225,7 +239,7 @@ async fn a_server_wait_above_the_cap_is_not_slept() {
     // Just above a lowered cap, too.
     let upstream = Upstream::new([Reply::status(429).header("retry-after", "11")]);
     let response = RetryLayer::new()
-        .max_retry_after(10 * SECOND)
+        .server_waits(ServerWaits::new().max(10 * SECOND))
         .layer(upstream.clone())
         .oneshot(get("/"))
         .await

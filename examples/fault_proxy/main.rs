@@ -166,9 +166,10 @@ fn answer_header(value: &str) -> Result<(String, String), String> {
 impl Options {
     /// The fault rule the flags describe.
     fn rule(&self) -> Result<Rule, BoxError> {
-        let mut answer = Answer::new(self.status).body(self.body.clone());
+        let status = StatusCode::from_u16(self.status)?;
+        let mut answer = Answer::new(status).body(self.body.clone());
         for (name, value) in &self.headers {
-            answer = answer.header(name, value);
+            answer = answer.header(HeaderName::try_from(name)?, HeaderValue::try_from(value)?);
         }
         let action = if self.refuse_stream {
             Action::RefuseStream
@@ -184,7 +185,7 @@ impl Options {
             rule = rule.matching(Match::url_contains(text.clone()));
         }
         if let Some(n) = self.first {
-            rule = rule.trigger(Trigger::First(n));
+            rule = rule.trigger(Trigger::first(n));
         }
         if let Some(p) = self.probability {
             rule = rule.trigger(Trigger::probability(p, self.seed)?);

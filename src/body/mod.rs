@@ -64,7 +64,7 @@ use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::BoxError;
+use crate::error::BoxError;
 use kept::Kept;
 pub(crate) use kept::Memory;
 pub use reopen::Reopen;
@@ -166,12 +166,11 @@ where
     /// Wraps `body`, keeping at most `cap` bytes for replay, and returns the body of the
     /// first attempt with the handle that makes the bodies of later attempts.
     ///
-    /// With `retries` false nothing is kept: no attempt will follow.
+    /// With no `cap` nothing is kept: no attempt will follow.
     pub(crate) fn new(
         body: B,
-        cap: usize,
+        cap: Option<usize>,
         memory: Option<Arc<Memory>>,
-        retries: bool,
     ) -> (Self, Replay<B>) {
         if body.is_end_stream() {
             // The most common body of all (a GET's) needs no replay state: every attempt's
@@ -186,10 +185,10 @@ where
         let hint = body.size_hint();
         // NOTE: an exact (or lower) size hint above the cap means the body would be dropped
         // from the buffer anyway, so it is not buffered at all.
-        let keep = retries && hint.lower() <= cap as u64;
+        let keep = cap.is_some_and(|cap| hint.lower() <= cap as u64);
         let state = State {
             kept: Kept::new(memory),
-            cap,
+            cap: cap.unwrap_or(0),
             rest: Some(body),
             trailers: None,
             complete: false,
@@ -203,7 +202,7 @@ where
             }),
             hint,
             replayable: AtomicBool::new(keep),
-            done: AtomicBool::new(!retries),
+            done: AtomicBool::new(cap.is_none()),
         });
         let body = ReplayBody {
             kind: Kind::Shared(Sharing::new(shared.clone(), true)),

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::BoxError;
+use crate::error::BoxError;
 
 /// The future a [`Reopen`] returns.
 pub(crate) type Reopening<B> = Pin<Box<dyn Future<Output = Result<B, BoxError>> + Send>>;

@@ -17,7 +17,7 @@ use hyper_util::client::proxy::matcher::Matcher;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::BoxError;
+use crate::error::BoxError;
 use crate::error::ConfigError;
 use crate::redact::Redacted;
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode, Uri, request, response};
 
-use crate::redact::{RequestHead, ResponseHead};
+use crate::redact::{Redacted, RequestHead, ResponseHead};
 
 pub use closure::{PolicyFn, policy_fn};
 pub use standard::{IDEMPOTENCY_KEY, StandardPolicy, X_IDEMPOTENCY_KEY, is_idempotent};
@@ -83,15 +83,20 @@ pub enum Action {
     Stop,
 }
 
-/// One finished attempt, as a [`Policy`] sees it.
+/// One attempt of a request: what a [`Policy`] sees once it ended, and what every hook sees.
+///
+/// It holds the request's head, the attempt's number (1 for the first), the time since the
+/// request started, and — once the attempt ended — its [outcome](Attempt::outcome). A
+/// [`when_exhausted`](crate::RetryLayer::when_exhausted) hook also sees why the layer stops.
 ///
 /// Its `Debug` output shows the request's method and URL without userinfo or query, and
 /// header names with the values of credentials and cookies masked.
 pub struct Attempt<'a> {
     request: &'a request::Parts,
-    outcome: Outcome<'a>,
-    number: u32,
+    outcome: Option<Outcome<'a>>,
+    attempts: u32,
     elapsed: Elapsed,
+    stop: Option<StopReason>,
 }
 
 /// The time since the request started: given, or read from the clock when asked for, so a
@@ -114,37 +119,48 @@ pub enum Outcome<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    /// Describes attempt `number` (1 for the first) of `request`, which ended with `outcome`
-    /// `elapsed` after the request started. Useful to test a policy.
+    /// Describes attempt number `attempts` (1 for the first) of `request`, which ended with
+    /// `outcome` `elapsed` after the request started. Useful to test a policy.
     pub fn new(
         request: &'a request::Parts,
         outcome: Outcome<'a>,
-        number: u32,
+        attempts: u32,
         elapsed: Duration,
     ) -> Self {
         Attempt {
             request,
-            outcome,
-            number,
+            outcome: Some(outcome),
+            attempts,
             elapsed: Elapsed::Given(elapsed),
+            stop: None,
         }
     }
 
+    /// Attempt `attempts` of a request that started at `started`, before or after it ended.
     pub(crate) fn started_at(
         request: &'a request::Parts,
-        outcome: Outcome<'a>,
-        number: u32,
+        outcome: Option<Outcome<'a>>,
+        attempts: u32,
         started: tokio::time::Instant,
     ) -> Self {
         Attempt {
             request,
             outcome,
-            number,
+            attempts,
             elapsed: Elapsed::Since(started),
+            stop: None,
         }
     }
 
-    /// The caller's request head, as it was before the first attempt.
+    /// The same attempt, with the reason the layer stops after it.
+    pub(crate) fn stopping(mut self, reason: StopReason) -> Self {
+        self.stop = Some(reason);
+        self
+    }
+
+    /// The request's head: the caller's, as every attempt starts from it (as changed by a
+    /// [`prepare_retry`](crate::RetryLayer::prepare_retry) hook), or, before an attempt, the
+    /// head about to be sent.
     pub fn request(&self) -> &'a request::Parts {
         self.request
     }
@@ -154,9 +170,15 @@ impl<'a> Attempt<'a> {
         &self.request.method
     }
 
-    /// The request's URI.
+    /// The request's URI. Mind that it may hold credentials and query parameters:
+    /// [`url`](Attempt::url) is safe to log.
     pub fn uri(&self) -> &'a Uri {
         &self.request.uri
+    }
+
+    /// The request's URL without userinfo and query, for logs.
+    pub fn url(&self) -> impl fmt::Display + 'a {
+        Redacted(&self.request.uri)
     }
 
     /// The request's headers.
@@ -164,30 +186,31 @@ impl<'a> Attempt<'a> {
         &self.request.headers
     }
 
-    /// How the attempt ended.
-    pub fn outcome(&self) -> Outcome<'a> {
+    /// How the attempt ended; `None` before it ended (in an
+    /// [`on_attempt`](crate::RetryLayer::on_attempt) hook).
+    pub fn outcome(&self) -> Option<Outcome<'a>> {
         self.outcome
     }
 
     /// The response status, if the attempt got a response.
     pub fn status(&self) -> Option<StatusCode> {
         match self.outcome {
-            Outcome::Response(head) => Some(head.status),
-            Outcome::Error(_) => None,
+            Some(Outcome::Response(head)) => Some(head.status),
+            _ => None,
         }
     }
 
     /// The error, if the attempt failed.
     pub fn error(&self) -> Option<&'a (dyn StdError + Send + Sync + 'static)> {
         match self.outcome {
-            Outcome::Response(_) => None,
-            Outcome::Error(error) => Some(error),
+            Some(Outcome::Error(error)) => Some(error),
+            _ => None,
         }
     }
 
-    /// The attempt's number: 1 for the first attempt.
-    pub fn number(&self) -> u32 {
-        self.number
+    /// How many attempts were made, this one included: 1 for the first attempt.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// The time since the request started, waits included.
@@ -195,6 +218,52 @@ impl<'a> Attempt<'a> {
         match self.elapsed {
             Elapsed::Given(elapsed) => elapsed,
             Elapsed::Since(started) => started.elapsed(),
+        }
+    }
+
+    /// Why the layer stops after this attempt, when it does: in a
+    /// [`when_exhausted`](crate::RetryLayer::when_exhausted) hook.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
+    }
+}
+
+/// Why an outcome went to the caller instead of being retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The policy does not retry this outcome: a success, or a failure that is not safe to
+    /// retry.
+    Policy,
+    /// No retries left.
+    Exhausted,
+    /// The request body outgrew the replay cap, or failed, and cannot be made again.
+    BodyNotReplayable,
+    /// The previous attempt did not hand the request body back in time.
+    BodyInUse,
+    /// The server asked for a wait above the longest one honoured (see
+    /// [`ServerWaits::max`](crate::retry_after::ServerWaits::max)).
+    ServerWaitTooLong(Duration),
+    /// The wait would end after the layer's [deadline](crate::RetryLayer::deadline).
+    Deadline,
+    /// The [retry budget](crate::budget) cannot pay for a retry.
+    Budget,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Policy => f.write_str("the policy does not retry this outcome"),
+            StopReason::Exhausted => f.write_str("no retries left"),
+            StopReason::BodyNotReplayable => f.write_str("the request body cannot be replayed"),
+            StopReason::BodyInUse => {
+                f.write_str("the request body is still in use by the previous attempt")
+            }
+            StopReason::ServerWaitTooLong(wait) => {
+                write!(f, "the server asked to wait {wait:?}, longer than honoured")
+            }
+            StopReason::Deadline => f.write_str("the wait would end after the deadline"),
+            StopReason::Budget => f.write_str("the retry budget is spent"),
         }
     }
 }
@@ -217,12 +286,15 @@ impl<A: Policy, B: Policy> Policy for Or<A, B> {
 
 impl fmt::Debug for Attempt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Attempt")
-            .field("request", &RequestHead(self.request))
+        let mut d = f.debug_struct("Attempt");
+        d.field("request", &RequestHead(self.request))
             .field("outcome", &self.outcome)
-            .field("number", &self.number)
-            .field("elapsed", &self.elapsed)
-            .finish()
+            .field("attempts", &self.attempts)
+            .field("elapsed", &self.elapsed);
+        if let Some(reason) = &self.stop {
+            d.field("stop_reason", reason);
+        }
+        d.finish()
     }
 }
 

@@ -45,11 +45,10 @@ impl StandardPolicy {
         StandardPolicy::default()
     }
 
-    /// With `true`, treats every request as idempotent, as go-retryablehttp does: a `POST`
-    /// that got a 502 or a connection reset is sent again. Only for servers known to
-    /// deduplicate.
-    pub fn retry_all_methods(mut self, yes: bool) -> Self {
-        self.all_methods = yes;
+    /// Treats every request as idempotent, as go-retryablehttp does: a `POST` that got a 502
+    /// or a connection reset is sent again. Only for servers known to deduplicate.
+    pub fn retry_all_methods(mut self) -> Self {
+        self.all_methods = true;
         self
     }
 
@@ -65,14 +64,15 @@ impl Policy for StandardPolicy {
     fn decide(&self, attempt: &Attempt<'_>) -> Action {
         let idempotent = || self.all_methods || is_idempotent(attempt.method(), attempt.headers());
         let retry = match attempt.outcome() {
-            Outcome::Response(head) => {
+            None => false,
+            Some(Outcome::Response(head)) => {
                 let status = head.status;
                 StandardPolicy::is_retryable_status(status)
                     && (status == StatusCode::TOO_MANY_REQUESTS
                         || status == StatusCode::SERVICE_UNAVAILABLE
                         || idempotent())
             }
-            Outcome::Error(error) => match classify(error) {
+            Some(Outcome::Error(error)) => match classify(error) {
                 ErrorClass::NeverSent => true,
                 ErrorClass::MaybeProcessed => idempotent(),
                 _ => false,

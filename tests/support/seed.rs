@@ -29,6 +29,7 @@ pub fn client(proxy: &str) -> Proxied {
     RetryLayer::new()
         .max_retries(3)
         .backoff(Backoff::go_default(Duration::from_millis(10), Duration::from_millis(50)).unwrap())
+        .server_waits(retryable_http::retry_after::ServerWaits::go())
         .layer(Client::builder(TokioExecutor::new()).build(connector))
 }
 

@@ -1,0 +1,108 @@
+//! The configuration a [`RetryLayer`](crate::RetryLayer) builds, and its services share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
+use crate::budget::Budget;
+use crate::hooks::Hooks;
+use crate::policy::{Policy, StandardPolicy};
+use crate::retry_after::ServerWaits;
+
+/// Retries after the first attempt: 4, so 5 attempts in all, as go-retryablehttp's
+/// `RetryMax`.
+pub const DEFAULT_MAX_RETRIES: u32 = 4;
+
+/// How much of a response that will be retried is read before it is dropped: 4 KiB, as
+/// go-retryablehttp's `respReadLimit`. Reading a short error body to its end lets HTTP/1.1
+/// reuse the connection; a longer one is not worth the bandwidth.
+pub const DEFAULT_DRAIN_LIMIT: usize = 4096;
+
+/// How long draining a response that will be retried may take: 1 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything a layer was told. Set only by the layer's builder; read by the services and
+/// their futures, through the methods below where there is more to it than a field.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) max_retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) server_waits: ServerWaits,
+    pub(crate) replay_limit: usize,
+    pub(crate) drain_limit: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) budget: Option<Budget>,
+    pub(crate) memory: Option<Arc<Memory>>,
+    pub(crate) policy: Arc<dyn Policy>,
+    /// Whether requests that provably never reached the server are retried whatever the
+    /// policy says.
+    pub(crate) retry_unprocessed: bool,
+    pub(crate) attempt_header: Option<HeaderName>,
+    pub(crate) hooks: Hooks,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff: Backoff::default(),
+            server_waits: ServerWaits::default(),
+            replay_limit: DEFAULT_REPLAY_LIMIT,
+            drain_limit: DEFAULT_DRAIN_LIMIT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            attempt_timeout: None,
+            deadline: None,
+            budget: Some(Budget::default()),
+            memory: None,
+            policy: Arc::new(StandardPolicy::new()),
+            retry_unprocessed: true,
+            attempt_header: None,
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl Config {
+    /// When an attempt started at `now` must end: at the attempt timeout, or at `deadline`
+    /// if that comes first.
+    pub(crate) fn attempt_ends(&self, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
+        let timeout = self.attempt_timeout.map(|t| after(now, t));
+        match (timeout, deadline) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff)
+            .field("server_waits", &self.server_waits)
+            .field("replay_limit", &self.replay_limit)
+            .field("drain_limit", &self.drain_limit)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("deadline", &self.deadline)
+            .field("budget", &self.budget)
+            .field("replay_limit_total", &self.memory)
+            .field("retry_unprocessed", &self.retry_unprocessed)
+            .field("attempt_header", &self.attempt_header)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The instant `delay` after `now`; about 30 years from now when that does not fit.
+pub(crate) fn after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
+}

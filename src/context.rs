@@ -1,0 +1,473 @@
+//! What a request's future knows of its request, and what it does between the states of
+//! [`future`](crate::future): make each attempt's request, apply the decision after an
+//! attempt, run the hooks, and build what the caller gets.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, request, response};
+use sync_wrapper::SyncWrapper;
+use tokio::time::Instant;
+
+use crate::attempts::Attempts;
+use crate::body::{Reopen, Reopening, Replay, ReplayBody};
+use crate::classify::classify;
+use crate::config::{Config, after};
+use crate::decide::{BodyState, Decision, History, decide};
+use crate::error::{BoxError, DeadlineExceeded, Error, Report};
+use crate::policy::{Attempt, Outcome, StopReason};
+use crate::rng::Rng;
+
+/// What happens to an attempt's outcome.
+pub(crate) enum Next<R> {
+    /// It goes to the caller.
+    Return(Result<Response<R>, Error>),
+    /// It is retried; the outcome is kept until the next attempt is under way.
+    Retry(Result<Response<R>, BoxError>),
+}
+
+/// Everything about the request that does not need pinning.
+pub(crate) struct Ctx<B> {
+    pub(crate) config: Arc<Config>,
+    /// The caller's request head: every attempt starts from a copy of it.
+    head: request::Parts,
+    replay: Replay<B>,
+    /// How to make the body again when the kept bytes cannot cover a retry.
+    reopen: Option<Reopen<B>>,
+    /// The attempts made, the one in flight included.
+    attempts: u32,
+    started: Instant,
+    /// When the whole request must be done by, if the layer has a deadline.
+    pub(crate) deadline: Option<Instant>,
+    /// The jitter's generator, made when a backoff first needs it.
+    rng: Option<Rng>,
+    /// What only a request that is retried needs; made on its first retry, so that the
+    /// future of a request that succeeds at once stays small.
+    retry: Option<Box<Retrying<B>>>,
+}
+
+/// The state of a request that is being retried.
+struct Retrying<B> {
+    /// When the next attempt may start.
+    at: Instant,
+    /// The wait before it.
+    wait: Duration,
+    /// The outcome being retried, for the prepare-retry hook: its head, or its error.
+    last: Option<Result<response::Parts, BoxError>>,
+    /// Every attempt from the next on makes its body with the request's `Reopen`.
+    reopen: bool,
+    /// The body being made again, then made.
+    reopening: Option<SyncWrapper<Reopening<B>>>,
+    fresh: Option<B>,
+}
+
+impl<B> Ctx<B> {
+    /// The context of a request that starts now, and the request of its first attempt.
+    pub(crate) fn start(config: Arc<Config>, request: Request<B>) -> (Self, Request<ReplayBody<B>>)
+    where
+        B: http_body::Body + 'static,
+    {
+        let (mut head, body) = request.into_parts();
+        let now = Instant::now();
+        if let Some(budget) = &config.budget {
+            budget.deposit_at(now);
+        }
+        let reopen = head.extensions.remove::<Reopen<B>>();
+        // With no retry to come, nothing is kept.
+        let cap = (config.max_retries > 0).then_some(config.replay_limit);
+        let (body, replay) = ReplayBody::new(body, cap, config.memory.clone());
+        let ctx = Ctx {
+            deadline: config.deadline.map(|d| after(now, d)),
+            config,
+            head,
+            replay,
+            reopen,
+            attempts: 1,
+            started: now,
+            rng: None,
+            retry: None,
+        };
+        let first = ctx.attempt_request(body);
+        (ctx, first)
+    }
+
+    /// The number of the attempt in flight or last made, from 1.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The caller's request head.
+    pub(crate) fn head(&self) -> &request::Parts {
+        &self.head
+    }
+
+    /// The request of the current attempt: a copy of the caller's head, with `body`.
+    fn attempt_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
+        let mut head = self.head.clone();
+        if let Some(name) = &self.config.attempt_header {
+            head.headers
+                .insert(name.clone(), HeaderValue::from(self.attempts));
+        }
+        if let Some(hook) = &self.config.hooks.on_attempt {
+            hook(&Attempt::started_at(
+                &head,
+                None,
+                self.attempts,
+                self.started,
+            ));
+        }
+        Request::from_parts(head, body)
+    }
+
+    /// When the current attempt must end, if ever.
+    pub(crate) fn attempt_ends(&self, now: Instant) -> Option<Instant> {
+        self.config.attempt_ends(now, self.deadline)
+    }
+
+    /// Applies the decision after an attempt to its outcome.
+    pub(crate) fn after_attempt<R>(&mut self, outcome: Result<Response<R>, BoxError>) -> Next<R> {
+        let response = match outcome {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                if let Some(hook) = &self.config.hooks.on_response {
+                    let outcome = Outcome::Response(&head);
+                    hook(&Attempt::started_at(
+                        &self.head,
+                        Some(outcome),
+                        self.attempts,
+                        self.started,
+                    ));
+                }
+                let decision = self.decide(Outcome::Response(&head));
+                Ok((Response::from_parts(head, body), decision))
+            }
+            Err(error) => {
+                let decision = self.decide(Outcome::Error(&*error));
+                Err((error, decision))
+            }
+        };
+        match response {
+            Ok((response, Decision::Stop(reason))) => {
+                Next::Return(self.give_back(Ok(response), reason))
+            }
+            Err((error, Decision::Stop(reason))) => {
+                Next::Return(self.give_back(Err(error), reason))
+            }
+            Ok((response, Decision::Retry { .. })) => Next::Retry(Ok(response)),
+            Err((error, Decision::Retry { .. })) => Next::Retry(Err(error)),
+        }
+    }
+
+    /// The decision after the current attempt, paid from the budget when it is a retry.
+    fn decide(&mut self, outcome: Outcome<'_>) -> Decision {
+        let body = if self.replay.is_replayable() {
+            BodyState::Replayable
+        } else if self.reopen.is_some() {
+            BodyState::Reopenable
+        } else {
+            BodyState::Spent
+        };
+        let history = History {
+            attempts: self.attempts,
+            started: self.started,
+            deadline: self.deadline,
+            previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
+            body,
+        };
+        // NOTE: the clock is read after the policy is asked, and only then: a request that
+        // succeeds reads it once, when it starts.
+        let now = Instant::now();
+        let mut decision = decide(
+            &self.config,
+            &self.head,
+            outcome,
+            &history,
+            now,
+            &mut self.rng,
+        );
+        if let Decision::Retry { wait, .. } = decision {
+            // The last check: a retry that will happen is the only one paid for.
+            if self
+                .config
+                .budget
+                .as_ref()
+                .is_some_and(|b| !b.withdraw_at(now))
+            {
+                decision = Decision::Stop(StopReason::Budget);
+            } else {
+                let retry = self.retrying();
+                retry.wait = wait;
+                retry.at = after(now, wait);
+            }
+        }
+        log(self.attempts, self.config.max_retries, outcome, &decision);
+        decision
+    }
+
+    /// Whether the next attempt's body is made again by the request's `Reopen`, rather than
+    /// replayed from the kept bytes.
+    pub(crate) fn reopens(&self) -> bool {
+        self.retry.as_ref().is_some_and(|r| r.reopen)
+            || (self.reopen.is_some() && !self.replay.is_replayable())
+    }
+
+    /// Ready once the earlier attempts' bodies are out of the way of the next one.
+    pub(crate) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.reopens() {
+            // A body made again shares nothing with the earlier ones.
+            return Poll::Ready(());
+        }
+        self.replay.poll_released(cx)
+    }
+
+    /// Settles where the next attempt's body comes from, once the earlier bodies were
+    /// handed back (`released`) or the drain bound passed: the kept bytes, the request's
+    /// `Reopen`, or nowhere — then the outcome goes to the caller.
+    pub(crate) fn settle_body(&mut self, released: bool) -> Result<(), StopReason> {
+        let reopening = self.reopens();
+        let replayable = released && self.replay.is_replayable();
+        if !reopening && !replayable && self.reopen.is_none() {
+            // The body outgrew the cap while the attempt still sent it, or was not handed
+            // back in time.
+            return Err(if released {
+                StopReason::BodyNotReplayable
+            } else {
+                StopReason::BodyInUse
+            });
+        }
+        if reopening || !replayable {
+            // The kept bytes cannot cover the retry: from now on every attempt makes the
+            // body again, and nothing more is kept.
+            self.retrying().reopen = true;
+            self.replay.finish();
+        }
+        Ok(())
+    }
+
+    /// Keeps the outcome being retried for the prepare-retry hook, and gives back its body,
+    /// if any, to be drained.
+    pub(crate) fn keep<R>(&mut self, outcome: Result<Response<R>, BoxError>) -> Option<R> {
+        let (kept, body) = match outcome {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                (Ok(head), Some(body))
+            }
+            Err(error) => (Err(error), None),
+        };
+        self.retrying().last = Some(kept);
+        body
+    }
+
+    /// When the next attempt may start.
+    pub(crate) fn next_at(&self) -> Instant {
+        self.retry.as_ref().map_or_else(Instant::now, |r| r.at)
+    }
+
+    /// Starts making the body again, if the next attempt needs that. Returns whether it
+    /// did.
+    pub(crate) fn start_reopening(&mut self) -> bool {
+        let (Some(reopen), Some(retry)) = (&self.reopen, self.retry.as_mut()) else {
+            return false;
+        };
+        if !retry.reopen {
+            return false;
+        }
+        tracing::trace!(attempt = self.attempts + 1, "reopening the body");
+        retry.reopening = Some(SyncWrapper::new(reopen.open()));
+        true
+    }
+
+    /// Polls the body being made again; ready with the error that ends the request if it
+    /// could not be.
+    pub(crate) fn poll_reopened(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let retry = self.retry.as_mut().expect("a retry is being prepared");
+        let future = retry
+            .reopening
+            .as_mut()
+            .expect("the body is being reopened");
+        let made = std::task::ready!(future.get_mut().as_mut().poll(cx));
+        retry.reopening = None;
+        Poll::Ready(match made {
+            Ok(body) => {
+                retry.fresh = Some(body);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::debug!(attempt = self.attempts, error = %Report::new(&*error), "reopening the body failed");
+                Err(Error::reopen(
+                    &self.head.method,
+                    &self.head.uri,
+                    self.attempts,
+                    error,
+                ))
+            }
+        })
+    }
+
+    /// Runs the prepare-retry hook, then makes the request of the next attempt.
+    pub(crate) fn next_request(&mut self) -> Result<Request<ReplayBody<B>>, Error> {
+        self.prepare_retry()?;
+        self.attempts = self.attempts.saturating_add(1);
+        let body = match self.retry.as_mut().and_then(|r| r.fresh.take()) {
+            Some(fresh) => ReplayBody::fresh(fresh),
+            None => {
+                if self.attempts > self.config.max_retries {
+                    // No attempt follows this one: its body need not keep anything.
+                    self.replay.last_attempt();
+                }
+                self.replay.body()
+            }
+        };
+        tracing::trace!(attempt = self.attempts, "sending");
+        Ok(self.attempt_request(body))
+    }
+
+    /// Runs the prepare-retry hook on the head every attempt starts from.
+    fn prepare_retry(&mut self) -> Result<(), Error> {
+        let last = self.retry.as_ref().and_then(|r| r.last.as_ref());
+        let (Some(hook), Some(last)) = (&self.config.hooks.prepare_retry, last) else {
+            return Ok(());
+        };
+        let outcome = match last {
+            Ok(head) => Outcome::Response(head),
+            Err(error) => Outcome::Error(&**error),
+        };
+        // The hook changes the head the attempt it describes started from: it sees a copy.
+        let before = self.head.clone();
+        let attempt = Attempt::started_at(&before, Some(outcome), self.attempts, self.started);
+        let result = hook(&mut self.head, &attempt);
+        result.map_err(|error| {
+            self.replay.finish();
+            Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
+        })
+    }
+
+    /// The caller's output for an outcome that is not retried.
+    pub(crate) fn give_back<R>(
+        &mut self,
+        outcome: Result<Response<R>, BoxError>,
+        reason: StopReason,
+    ) -> Result<Response<R>, Error> {
+        self.replay.finish();
+        let error = match outcome {
+            Ok(mut response) => {
+                let exhausted = match &self.config.hooks.when_exhausted {
+                    Some(hook) if reason != StopReason::Policy => {
+                        let (head, body) = response.into_parts();
+                        let attempt = Attempt::started_at(
+                            &self.head,
+                            Some(Outcome::Response(&head)),
+                            self.attempts,
+                            self.started,
+                        )
+                        .stopping(reason);
+                        let verdict = hook(&attempt);
+                        response = Response::from_parts(head, body);
+                        verdict.err()
+                    }
+                    _ => None,
+                };
+                match exhausted {
+                    Some(error) => error,
+                    None => {
+                        response
+                            .extensions_mut()
+                            .insert(Attempts::new(self.attempts));
+                        return Ok(response);
+                    }
+                }
+            }
+            Err(error) => error,
+        };
+        Err(Error::inner(
+            &self.head.method,
+            &self.head.uri,
+            self.attempts,
+            error,
+        ))
+    }
+
+    /// The error for a request cut off by the deadline.
+    pub(crate) fn deadline_exceeded(&mut self) -> Error {
+        self.replay.finish();
+        let deadline = self.config.deadline.unwrap_or_default();
+        tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
+        Error::inner(
+            &self.head.method,
+            &self.head.uri,
+            self.attempts,
+            DeadlineExceeded::new(deadline).into(),
+        )
+    }
+
+    /// The error for an inner service that failed to become ready for a retry.
+    pub(crate) fn not_ready(&mut self, error: BoxError) -> Error {
+        self.replay.finish();
+        Error::not_ready(
+            Some((&self.head.method, &self.head.uri)),
+            self.attempts,
+            error,
+        )
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The retry state, made on first use.
+    fn retrying(&mut self) -> &mut Retrying<B> {
+        let started = self.started;
+        self.retry.get_or_insert_with(|| {
+            Box::new(Retrying {
+                at: started,
+                wait: Duration::ZERO,
+                last: None,
+                reopen: false,
+                reopening: None,
+                fresh: None,
+            })
+        })
+    }
+}
+
+/// One event per decision: `retrying` and `not retrying` at debug, a success at trace.
+fn log(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision: &Decision) {
+    let left = max_retries.saturating_sub(attempt);
+    match (decision, outcome) {
+        (Decision::Retry { wait, from }, Outcome::Response(head)) => tracing::debug!(
+            attempt,
+            status = head.status.as_u16(),
+            wait = ?wait,
+            wait_from = %from,
+            retries_left = left,
+            "retrying",
+        ),
+        (Decision::Retry { wait, from }, Outcome::Error(error)) => tracing::debug!(
+            attempt,
+            error = %Report::new(error),
+            class = ?classify(error),
+            wait = ?wait,
+            wait_from = %from,
+            retries_left = left,
+            "retrying",
+        ),
+        (Decision::Stop(_), Outcome::Response(head)) if head.status.is_success() => {
+            tracing::trace!(attempt, status = head.status.as_u16(), "done")
+        }
+        (Decision::Stop(reason), Outcome::Response(head)) => tracing::debug!(
+            attempt,
+            status = head.status.as_u16(),
+            reason = %reason,
+            "not retrying",
+        ),
+        (Decision::Stop(reason), Outcome::Error(error)) => tracing::debug!(
+            attempt,
+            error = %Report::new(error),
+            class = ?classify(error),
+            reason = %reason,
+            "not retrying",
+        ),
+    }
+}
