@@ -10,7 +10,7 @@ use super::rule::Rule;
 use super::service::Fault;
 
 /// A tower [`Layer`] that injects faults into an HTTP service. See the
-/// [module documentation](self).
+/// [module documentation](crate::fault).
 ///
 /// # Clone
 ///

@@ -16,7 +16,7 @@ use super::future::ResponseFuture;
 use super::layer::Shared;
 use crate::error::BoxError;
 
-/// The service [`FaultLayer`] makes.
+/// The service [`FaultLayer`](super::FaultLayer) makes.
 #[derive(Clone)]
 pub struct Fault<S> {
     inner: S,
