@@ -7,7 +7,7 @@ use tower_layer::Layer;
 
 use super::record::FaultLog;
 use super::rule::Rule;
-use super::service::Fault;
+use super::service::{Fault, Shared};
 
 /// A tower [`Layer`] that injects faults into an HTTP service. See the
 /// [module documentation](crate::fault).
@@ -20,14 +20,6 @@ pub struct FaultLayer {
     rules: Vec<Rule>,
     log: FaultLog,
     started: Instant,
-}
-
-/// What a layer's services share.
-#[derive(Debug)]
-pub(super) struct Shared {
-    pub(super) rules: Vec<Rule>,
-    pub(super) log: FaultLog,
-    pub(super) started: Instant,
 }
 
 impl FaultLayer {

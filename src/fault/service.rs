@@ -8,13 +8,23 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::action::Action;
 use super::body::FaultBody;
 use super::future::ResponseFuture;
-use super::layer::Shared;
+use super::record::FaultLog;
+use super::rule::Rule;
 use crate::error::BoxError;
+
+/// What a layer's services share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) rules: Vec<Rule>,
+    pub(super) log: FaultLog,
+    pub(super) started: Instant,
+}
 
 /// The service [`FaultLayer`](super::FaultLayer) makes.
 #[derive(Clone)]
