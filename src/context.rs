@@ -14,7 +14,7 @@ use crate::attempts::Attempts;
 use crate::body::{Reopen, Reopening, Replay, ReplayBody};
 use crate::classify::classify;
 use crate::config::{Config, after};
-use crate::decide::{BodyState, Decision, History, decide};
+use crate::decide::{BodyState, Decision, History, Now, decide};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
 use crate::policy::{Attempt, Outcome, StopReason};
 use crate::rng::Rng;
@@ -175,18 +175,19 @@ impl<B> Ctx<B> {
             previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
             body,
         };
-        // NOTE: the clock is read after the policy is asked, and only then: a request that
-        // succeeds reads it once, when it starts.
-        let now = Instant::now();
+        // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
+        // when it starts.
+        let mut now = Now::lazy();
         let mut decision = decide(
             &self.config,
             &self.head,
             outcome,
             &history,
-            now,
+            &mut now,
             &mut self.rng,
         );
         if let Decision::Retry { wait, .. } = decision {
+            let now = now.get();
             // The last check: a retry that will happen is the only one paid for.
             if self
                 .config

@@ -64,6 +64,28 @@ impl fmt::Display for WaitFrom {
     }
 }
 
+/// The current time, read from the clock the first time it is needed: a request that is
+/// not retried does not read it again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Now(Option<Instant>);
+
+impl Now {
+    /// The time, when asked.
+    pub(crate) fn lazy() -> Self {
+        Now(None)
+    }
+
+    /// A fixed time.
+    #[cfg(test)]
+    pub(crate) fn at(now: Instant) -> Self {
+        Now(Some(now))
+    }
+
+    pub(crate) fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+}
+
 /// The decision after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
@@ -80,7 +102,7 @@ pub(crate) fn decide(
     request: &request::Parts,
     outcome: Outcome<'_>,
     history: &History,
-    now: Instant,
+    now: &mut Now,
     rng: &mut Option<Rng>,
 ) -> Decision {
     let attempt = Attempt::started_at(request, Some(outcome), history.attempts, history.started);
@@ -116,7 +138,7 @@ pub(crate) fn decide(
         },
         (_, Outcome::Error(_)) => (backoff(config, history, None, rng), WaitFrom::Backoff),
     };
-    if history.deadline.is_some_and(|d| after(now, wait) > d) {
+    if history.deadline.is_some_and(|d| after(now.get(), wait) > d) {
         return stop(StopReason::Deadline);
     }
     Decision::Retry { wait, from }
@@ -197,12 +219,13 @@ mod tests {
         outcome: Outcome<'_>,
         h: &History,
     ) -> Decision {
+        let mut now = Now::at(h.started);
         decide(
             config,
             request,
             outcome,
             h,
-            h.started,
+            &mut now,
             &mut Some(Rng::from_seed(1)),
         )
     }
