@@ -11,7 +11,8 @@
 //! | `loopback_get` | a GET from hyper-util's client to a hyper server on 127.0.0.1 (HTTP/1.1 keep-alive, 2-byte body), body read |
 //! | `loopback_post_64k` | a POST of a 64 KiB `Full<Bytes>` body, read by the server |
 //! | `loopback_get_concurrent` | 32 GETs in flight at once |
-//! | `in_process_get` | a GET through an in-memory `service_fn`: the pure per-request cost |
+//! | `in_process_get` | a GET through an in-memory `service_fn`: the pure per-request cost, and what each default-on part of it costs (`retry_layer_no_budget`: the budget off; `retry_layer_no_retries`: `max_retries(0)`, nothing kept for a replay) |
+//! | `layer_parts` | what the layer does on every request, alone: inserting the `Attempts` extension into a response, copying a GET's head for the attempt |
 //! | `retry_once_get`, `retry_once_post_64k` | an in-memory service that fails once then succeeds, zero backoff: the cost of one replay (`bare` is one successful call) |
 //! | `reqwest_get` | for context: reqwest against reqwest + reqwest-retry, same server |
 //!
@@ -120,6 +121,36 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("tower_retry", |b| {
         b.to_async(&local)
             .iter(|| exchange(peer.clone(), request("http://bench.test/", &Bytes::new())))
+    });
+    for (name, layer) in [
+        ("retry_layer_no_budget", layer().no_budget()),
+        ("retry_layer_no_retries", layer().max_retries(0)),
+    ] {
+        let retry = layer.layer(service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
+            ready(Ok::<_, Infallible>(ok()))
+        }));
+        group.bench_function(name, |b| {
+            b.to_async(&local)
+                .iter(|| exchange(retry.clone(), request("http://bench.test/", &Bytes::new())))
+        });
+    }
+    group.finish();
+
+    // The parts of the per-request cost that no setting turns off.
+    let mut group = c.benchmark_group("layer_parts");
+    group.bench_function("response_alone", |b| b.iter(|| std::hint::black_box(ok())));
+    group.bench_function("response_with_attempts_extension", |b| {
+        b.iter(|| {
+            let mut response = ok();
+            response
+                .extensions_mut()
+                .insert(retryable_http::Attempts::new(1));
+            std::hint::black_box(response)
+        })
+    });
+    let head = request("http://bench.test/", &Bytes::new()).into_parts().0;
+    group.bench_function("get_head_copy", |b| {
+        b.iter(|| std::hint::black_box(head.clone()))
     });
     group.finish();
 

@@ -63,12 +63,16 @@ struct Retrying<B> {
 }
 
 impl<B> Ctx<B> {
-    /// The context of a request that starts now, and the request of its first attempt.
-    pub(crate) fn start(config: Arc<Config>, request: Request<B>) -> (Self, Request<ReplayBody<B>>)
+    /// The context of a request that starts now, and the body of its first attempt.
+    #[inline(always)]
+    pub(crate) fn start(
+        config: Arc<Config>,
+        mut head: request::Parts,
+        body: B,
+    ) -> (Self, ReplayBody<B>)
     where
         B: http_body::Body + 'static,
     {
-        let (mut head, body) = request.into_parts();
         let now = Instant::now();
         if let Some(budget) = &config.budget {
             budget.deposit_at(now);
@@ -88,8 +92,7 @@ impl<B> Ctx<B> {
             rng: None,
             retry: None,
         };
-        let first = ctx.attempt_request(body);
-        (ctx, first)
+        (ctx, body)
     }
 
     /// The number of the attempt in flight or last made, from 1.
@@ -103,7 +106,8 @@ impl<B> Ctx<B> {
     }
 
     /// The request of the current attempt: a copy of the caller's head, with `body`.
-    fn attempt_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
+    #[inline(always)]
+    pub(crate) fn attempt_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
         let mut head = self.head.clone();
         if let Some(name) = &self.config.attempt_header {
             head.headers
@@ -120,46 +124,47 @@ impl<B> Ctx<B> {
         Request::from_parts(head, body)
     }
 
-    /// When the current attempt must end, if ever.
+    /// When the first attempt must end, if ever.
+    pub(crate) fn first_attempt_ends(&self) -> Option<Instant> {
+        self.attempt_ends(self.started)
+    }
+
+    /// When the current attempt, started at `now`, must end, if ever.
     pub(crate) fn attempt_ends(&self, now: Instant) -> Option<Instant> {
         self.config.attempt_ends(now, self.deadline)
     }
 
     /// Applies the decision after an attempt to its outcome.
+    #[inline(always)]
     pub(crate) fn after_attempt<R>(&mut self, outcome: Result<Response<R>, BoxError>) -> Next<R> {
-        let response = match outcome {
+        match outcome {
             Ok(response) => {
                 let (head, body) = response.into_parts();
                 if let Some(hook) = &self.config.hooks.on_response {
-                    let outcome = Outcome::Response(&head);
+                    let outcome = Some(Outcome::Response(&head));
                     hook(&Attempt::started_at(
                         &self.head,
-                        Some(outcome),
+                        outcome,
                         self.attempts,
                         self.started,
                     ));
                 }
                 let decision = self.decide(Outcome::Response(&head));
-                Ok((Response::from_parts(head, body), decision))
+                let response = Response::from_parts(head, body);
+                match decision {
+                    Decision::Retry { .. } => Next::Retry(Ok(response)),
+                    Decision::Stop(reason) => Next::Return(self.give_back(Ok(response), reason)),
+                }
             }
-            Err(error) => {
-                let decision = self.decide(Outcome::Error(&*error));
-                Err((error, decision))
-            }
-        };
-        match response {
-            Ok((response, Decision::Stop(reason))) => {
-                Next::Return(self.give_back(Ok(response), reason))
-            }
-            Err((error, Decision::Stop(reason))) => {
-                Next::Return(self.give_back(Err(error), reason))
-            }
-            Ok((response, Decision::Retry { .. })) => Next::Retry(Ok(response)),
-            Err((error, Decision::Retry { .. })) => Next::Retry(Err(error)),
+            Err(error) => match self.decide(Outcome::Error(&*error)) {
+                Decision::Retry { .. } => Next::Retry(Err(error)),
+                Decision::Stop(reason) => Next::Return(self.give_back(Err(error), reason)),
+            },
         }
     }
 
     /// The decision after the current attempt, paid from the budget when it is a retry.
+    #[inline]
     fn decide(&mut self, outcome: Outcome<'_>) -> Decision {
         let body = if self.replay.is_replayable() {
             BodyState::Replayable

@@ -97,6 +97,7 @@ pub(crate) enum Decision {
 
 /// Decides what follows `outcome`, the outcome of the last of `history.attempts` attempts
 /// of `request`, at `now`. `rng` draws the jitter; it is made when first needed.
+#[inline]
 pub(crate) fn decide(
     config: &Config,
     request: &request::Parts,

@@ -124,15 +124,15 @@ where
     B: Body + 'static,
 {
     pub(crate) fn new(mut service: S, request: Request<B>, config: Arc<Config>) -> Self {
+        let (head, body) = request.into_parts();
         let span = tracing::debug_span!(
             "retry",
-            method = %request.method(),
-            url = %Redacted(request.uri()),
+            method = %head.method,
+            url = %Redacted(&head.uri),
         );
-        let (ctx, first) = Ctx::start(config, request);
-        let timer = ctx
-            .attempt_ends(Instant::now())
-            .map(tokio::time::sleep_until);
+        let (ctx, body) = Ctx::start(config, head, body);
+        let first = ctx.attempt_request(body);
+        let timer = ctx.first_attempt_ends().map(tokio::time::sleep_until);
         let future = {
             let _entered = span.enter();
             tracing::trace!(attempt = 1, "sending");
