@@ -77,7 +77,13 @@ impl<B> Ctx<B> {
         if let Some(budget) = &config.budget {
             budget.deposit_at(now);
         }
-        let reopen = head.extensions.remove::<Reopen<B>>();
+        // NOTE: most requests carry no extension at all; looking one up costs more than
+        // asking that.
+        let reopen = if head.extensions.is_empty() {
+            None
+        } else {
+            head.extensions.remove::<Reopen<B>>()
+        };
         // With no retry to come, nothing is kept.
         let cap = (config.max_retries > 0).then_some(config.replay_limit);
         let (body, replay) = ReplayBody::new(body, cap, config.memory.clone());
