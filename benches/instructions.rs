@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench instructions --no-run
 //! BIN=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
-//! for v in bare tower layer no_budget; do
+//! for v in bare tower layer no_budget no_retries; do
 //!   a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN 1000 $v 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$')
 //!   b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN 11000 $v 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$')
 //!   echo "$v $(( (b - a) / 10000 )) instructions per request"
@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Each run sends N GETs through an in-memory `service_fn`: `bare`, `tower` (tower's retry
-//! with a policy that clones the request), `layer` (the defaults), `no_budget`. The
+//! with a policy that clones the request), `layer` (the defaults), `no_budget`,
+//! `no_retries` (`max_retries(0)`). The
 //! difference between 11 000 and 1 000 requests, divided by 10 000, leaves out the start-up.
 //! Run without an argument it does nothing, so `cargo bench` passes over it.
 
@@ -107,6 +108,7 @@ fn main() {
             _ => {
                 let layer = match variant.as_str() {
                     "no_budget" => RetryLayer::new().no_budget(),
+                    "no_retries" => RetryLayer::new().max_retries(0),
                     _ => RetryLayer::new(),
                 };
                 let svc = layer.layer(service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
