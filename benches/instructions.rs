@@ -19,13 +19,20 @@
 
 #![allow(missing_docs)]
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use retryable_http::{ReplayBody, RetryLayer};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::convert::Infallible;
 use std::future::ready;
-use tower::{Layer, ServiceExt, service_fn};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use retryable_http::{ReplayBody, RetryLayer};
+use support::{exchange, request, tower_retry};
+use tower::{Layer, service_fn};
+
+const URL: &str = "http://bench.test/";
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
@@ -33,98 +40,34 @@ fn main() {
         return;
     };
     let n: usize = n.parse().expect("a number of requests");
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::current_thread();
     let ok = || Response::new(Full::new(Bytes::from_static(b"ok")));
+    let bare = service_fn(move |_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok())));
+    let inner =
+        service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| ready(Ok::<_, Infallible>(ok())));
+    let empty = Bytes::new();
     rt.block_on(async {
         match variant.as_str() {
             "bare" => {
-                let svc =
-                    service_fn(move |_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok())));
                 for _ in 0..n {
-                    let r = svc
-                        .oneshot(
-                            Request::get("http://bench.test/")
-                                .body(Full::new(Bytes::new()))
-                                .unwrap(),
-                        )
-                        .await
-                        .unwrap();
-                    std::hint::black_box(r.into_body().collect().await.unwrap());
+                    exchange(bare, request(URL, &empty)).await;
                 }
             }
             "tower" => {
-                #[derive(Clone)]
-                struct P(usize);
-                impl<R, E> tower::retry::Policy<Request<Full<Bytes>>, Response<R>, E> for P {
-                    type Future = std::future::Ready<()>;
-                    fn retry(
-                        &mut self,
-                        _req: &mut Request<Full<Bytes>>,
-                        result: &mut Result<Response<R>, E>,
-                    ) -> Option<Self::Future> {
-                        let failed = match result {
-                            Ok(r) => r.status().is_server_error(),
-                            Err(_) => true,
-                        };
-                        (failed && self.0 > 0).then(|| {
-                            self.0 -= 1;
-                            ready(())
-                        })
-                    }
-                    fn clone_request(
-                        &mut self,
-                        req: &Request<Full<Bytes>>,
-                    ) -> Option<Request<Full<Bytes>>> {
-                        let mut c = Request::new(req.body().clone());
-                        *c.method_mut() = req.method().clone();
-                        *c.uri_mut() = req.uri().clone();
-                        *c.version_mut() = req.version();
-                        *c.headers_mut() = req.headers().clone();
-                        *c.extensions_mut() = req.extensions().clone();
-                        Some(c)
-                    }
-                }
-                let svc = tower::retry::Retry::new(
-                    P(4),
-                    service_fn(move |_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok()))),
-                );
+                let peer = tower_retry(bare);
                 for _ in 0..n {
-                    let r = svc
-                        .clone()
-                        .oneshot(
-                            Request::get("http://bench.test/")
-                                .body(Full::new(Bytes::new()))
-                                .unwrap(),
-                        )
-                        .await
-                        .unwrap();
-                    std::hint::black_box(r.into_body().collect().await.unwrap());
+                    exchange(peer.clone(), request(URL, &empty)).await;
                 }
             }
-            _ => {
-                let layer = match variant.as_str() {
+            layer => {
+                let layer = match layer {
                     "no_budget" => RetryLayer::new().no_budget(),
                     "no_retries" => RetryLayer::new().max_retries(0),
                     _ => RetryLayer::new(),
                 };
-                let svc = layer.layer(service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
-                    ready(Ok::<_, Infallible>(ok()))
-                }));
+                let retry = layer.layer(inner);
                 for _ in 0..n {
-                    let r = svc
-                        .clone()
-                        .oneshot(
-                            Request::get("http://bench.test/")
-                                .body(Full::new(Bytes::new()))
-                                .unwrap(),
-                        )
-                        .await
-                        .unwrap();
-                    std::hint::black_box(r.into_body().collect().await.unwrap());
+                    exchange(retry.clone(), request(URL, &empty)).await;
                 }
             }
         }

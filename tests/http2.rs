@@ -109,28 +109,37 @@ async fn a_custom_policy_for_statuses_still_retries_a_refused_stream_unless_told
     assert_eq!(classify(&*error.into_source()), ErrorClass::NeverSent);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_graceful_goaway_before_any_stream_makes_a_post_retry_at_once() {
-    let server = H2Server::new(
-        |n| {
-            if n == 0 {
-                Conn::GoAway(Reason::NO_ERROR)
-            } else {
-                Conn::Serve
-            }
-        },
+/// A server whose first connection does `first`; it serves the others, answering 200.
+fn first_connection(first: Conn) -> H2Server {
+    H2Server::new(
+        move |n| if n == 0 { first } else { Conn::Serve },
         |_| Stream::Answer(200),
-    );
+    )
+}
+
+/// Sends a POST of `body` through the layer to `server`: the response, and how long it took
+/// on the paused clock.
+async fn post(
+    server: &H2Server,
+    body: &'static str,
+) -> (http::Response<hyper::body::Incoming>, Duration) {
     let start = Instant::now();
     let response = layer()
         .layer(server.client())
-        .oneshot(request(Method::POST, "order 10"))
+        .oneshot(request(Method::POST, body))
         .await
         .unwrap();
+    (response, start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_goaway_before_any_stream_makes_a_post_retry_at_once() {
+    let server = first_connection(Conn::GoAway(Reason::NO_ERROR));
+    let (response, took) = post(&server, "order 10").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(attempts(&response), 2);
     // No backoff: the server asked the client to reconnect, not to slow down.
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(took, Duration::ZERO);
     assert_eq!(server.connections(), 2);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
@@ -143,42 +152,17 @@ async fn a_goaway_before_the_request_was_sent_makes_a_post_retry_after_the_backo
     // The GOAWAY arrives before hyper opened the request's stream: hyper hands the request
     // back as canceled, without the GOAWAY's code, which could have asked the client to
     // calm down. Never sent, so retried for a POST, after the backoff.
-    let server = H2Server::new(
-        |n| {
-            if n == 0 {
-                Conn::GoAwayAtOnce(Reason::NO_ERROR)
-            } else {
-                Conn::Serve
-            }
-        },
-        |_| Stream::Answer(200),
-    );
-    let start = Instant::now();
-    let response = layer()
-        .layer(server.client())
-        .oneshot(request(Method::POST, "order 14"))
-        .await
-        .unwrap();
+    let server = first_connection(Conn::GoAwayAtOnce(Reason::NO_ERROR));
+    let (response, took) = post(&server, "order 14").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(attempts(&response), 2);
-    assert_eq!(start.elapsed(), SECOND);
+    assert_eq!(took, SECOND);
     assert_eq!(server.connections(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_at_the_goaways_last_id_that_dies_is_retried_for_get_not_for_post() {
-    let server = || {
-        H2Server::new(
-            |n| {
-                if n == 0 {
-                    Conn::GoAwayAfterFirst
-                } else {
-                    Conn::Serve
-                }
-            },
-            |_| Stream::Answer(200),
-        )
-    };
+    let server = || first_connection(Conn::GoAwayAfterFirst);
     // Stream 1 is at the GOAWAY's last stream id: the server may have processed it.
     let post = server();
     let error = layer()

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::programs::{self, Program};
 use support::{seed, servers, within};
@@ -133,22 +133,73 @@ async fn the_seed_client_example_through_mitmproxy_prints_the_final_status() {
     .await;
 }
 
-/// mitmdump with the seed's addon, its own configuration directory (so it makes a fresh CA,
-/// in `mitmproxy-ca-cert.pem` there) and `--ssl-insecure` towards the test's HTTPS upstream.
-async fn mitmdump_https(confdir: &Path) -> Option<(Program, String)> {
-    std::fs::create_dir_all(confdir).unwrap();
-    let confdir_option = format!("confdir={}", confdir.display());
-    let started = mitmdump_with(
-        "simulate_502.py",
-        &["--set", &confdir_option, "--ssl-insecure"],
-    )
-    .await?;
-    assert!(
-        confdir.join("mitmproxy-ca-cert.pem").exists(),
-        "mitmdump made no CA in {}",
-        confdir.display()
-    );
-    Some(started)
+/// The HTTPS experiment's setting: mitmdump with the seed's addon, its own configuration
+/// directory (so it makes a fresh CA, in `mitmproxy-ca-cert.pem` there) and
+/// `--ssl-insecure`, in front of an HTTPS upstream with a test certificate. The directory is
+/// removed with it.
+struct Https {
+    _mitm: Program,
+    _upstream: servers::Server,
+    _upstream_ca: servers::TestCa,
+    confdir: PathBuf,
+    /// `http://host:port` of the proxy.
+    proxy: String,
+    /// The seed's URL on the upstream.
+    url: String,
+    seen: servers::Record,
+}
+
+impl Https {
+    /// `None` when mitmdump is missing.
+    async fn start(name: &str) -> Option<Https> {
+        let confdir =
+            std::env::temp_dir().join(format!("mitmproxy-conf-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&confdir).unwrap();
+        let confdir_option = format!("confdir={}", confdir.display());
+        let (mitm, proxy) = mitmdump_with(
+            "simulate_502.py",
+            &["--set", &confdir_option, "--ssl-insecure"],
+        )
+        .await?;
+        assert!(
+            confdir.join("mitmproxy-ca-cert.pem").exists(),
+            "mitmdump made no CA in {}",
+            confdir.display()
+        );
+        let (upstream, seen, upstream_ca) = servers::https_recording().await;
+        let url = format!(
+            "https://localhost:{}/your-api-endpoint",
+            upstream.addr.port()
+        );
+        Some(Https {
+            _mitm: mitm,
+            _upstream: upstream,
+            _upstream_ca: upstream_ca,
+            proxy: format!("http://{proxy}"),
+            url,
+            seen,
+            confdir,
+        })
+    }
+
+    /// mitmproxy's CA certificate.
+    fn ca(&self) -> String {
+        self.confdir
+            .join("mitmproxy-ca-cert.pem")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn seen(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for Https {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.confdir);
+    }
 }
 
 /// Runs the seed client; its exit status, stdout and stderr.
@@ -168,32 +219,14 @@ async fn seed_client(args: &[&str]) -> (std::process::ExitStatus, String, String
 #[tokio::test]
 async fn over_https_through_mitmproxy_trusting_its_ca_the_seed_client_makes_four_attempts() {
     within(async {
-        let confdir =
-            std::env::temp_dir().join(format!("mitmproxy-conf-{}-ca", std::process::id()));
-        let Some((_mitm, proxy)) = mitmdump_https(&confdir).await else {
+        let Some(https) = Https::start("ca").await else {
             return;
         };
-        let (upstream, seen, _ca) = servers::https_recording().await;
-        let url = format!(
-            "https://localhost:{}/your-api-endpoint",
-            upstream.addr.port()
-        );
-        let ca = confdir.join("mitmproxy-ca-cert.pem");
         // The seed's settings as they are: waits of 1 s, 2 s and 4 s.
-        let (status, stdout, _) = seed_client(&[
-            "--proxy",
-            &format!("http://{proxy}"),
-            "--cacert",
-            ca.to_str().unwrap(),
-            &url,
-        ])
-        .await;
+        let (status, stdout, _) =
+            seed_client(&["--proxy", &https.proxy, "--cacert", &https.ca(), &https.url]).await;
         assert!(status.success(), "{stdout}");
-        let attempts: Vec<_> = stdout
-            .lines()
-            .filter(|l| l.contains("-> 502 Bad Gateway"))
-            .collect();
-        assert_eq!(attempts.len(), 4, "{stdout}");
+        assert_eq!(stdout.matches("-> 502 Bad Gateway").count(), 4, "{stdout}");
         for wait in [
             "retry in 1s (backoff",
             "retry in 2s (backoff",
@@ -204,8 +237,7 @@ async fn over_https_through_mitmproxy_trusting_its_ca_the_seed_client_makes_four
         assert!(stdout.contains("stop: no retries left"), "{stdout}");
         assert!(stdout.ends_with("final status: 502\n"), "{stdout}");
         // mitmproxy decrypted every attempt and let the upstream answer it first.
-        assert_eq!(seen.lock().unwrap().len(), 4);
-        let _ = std::fs::remove_dir_all(&confdir);
+        assert_eq!(https.seen(), 4);
     })
     .await;
 }
@@ -213,17 +245,10 @@ async fn over_https_through_mitmproxy_trusting_its_ca_the_seed_client_makes_four
 #[tokio::test]
 async fn over_https_through_mitmproxy_without_its_ca_the_request_fails_at_once() {
     within(async {
-        let confdir =
-            std::env::temp_dir().join(format!("mitmproxy-conf-{}-noca", std::process::id()));
-        let Some((_mitm, proxy)) = mitmdump_https(&confdir).await else {
+        let Some(https) = Https::start("noca").await else {
             return;
         };
-        let (upstream, seen, _ca) = servers::https_recording().await;
-        let url = format!(
-            "https://localhost:{}/your-api-endpoint",
-            upstream.addr.port()
-        );
-        let (status, stdout, _) = seed_client(&["--proxy", &format!("http://{proxy}"), &url]).await;
+        let (status, stdout, _) = seed_client(&["--proxy", &https.proxy, &https.url]).await;
         assert_eq!(status.code(), Some(1), "{stdout}");
         assert!(stdout.contains("giving up after 1 attempt(s)"), "{stdout}");
         assert!(
@@ -231,8 +256,7 @@ async fn over_https_through_mitmproxy_without_its_ca_the_request_fails_at_once()
             "{stdout}"
         );
         assert!(stdout.contains("--cacert"), "{stdout}");
-        assert!(seen.lock().unwrap().is_empty());
-        let _ = std::fs::remove_dir_all(&confdir);
+        assert_eq!(https.seen(), 0);
     })
     .await;
 }
@@ -240,33 +264,25 @@ async fn over_https_through_mitmproxy_without_its_ca_the_request_fails_at_once()
 #[tokio::test]
 async fn over_https_through_mitmproxy_with_insecure_it_works_and_warns() {
     within(async {
-        let confdir =
-            std::env::temp_dir().join(format!("mitmproxy-conf-{}-insecure", std::process::id()));
-        let Some((_mitm, proxy)) = mitmdump_https(&confdir).await else {
+        let Some(https) = Https::start("insecure").await else {
             return;
         };
-        let (upstream, seen, _ca) = servers::https_recording().await;
-        let url = format!(
-            "https://localhost:{}/your-api-endpoint",
-            upstream.addr.port()
-        );
         let (status, stdout, stderr) = seed_client(&[
             "--proxy",
-            &format!("http://{proxy}"),
+            &https.proxy,
             "--insecure",
             "--wait-min",
             "10",
             "--wait-max",
             "50",
-            &url,
+            &https.url,
         ])
         .await;
         assert!(status.success(), "{stdout}");
         assert!(stdout.ends_with("final status: 502\n"), "{stdout}");
         assert!(stdout.contains("attempts: 4"), "{stdout}");
         assert!(stderr.contains("warning: --insecure"), "{stderr}");
-        assert_eq!(seen.lock().unwrap().len(), 4);
-        let _ = std::fs::remove_dir_all(&confdir);
+        assert_eq!(https.seen(), 4);
     })
     .await;
 }

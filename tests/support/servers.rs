@@ -63,35 +63,30 @@ where
     F: Fn(usize, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let counts = Counts::default();
-    let c = counts.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            c.connections.fetch_add(1, Ordering::SeqCst);
-            let (c, handler) = (c.clone(), handler.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let n = c.requests.fetch_add(1, Ordering::SeqCst);
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(n, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Server { addr, counts, task }
+    serve(handler, Wire::Http1).await
 }
 
 /// A hyper HTTP/2 server (prior knowledge) answering with `handler`. The request number
 /// (from 0) is passed along.
 pub async fn http2<F, Fut>(handler: F) -> Server
+where
+    F: Fn(usize, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    serve(handler, Wire::Http2).await
+}
+
+/// How a server speaks on its connections.
+#[derive(Clone)]
+enum Wire {
+    Http1,
+    Http2,
+    /// HTTP/1.1 over TLS.
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+/// A hyper server on a loopback port the OS picks, answering with `handler`.
+async fn serve<F, Fut>(handler: F, wire: Wire) -> Server
 where
     F: Fn(usize, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
@@ -106,17 +101,35 @@ where
                 return;
             };
             c.connections.fetch_add(1, Ordering::SeqCst);
-            let (c, handler) = (c.clone(), handler.clone());
+            let (c, handler, wire) = (c.clone(), handler.clone(), wire.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let n = c.requests.fetch_add(1, Ordering::SeqCst);
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(n, req).await) }
                 });
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                let _ = match wire {
+                    Wire::Http1 => {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                    Wire::Http2 => {
+                        hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
                         .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                        .await
+                    }
+                    Wire::Tls(acceptor) => {
+                        let Ok(tls) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), service)
+                            .await
+                    }
+                };
             });
         }
     });
@@ -265,33 +278,8 @@ pub async fn https_recording() -> (Server, Record, TestCa) {
     let ca = TestCa::new();
     let (handler, seen) = recorder();
     let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let counts = Counts::default();
-    let c = counts.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            c.connections.fetch_add(1, Ordering::SeqCst);
-            let (c, handler, acceptor) = (c.clone(), handler.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = service_fn(move |req| {
-                    let n = c.requests.fetch_add(1, Ordering::SeqCst);
-                    let response = handler(n, req);
-                    async move { Ok::<_, Infallible>(response.await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (Server { addr, counts, task }, seen, ca)
+    let server = serve(move |n, req| handler(n, req), Wire::Tls(acceptor)).await;
+    (server, seen, ca)
 }
 
 /// A CA made for a test, and a certificate it signed for `localhost` and `127.0.0.1`.
