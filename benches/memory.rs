@@ -501,7 +501,7 @@ fn upload_reopened(rt: &tokio::runtime::Runtime, total: usize) -> Reopened {
             .extensions()
             .get::<retryable_http::Attempts>()
             .unwrap()
-            .get();
+            .attempts();
         counted.store(u64::from(n), Ordering::SeqCst);
         assert_eq!(response.status(), StatusCode::OK, "after {n} attempt(s)");
         std::hint::black_box(response.into_body().collect().await.unwrap());

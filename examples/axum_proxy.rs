@@ -110,7 +110,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
             let attempts = response
                 .extensions()
                 .get::<Attempts>()
-                .map_or(1, |a| a.get());
+                .map_or(1, |a| a.attempts());
             let mut response = response.map(Body::new);
             response
                 .headers_mut()

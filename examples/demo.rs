@@ -101,7 +101,7 @@ async fn main() -> Result<(), BoxError> {
         let attempts = response
             .extensions()
             .get::<Attempts>()
-            .map_or(0, |a| a.get());
+            .map_or(0, |a| a.attempts());
         let body = response.into_body().collect().await?.to_bytes();
         println!(
             "  => {status} after {attempts} attempt(s) in {:.2} s, body {:?}\n",

@@ -195,7 +195,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let attempts = response
         .extensions()
         .get::<Attempts>()
-        .map_or(1, |a| a.get());
+        .map_or(1, |a| a.attempts());
     println!("attempts: {attempts}");
     println!("final status: {}", response.status().as_u16());
     Ok(())

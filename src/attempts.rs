@@ -8,7 +8,7 @@
 /// # let response = http::Response::new(());
 /// # let mut response = response;
 /// # response.extensions_mut().insert(Attempts::new(3));
-/// let attempts = response.extensions().get::<Attempts>().map(|a| a.get());
+/// let attempts = response.extensions().get::<Attempts>().map(|a| a.attempts());
 /// assert_eq!(attempts, Some(3));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,8 +20,8 @@ impl Attempts {
         Attempts(n)
     }
 
-    /// The number of attempts.
-    pub fn get(self) -> u32 {
+    /// How many attempts were made, the one that produced the response included.
+    pub fn attempts(self) -> u32 {
         self.0
     }
 }

@@ -426,3 +426,51 @@ async fn bad_flags_are_refused_with_a_clear_message() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_seed_client_names_a_proxy_that_is_not_listening_or_refuses_the_tunnel() {
+    within(async {
+        let (_upstream, _seen, ca) = servers::https_recording().await;
+        let url = "https://localhost:9/your-api-endpoint";
+        // Nothing listens where the proxy should be: never sent, so retried, then named.
+        let refused = servers::refused().await;
+        let (status, stdout) = seed_client(&[
+            "--proxy",
+            &format!("http://{refused}"),
+            "--max-retries",
+            "1",
+            url,
+        ])
+        .await;
+        assert_eq!(status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("giving up after 2 attempt(s)"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("could not reach the proxy http://{refused}")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("hint: is the proxy running?"), "{stdout}");
+
+        // A proxy that answers every CONNECT with an error: the tunnel is refused.
+        let (_proxy, proxy) = fault_proxy(&["--match", "localhost"]).await;
+        let (status, stdout) = seed_client(&[
+            "--proxy",
+            &format!("http://{proxy}"),
+            "--cacert",
+            ca.pem_file.to_str().unwrap(),
+            "--max-retries",
+            "1",
+            url,
+        ])
+        .await;
+        assert_eq!(status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("giving up after 2 attempt(s)"), "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "the proxy http://{proxy} did not open a tunnel to localhost:9"
+            )),
+            "{stdout}"
+        );
+        assert!(stdout.contains("refused the CONNECT tunnel"), "{stdout}");
+    })
+    .await;
+}

@@ -29,7 +29,7 @@ pub fn attempts<B>(response: &http::Response<B>) -> u32 {
         .extensions()
         .get::<retryable_http::Attempts>()
         .expect("every response the layer returns says how many attempts it took")
-        .get()
+        .attempts()
 }
 
 /// A GET with an empty body to the scripted upstream's host.
