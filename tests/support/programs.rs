@@ -95,16 +95,16 @@ pub fn mitmdump() -> Option<PathBuf> {
     found
 }
 
-/// The `nginx` to test against: `$NGINX`, `nginx` on the `PATH`, or `/usr/sbin/nginx`.
+/// The `nginx` to test against: `$NGINX_BIN`, `nginx` on the `PATH`, or `/usr/sbin/nginx`.
 /// Without one, `None`: `.ci/run` installs Debian's nginx-light where it can, and the tests
 /// say they were skipped where it could not.
 pub fn nginx() -> Option<PathBuf> {
-    let found = find("NGINX", "nginx").or_else(|| {
+    let found = find("NGINX_BIN", "nginx").or_else(|| {
         let sbin = PathBuf::from("/usr/sbin/nginx");
         sbin.exists().then_some(sbin)
     });
     if found.is_none() {
-        skipped("nginx not found (apt-get install nginx-light, or set NGINX)");
+        skipped("nginx not found (apt-get install nginx-light, or set NGINX_BIN)");
     }
     found
 }
