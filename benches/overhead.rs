@@ -139,12 +139,16 @@ fn overhead(c: &mut Criterion) {
     // The parts of the per-request cost that no setting turns off.
     let mut group = c.benchmark_group("layer_parts");
     group.bench_function("response_alone", |b| b.iter(|| std::hint::black_box(ok())));
+    // A value of the record's size, inserted the way the layer inserts the record.
+    #[allow(dead_code)]
+    #[derive(Clone)]
+    struct LikeTheRecord([u8; std::mem::size_of::<retryable_http::Attempts>()]);
     group.bench_function("response_with_attempts_extension", |b| {
         b.iter(|| {
             let mut response = ok();
-            response
-                .extensions_mut()
-                .insert(retryable_http::Attempts::new(1));
+            response.extensions_mut().insert(LikeTheRecord(
+                [0; std::mem::size_of::<retryable_http::Attempts>()],
+            ));
             std::hint::black_box(response)
         })
     });

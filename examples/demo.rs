@@ -9,8 +9,9 @@
 //! `Retry-After: 1`, then 200 for the GET; a dropped connection for the second GET; a 502
 //! for the POSTs; over HTTP/2, a POST whose stream it refuses (`RST_STREAM` with
 //! `REFUSED_STREAM`: the server says it did not process it). A hyper-util client wrapped in
-//! `RetryLayer` sends five requests, and a small `tracing` layer prints the layer's
-//! decisions as they happen.
+//! `RetryLayer` sends five requests, and prints, for each, what the layer recorded: every
+//! attempt, how it ended, how long the layer waited before it and why (the `Attempts`
+//! record every response and error carries).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,20 +24,14 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retryable_http::backoff::{Backoff, Jitter};
-use retryable_http::{Attempts, RetryLayer};
+use retryable_http::{Attempts, Ended, RetryLayer};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
-
-#[path = "support/timeline.rs"]
-mod timeline;
-use timeline::Timeline;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let timeline = Timeline::install()?;
-
     let upstream = start_upstream().await?;
     println!("retryable-http demo");
     println!("a flaky upstream listens on http://{upstream}\n");
@@ -92,16 +87,16 @@ async fn main() -> Result<(), BoxError> {
             request.uri(),
             if over_http2 { " (HTTP/2)" } else { "" }
         );
-        timeline.restart();
         let start = Instant::now();
         let client = if over_http2 { &http2 } else { &http1 };
         let response = client.clone().oneshot(request).await?;
         let elapsed = start.elapsed();
         let status = response.status();
-        let attempts = response
-            .extensions()
-            .get::<Attempts>()
-            .map_or(0, |a| a.attempts());
+        let record = response.extensions().get::<Attempts>().cloned();
+        let attempts = record.as_ref().map_or(0, Attempts::attempts);
+        if let Some(record) = &record {
+            print_record(record);
+        }
         let body = response.into_body().collect().await?.to_bytes();
         println!(
             "  => {status} after {attempts} attempt(s) in {:.2} s, body {:?}\n",
@@ -123,6 +118,24 @@ async fn main() -> Result<(), BoxError> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One line per attempt: how it ended, and the wait before it.
+fn print_record(record: &Attempts) {
+    for (i, attempt) in record.iter().enumerate() {
+        let ended = match attempt.ended() {
+            Ended::Status(status) => status.to_string(),
+            Ended::Error(class) => format!("error ({class})"),
+            Ended::Abandoned => "abandoned".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let waited = match attempt.waited() {
+            Some((wait, why)) => format!("after {wait:?} ({why})"),
+            None => String::new(),
+        };
+        let line = format!("    attempt {} -> {ended:<26} {waited}", i + 1);
+        println!("{}", line.trim_end());
+    }
 }
 
 /// Starts the flaky upstream and returns its address.

@@ -1,27 +1,206 @@
-//! How many attempts a response took.
+//! The record of what happened to a request: [`Attempts`].
 
-/// A response extension: how many attempts the layer made for this response, counting the
-/// one that produced it (1 when the first attempt was answered).
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::classify::ErrorClass;
+
+/// What happened to a request: how many attempts it took, how each ended, how long the layer
+/// waited before each retry and why, and the hedges it started. A response extension on every
+/// response the layer returns, and in every [`Error`](crate::Error) it returns
+/// ([`Error::record`](crate::Error::record)).
 ///
 /// ```
-/// # use retryable_http::Attempts;
-/// # let response = http::Response::new(());
-/// # let mut response = response;
-/// # response.extensions_mut().insert(Attempts::new(3));
-/// let attempts = response.extensions().get::<Attempts>().map(|a| a.attempts());
-/// assert_eq!(attempts, Some(3));
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+///
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Full;
+/// use retryable_http::{Attempts, Ended, ReplayBody, RetryLayer, WaitReason};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), retryable_http::BoxError> {
+/// // Busy once, with `Retry-After: 7`, then fine.
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let flaky = service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
+///     let busy = calls.fetch_add(1, Ordering::SeqCst) == 0;
+///     async move {
+///         let mut response = Response::new(Full::new(Bytes::new()));
+///         if busy {
+///             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+///             response.headers_mut().insert("retry-after", "7".parse()?);
+///         }
+///         Ok::<_, retryable_http::BoxError>(response)
+///     }
+/// });
+/// let request = Request::get("http://example.com/").body(Full::new(Bytes::new()))?;
+/// let response = RetryLayer::new().layer(flaky).oneshot(request).await?;
+///
+/// let record = response.extensions().get::<Attempts>().unwrap();
+/// assert_eq!(record.attempts(), 2);
+/// assert_eq!(record.get(0).unwrap().ended(), Ended::Status(StatusCode::SERVICE_UNAVAILABLE));
+/// assert_eq!(record.get(1).unwrap().waited(), Some((Duration::from_secs(7), WaitReason::RetryAfter)));
+/// assert_eq!(record.waited(), Duration::from_secs(7));
+/// # Ok(())
+/// # }
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Attempts(u32);
+///
+/// A request that succeeds at once keeps its one entry inline: the record costs what a bare
+/// count would.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attempts {
+    /// How the first attempt ended: it had no wait before it, and is no hedge.
+    first: Ended,
+    /// The attempts after it; empty, and so not allocated, for a request that succeeded at
+    /// once.
+    more: Vec<Attempt>,
+}
+
+/// One attempt in a request's [`Attempts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    ended: Ended,
+    waited: Option<(Duration, WaitReason)>,
+    hedge: bool,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// With a response of this status.
+    Status(StatusCode),
+    /// With an error of this class.
+    Error(ErrorClass),
+    /// It was dropped before it ended: a hedge that lost, or an attempt in flight when the
+    /// deadline passed.
+    Abandoned,
+}
+
+/// Why a wait before a retry lasted as long as it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// The backoff schedule.
+    Backoff,
+    /// The server's `Retry-After`.
+    RetryAfter,
+    /// The server's `RateLimit-Reset` or `X-RateLimit-Reset`.
+    RateLimitReset,
+    /// The policy's own [`RetryAfter`](crate::policy::Action::RetryAfter).
+    Policy,
+    /// An HTTP/2 server closing in good order: the next attempt went to a new connection at
+    /// once.
+    GracefulShutdown,
+    /// The hedging delay passed with no response: the attempt was a hedge.
+    Hedge,
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::Backoff => "backoff",
+            WaitReason::RetryAfter => "Retry-After",
+            WaitReason::RateLimitReset => "rate-limit reset",
+            WaitReason::Policy => "policy",
+            WaitReason::GracefulShutdown => "graceful shutdown",
+            WaitReason::Hedge => "hedge",
+        })
+    }
+}
+
+impl Attempt {
+    /// How the attempt ended.
+    pub fn ended(&self) -> Ended {
+        self.ended
+    }
+
+    /// The wait before this attempt and why it lasted as long as it did; `None` for the
+    /// first attempt.
+    pub fn waited(&self) -> Option<(Duration, WaitReason)> {
+        self.waited
+    }
+
+    /// Whether the attempt was a hedge, started while an earlier one was still in flight.
+    pub fn is_hedge(&self) -> bool {
+        self.hedge
+    }
+}
 
 impl Attempts {
-    /// `n` attempts.
-    pub fn new(n: u32) -> Self {
-        Attempts(n)
+    /// The record of one attempt that ended with `ended`.
+    pub(crate) fn first(ended: Ended) -> Self {
+        Attempts {
+            first: ended,
+            more: Vec::new(),
+        }
+    }
+
+    /// Adds an attempt, after a wait (or none, for a hedge started at once).
+    pub(crate) fn push(
+        &mut self,
+        ended: Ended,
+        waited: Option<(Duration, WaitReason)>,
+        hedge: bool,
+    ) {
+        self.more.push(Attempt {
+            ended,
+            waited,
+            hedge,
+        });
     }
 
     /// How many attempts were made, the one that produced the response included.
-    pub fn attempts(self) -> u32 {
-        self.0
+    pub fn attempts(&self) -> u32 {
+        1 + self.more.len() as u32
+    }
+
+    /// Attempt `i`, from 0.
+    pub fn get(&self, i: usize) -> Option<Attempt> {
+        match i {
+            0 => Some(Attempt {
+                ended: self.first,
+                waited: None,
+                hedge: false,
+            }),
+            i => self.more.get(i - 1).copied(),
+        }
+    }
+
+    /// The attempts, in the order they started.
+    pub fn iter(&self) -> impl Iterator<Item = Attempt> + '_ {
+        (0..self.attempts() as usize).filter_map(|i| self.get(i))
+    }
+
+    /// The time spent waiting before retries, in all.
+    pub fn waited(&self) -> Duration {
+        self.more
+            .iter()
+            .filter_map(|a| a.waited)
+            .fold(Duration::ZERO, |sum, (wait, _)| sum.saturating_add(wait))
+    }
+
+    /// How many hedges were started.
+    pub fn hedges(&self) -> u32 {
+        self.more.iter().filter(|a| a.hedge).count() as u32
+    }
+
+    /// How many attempts were abandoned: hedges that lost, attempts cut off.
+    pub fn abandoned(&self) -> u32 {
+        self.iter().filter(|a| a.ended == Ended::Abandoned).count() as u32
+    }
+}
+
+impl fmt::Debug for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attempts")
+            .field("attempts", &self.iter().collect::<Vec<_>>())
+            .field("waited", &self.waited())
+            .finish()
     }
 }

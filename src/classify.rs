@@ -63,6 +63,16 @@ pub enum ErrorClass {
     Permanent,
 }
 
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorClass::NeverSent => "never sent",
+            ErrorClass::MaybeProcessed => "maybe processed",
+            ErrorClass::Permanent => "permanent",
+        })
+    }
+}
+
 /// Whether `error` proves the request never reached the server: it is in the
 /// [`NeverSent`](ErrorClass::NeverSent) class.
 ///

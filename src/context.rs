@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response, request, response};
 use sync_wrapper::SyncWrapper;
 use tokio::time::Instant;
 
-use crate::attempts::Attempts;
+use crate::attempts::{Attempts, Ended, WaitReason};
 use crate::body::{Reopen, Reopening, Replay, ReplayBody};
 use crate::classify::classify;
 use crate::config::{Config, after};
@@ -60,6 +60,20 @@ struct Retrying<B> {
     /// The body being made again, then made.
     reopening: Option<SyncWrapper<Reopening<B>>>,
     fresh: Option<B>,
+    /// What happened so far; on the success path the record is made when it is given.
+    record: Option<Attempts>,
+    /// The wait before the attempt in flight, and why, for the record.
+    waited: Option<(Duration, WaitReason)>,
+}
+
+impl<B> Retrying<B> {
+    /// Records how the attempt in flight ended.
+    fn note(&mut self, ended: Ended) {
+        match &mut self.record {
+            None => self.record = Some(Attempts::first(ended)),
+            Some(record) => record.push(ended, self.waited.take(), false),
+        }
+    }
 }
 
 impl<B> Ctx<B> {
@@ -197,21 +211,22 @@ impl<B> Ctx<B> {
             &mut now,
             &mut self.rng,
         );
-        if let Decision::Retry { wait, .. } = decision {
+        if let Decision::Retry { wait, why } = decision {
             let now = now.get();
             // The last check: a retry that will happen is the only one paid for.
-            if self
-                .config
-                .budget
-                .as_ref()
-                .is_some_and(|b| !b.withdraw_at(now))
-            {
+            let budget = self.config.budget.as_ref();
+            if budget.is_some_and(|b| !b.withdraw_at(now)) {
                 decision = Decision::Stop(StopReason::Budget);
             } else {
                 let retry = self.retrying();
+                retry.note(ended(outcome));
                 retry.wait = wait;
+                retry.waited = Some((wait, why));
                 retry.at = after(now, wait);
             }
+        }
+        if let (Decision::Stop(_), Some(retry)) = (decision, self.retry.as_mut()) {
+            retry.note(ended(outcome));
         }
         log(self.attempts, self.config.max_retries, outcome, &decision);
         decision
@@ -307,12 +322,15 @@ impl<B> Ctx<B> {
             }
             Err(error) => {
                 tracing::debug!(attempt = self.attempts, error = %Report::new(&*error), "reopening the body failed");
-                Err(Error::reopen(
-                    &self.head.method,
-                    &self.head.uri,
-                    self.attempts,
-                    error,
-                ))
+                let record = self
+                    .retry
+                    .as_mut()
+                    .and_then(|r| r.record.take())
+                    .expect("a retried request has a record");
+                Err(
+                    Error::reopen(&self.head.method, &self.head.uri, self.attempts, error)
+                        .with_record(record),
+                )
             }
         })
     }
@@ -351,7 +369,9 @@ impl<B> Ctx<B> {
         let result = hook(&mut self.head, &attempt);
         result.map_err(|error| {
             self.replay.finish();
+            let record = self.record(Ended::Abandoned);
             Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
+                .with_record(record)
         })
     }
 
@@ -380,37 +400,55 @@ impl<B> Ctx<B> {
                     }
                     _ => None,
                 };
+                let record = self.record(Ended::Status(response.status()));
                 match exhausted {
-                    Some(error) => error,
+                    Some(error) => (error, record),
                     None => {
-                        response
-                            .extensions_mut()
-                            .insert(Attempts::new(self.attempts));
+                        response.extensions_mut().insert(record);
                         return Ok(response);
                     }
                 }
             }
-            Err(error) => error,
+            Err(error) => {
+                let record = self.record(Ended::Error(classify(&*error)));
+                (error, record)
+            }
         };
-        Err(Error::inner(
-            &self.head.method,
-            &self.head.uri,
-            self.attempts,
-            error,
-        ))
+        let (error, record) = error;
+        Err(
+            Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
+                .with_record(record),
+        )
     }
 
-    /// The error for a request cut off by the deadline.
-    pub(crate) fn deadline_exceeded(&mut self) -> Error {
+    /// The record of the request so far; `last` is how the last attempt ended, when nothing
+    /// has recorded it yet.
+    fn record(&mut self, last: Ended) -> Attempts {
+        self.retry
+            .as_mut()
+            .and_then(|r| r.record.take())
+            .unwrap_or_else(|| Attempts::first(last))
+    }
+
+    /// The error for a request cut off by the deadline; `in_flight` when an attempt was
+    /// under way, which is abandoned.
+    pub(crate) fn deadline_exceeded(&mut self, in_flight: bool) -> Error {
         self.replay.finish();
         let deadline = self.config.deadline.unwrap_or_default();
         tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
+        if in_flight {
+            if let Some(retry) = self.retry.as_mut() {
+                retry.note(Ended::Abandoned);
+            }
+        }
+        let record = self.record(Ended::Abandoned);
         Error::inner(
             &self.head.method,
             &self.head.uri,
             self.attempts,
             DeadlineExceeded::new(deadline).into(),
         )
+        .with_record(record)
     }
 
     /// The error for an inner service that failed to become ready for a retry.
@@ -439,8 +477,18 @@ impl<B> Ctx<B> {
                 reopen: false,
                 reopening: None,
                 fresh: None,
+                record: None,
+                waited: None,
             })
         })
+    }
+}
+
+/// How an attempt ended, for the record.
+fn ended(outcome: Outcome<'_>) -> Ended {
+    match outcome {
+        Outcome::Response(head) => Ended::Status(head.status),
+        Outcome::Error(error) => Ended::Error(classify(error)),
     }
 }
 
@@ -448,20 +496,20 @@ impl<B> Ctx<B> {
 fn log(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision: &Decision) {
     let left = max_retries.saturating_sub(attempt);
     match (decision, outcome) {
-        (Decision::Retry { wait, from }, Outcome::Response(head)) => tracing::debug!(
+        (Decision::Retry { wait, why }, Outcome::Response(head)) => tracing::debug!(
             attempt,
             status = head.status.as_u16(),
             wait = ?wait,
-            wait_from = %from,
+            wait_from = %why,
             retries_left = left,
             "retrying",
         ),
-        (Decision::Retry { wait, from }, Outcome::Error(error)) => tracing::debug!(
+        (Decision::Retry { wait, why }, Outcome::Error(error)) => tracing::debug!(
             attempt,
             error = %Report::new(error),
             class = ?classify(error),
             wait = ?wait,
-            wait_from = %from,
+            wait_from = %why,
             retries_left = left,
             "retrying",
         ),

@@ -5,12 +5,12 @@
 //! retry future only applies it: the budget, paid last, is the one side effect of a retry
 //! decided.
 
-use std::fmt;
 use std::time::Duration;
 
 use http::request;
 use tokio::time::Instant;
 
+use crate::attempts::WaitReason;
 use crate::classify;
 use crate::config::{Config, after};
 use crate::policy::{Action, Attempt, Outcome, StopReason};
@@ -40,30 +40,6 @@ pub(crate) enum BodyState {
     Spent,
 }
 
-/// Where a wait comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WaitFrom {
-    /// The backoff schedule.
-    Backoff,
-    /// The server: `Retry-After` or a rate-limit header.
-    Server,
-    /// The policy's own [`Action::RetryAfter`].
-    Policy,
-    /// An HTTP/2 server closing in good order: a new connection is tried at once.
-    GracefulShutdown,
-}
-
-impl fmt::Display for WaitFrom {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WaitFrom::Backoff => "backoff",
-            WaitFrom::Server => "server",
-            WaitFrom::Policy => "policy",
-            WaitFrom::GracefulShutdown => "goaway",
-        })
-    }
-}
-
 /// The current time, read from the clock the first time it is needed: a request that is
 /// not retried does not read it again.
 #[derive(Clone, Copy, Debug)]
@@ -90,7 +66,7 @@ impl Now {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// Retry after `wait`, unless the budget refuses.
-    Retry { wait: Duration, from: WaitFrom },
+    Retry { wait: Duration, why: WaitReason },
     /// Give the outcome to the caller.
     Stop(StopReason),
 }
@@ -127,22 +103,25 @@ pub(crate) fn decide(
     if history.body == BodyState::Spent {
         return stop(StopReason::BodyNotReplayable);
     }
-    let (wait, from) = match (action, outcome) {
-        (Action::RetryAfter(wait), _) => (wait, WaitFrom::Policy),
+    let (wait, why) = match (action, outcome) {
+        (Action::RetryAfter(wait), _) => (wait, WaitReason::Policy),
         (_, Outcome::Error(error)) if classify::is_graceful_shutdown(error) => {
-            (Duration::ZERO, WaitFrom::GracefulShutdown)
+            (Duration::ZERO, WaitReason::GracefulShutdown)
         }
         (_, Outcome::Response(head)) => match config.server_waits.requested(head) {
-            Some(Ok(wait)) => (wait, WaitFrom::Server),
+            Some(Ok(asked)) => asked,
             Some(Err(too_long)) => return stop(StopReason::ServerWaitTooLong(too_long)),
-            None => (backoff(config, history, Some(head), rng), WaitFrom::Backoff),
+            None => (
+                backoff(config, history, Some(head), rng),
+                WaitReason::Backoff,
+            ),
         },
-        (_, Outcome::Error(_)) => (backoff(config, history, None, rng), WaitFrom::Backoff),
+        (_, Outcome::Error(_)) => (backoff(config, history, None, rng), WaitReason::Backoff),
     };
     if history.deadline.is_some_and(|d| after(now.get(), wait) > d) {
         return stop(StopReason::Deadline);
     }
-    Decision::Retry { wait, from }
+    Decision::Retry { wait, why }
 }
 
 fn backoff(
@@ -231,8 +210,8 @@ mod tests {
         )
     }
 
-    fn retry(wait: Duration, from: WaitFrom) -> Decision {
-        Decision::Retry { wait, from }
+    fn retry(wait: Duration, why: WaitReason) -> Decision {
+        Decision::Retry { wait, why }
     }
 
     #[test]
@@ -241,11 +220,11 @@ mod tests {
         let outcome = Outcome::Response(&head);
         assert_eq!(
             run(&c, &get(), outcome, &history(1)),
-            retry(SECOND, WaitFrom::Backoff)
+            retry(SECOND, WaitReason::Backoff)
         );
         assert_eq!(
             run(&c, &get(), outcome, &history(4)),
-            retry(SECOND, WaitFrom::Backoff)
+            retry(SECOND, WaitReason::Backoff)
         );
         assert_eq!(
             run(&c, &get(), outcome, &history(5)),
@@ -265,7 +244,7 @@ mod tests {
         let seven = asks("7");
         assert_eq!(
             run(&c, &get(), Outcome::Response(&seven), &history(1)),
-            retry(7 * SECOND, WaitFrom::Server)
+            retry(7 * SECOND, WaitReason::RetryAfter)
         );
         let hours = asks("3600");
         assert_eq!(
@@ -279,7 +258,7 @@ mod tests {
         };
         assert_eq!(
             run(&c, &get(), Outcome::Response(&hours), &history(1)),
-            retry(Duration::from_millis(5), WaitFrom::Policy)
+            retry(Duration::from_millis(5), WaitReason::Policy)
         );
     }
 
@@ -291,7 +270,7 @@ mod tests {
         h.deadline = Some(h.started + SECOND);
         assert_eq!(
             run(&c, &get(), Outcome::Response(&head), &h),
-            retry(SECOND, WaitFrom::Backoff)
+            retry(SECOND, WaitReason::Backoff)
         );
         h.deadline = Some(h.started + SECOND / 2);
         assert_eq!(
@@ -313,7 +292,7 @@ mod tests {
         h.body = BodyState::Reopenable;
         assert_eq!(
             run(&c, &get(), Outcome::Response(&head), &h),
-            retry(SECOND, WaitFrom::Backoff)
+            retry(SECOND, WaitReason::Backoff)
         );
     }
 
@@ -327,7 +306,7 @@ mod tests {
         };
         assert_eq!(
             run(&never, &post(), Outcome::Error(&refused), &history(1)),
-            retry(SECOND, WaitFrom::Backoff)
+            retry(SECOND, WaitReason::Backoff)
         );
         assert_eq!(
             run(&never, &get(), Outcome::Error(&reset), &history(1)),
@@ -354,7 +333,7 @@ mod tests {
         );
         assert_eq!(
             run(&c, &post(), Outcome::Response(&unavailable), &history(1)),
-            retry(SECOND, WaitFrom::Backoff)
+            retry(SECOND, WaitReason::Backoff)
         );
         let status = StatusCode::from_u16(501).unwrap();
         let not_implemented = response(status.as_u16(), &[]);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::Method;
 
+use crate::attempts::Attempts;
 use crate::redact::Redacted;
 
 /// A type-erased error, as tower and hyper use.
@@ -28,6 +29,7 @@ struct Inner {
     kind: Kind,
     request: Option<(Method, String)>,
     attempts: u32,
+    record: Option<Attempts>,
     source: BoxError,
 }
 
@@ -74,14 +76,26 @@ impl Error {
                 kind,
                 request: request.map(|(m, u)| (m.clone(), Redacted(u).to_string())),
                 attempts,
+                record: None,
                 source,
             }),
         }
     }
 
+    pub(crate) fn with_record(mut self, record: Attempts) -> Self {
+        self.inner.record = Some(record);
+        self
+    }
+
     /// How many attempts were made (sent to the inner service) before giving up.
     pub fn attempts(&self) -> u32 {
         self.inner.attempts
+    }
+
+    /// What happened to the request, attempt by attempt, when it got as far as an attempt:
+    /// the same record a response carries as an extension.
+    pub fn record(&self) -> Option<&Attempts> {
+        self.inner.record.as_ref()
     }
 
     /// The request's method, when the error is about a request.

@@ -175,7 +175,7 @@ where
                             if ctx.past_deadline() {
                                 // Dropping the attempt's future cuts it off.
                                 this.state.set(State::Done);
-                                return Poll::Ready(Err(ctx.deadline_exceeded()));
+                                return Poll::Ready(Err(ctx.deadline_exceeded(true)));
                             }
                             let timeout = ctx.config.attempt_timeout.unwrap_or_default();
                             Err(AttemptTimedOut::new(timeout).into())
@@ -245,7 +245,7 @@ where
                                 return Poll::Pending;
                             }
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(ctx.deadline_exceeded()));
+                            return Poll::Ready(Err(ctx.deadline_exceeded(false)));
                         }
                     };
                     if let Err(error) = made {
@@ -263,7 +263,7 @@ where
                                 return Poll::Pending;
                             }
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(ctx.deadline_exceeded()));
+                            return Poll::Ready(Err(ctx.deadline_exceeded(false)));
                         }
                     };
                     if let Err(error) = ready {

@@ -233,7 +233,7 @@ mod redact;
 mod rng;
 mod service;
 
-pub use attempts::Attempts;
+pub use attempts::{Attempt, Attempts, Ended, WaitReason};
 pub use body::ReplayBody;
 pub use config::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES};
 pub use error::{

@@ -31,6 +31,8 @@ use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::response;
 
+use crate::attempts::WaitReason;
+
 /// The `RateLimit-Reset` header of the IETF rate-limit headers draft.
 pub static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
@@ -144,9 +146,12 @@ impl ServerWaits {
         self.max
     }
 
-    /// The wait the response with `head` asks for, if these settings honour one: `Ok`
-    /// within the cap, `Err` with the wait asked for above it.
-    pub(crate) fn requested(&self, head: &response::Parts) -> Option<Result<Duration, Duration>> {
+    /// The wait the response with `head` asks for, and the header that asked, if these
+    /// settings honour one: `Ok` within the cap, `Err` with the wait asked for above it.
+    pub(crate) fn requested(
+        &self,
+        head: &response::Parts,
+    ) -> Option<Result<(Duration, WaitReason), Duration>> {
         let honoured = match self.statuses {
             Statuses::Any => true,
             Statuses::RateLimited => {
@@ -158,8 +163,13 @@ impl ServerWaits {
         if !honoured {
             return None;
         }
-        let wait = requested_wait(&head.headers, &*self.wall_clock, self.rate_limit_headers)?;
-        Some(if wait > self.max { Err(wait) } else { Ok(wait) })
+        let (wait, reason) =
+            requested_wait(&head.headers, &*self.wall_clock, self.rate_limit_headers)?;
+        Some(if wait > self.max {
+            Err(wait)
+        } else {
+            Ok((wait, reason))
+        })
     }
 }
 
@@ -214,12 +224,12 @@ fn requested_wait(
     headers: &HeaderMap,
     now: impl Fn() -> SystemTime,
     rate_limit_headers: bool,
-) -> Option<Duration> {
+) -> Option<(Duration, WaitReason)> {
     if let Some(wait) = headers
         .get(RETRY_AFTER)
         .and_then(|v| parse_retry_after(v, now()))
     {
-        return Some(wait);
+        return Some((wait, WaitReason::RetryAfter));
     }
     if !rate_limit_headers {
         return None;
@@ -231,6 +241,7 @@ fn requested_wait(
                 .get(name)
                 .and_then(|v| parse_rate_limit_reset(v, now()))
         })
+        .map(|wait| (wait, WaitReason::RateLimitReset))
 }
 
 /// `1*DIGIT`, saturating instead of overflowing.
@@ -353,14 +364,15 @@ mod tests {
     #[test]
     fn server_waits_honour_the_statuses_and_headers_they_are_set_for() {
         let waits = ServerWaits::new().wall_clock(now);
-        let secs = |s| Some(Ok(Duration::from_secs(s)));
+        let secs = |s| Some(Ok((Duration::from_secs(s), WaitReason::RetryAfter)));
+        let reset = |s| Some(Ok((Duration::from_secs(s), WaitReason::RateLimitReset)));
         assert_eq!(
             waits.requested(&head(502, &[("retry-after", "7")])),
             secs(7)
         );
         assert_eq!(
             waits.requested(&head(503, &[("x-ratelimit-reset", "9")])),
-            secs(9)
+            reset(9)
         );
         assert_eq!(waits.requested(&head(503, &[])), None);
 
@@ -387,7 +399,7 @@ mod tests {
         );
         assert_eq!(
             waits.requested(&head(503, &[("retry-after", "60")])),
-            Some(Ok(Duration::from_secs(60)))
+            Some(Ok((Duration::from_secs(60), WaitReason::RetryAfter)))
         );
     }
 
@@ -395,26 +407,21 @@ mod tests {
     fn retry_after_wins_over_rate_limit_headers() {
         let mut headers = HeaderMap::new();
         headers.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from_static("9"));
-        assert_eq!(
-            requested_wait(&headers, now, true),
-            Some(Duration::from_secs(9))
-        );
+        let wait = |headers: &HeaderMap| requested_wait(headers, now, true).map(|(w, _)| w);
+        assert_eq!(wait(&headers), Some(Duration::from_secs(9)));
         assert_eq!(requested_wait(&headers, now, false), None);
         headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from_static("8"));
-        assert_eq!(
-            requested_wait(&headers, now, true),
-            Some(Duration::from_secs(8))
-        );
+        assert_eq!(wait(&headers), Some(Duration::from_secs(8)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(
             requested_wait(&headers, now, true),
-            Some(Duration::from_secs(3))
+            Some((Duration::from_secs(3), WaitReason::RetryAfter))
         );
         // A malformed Retry-After falls through to the next header.
         headers.insert(RETRY_AFTER, HeaderValue::from_static("later"));
         assert_eq!(
             requested_wait(&headers, now, true),
-            Some(Duration::from_secs(8))
+            Some((Duration::from_secs(8), WaitReason::RateLimitReset))
         );
     }
 }
