@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
 use tokio::time::Instant;
+
+use http::HeaderName;
 
 use crate::backoff::Backoff;
 use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
@@ -65,18 +66,6 @@ impl Default for Config {
             retry_unprocessed: true,
             attempt_header: None,
             hooks: Hooks::default(),
-        }
-    }
-}
-
-impl Config {
-    /// When an attempt started at `now` must end: at the attempt timeout, or at `deadline`
-    /// if that comes first.
-    pub(crate) fn attempt_ends(&self, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
-        let timeout = self.attempt_timeout.map(|t| after(now, t));
-        match (timeout, deadline) {
-            (Some(t), Some(d)) => Some(t.min(d)),
-            (t, d) => t.or(d),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::classify::classify;
 use crate::config::{Config, after};
 use crate::decide::{BodyState, Decision, History, Now, decide};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
+use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, StopReason};
 use crate::rng::Rng;
 
@@ -30,6 +31,8 @@ pub(crate) enum Next<R> {
 /// Everything about the request that does not need pinning.
 pub(crate) struct Ctx<B> {
     pub(crate) config: Arc<Config>,
+    /// The request's own settings, in place of the layer's.
+    overrides: Option<Box<RetryOverride>>,
     /// The caller's request head: every attempt starts from a copy of it.
     head: request::Parts,
     replay: Replay<B>,
@@ -93,31 +96,61 @@ impl<B> Ctx<B> {
         }
         // NOTE: most requests carry no extension at all; looking one up costs more than
         // asking that.
-        let reopen = if head.extensions.is_empty() {
-            None
+        let (reopen, overrides) = if head.extensions.is_empty() {
+            (None, None)
         } else {
-            head.extensions.remove::<Reopen<B>>()
+            (
+                head.extensions.remove::<Reopen<B>>(),
+                head.extensions.remove::<RetryOverride>().map(Box::new),
+            )
         };
-        // With no retry to come, nothing is kept.
-        let cap = (config.max_retries > 0).then_some(config.replay_limit);
-        let (body, replay) = ReplayBody::new(body, cap, config.memory.clone());
-        let ctx = Ctx {
-            deadline: config.deadline.map(|d| after(now, d)),
+        let mut ctx = Ctx {
+            deadline: None,
             config,
+            overrides,
             head,
-            replay,
+            replay: Replay::empty(),
             reopen,
             attempts: 1,
             started: now,
             rng: None,
             retry: None,
         };
+        ctx.deadline = ctx.deadline_after().map(|d| after(now, d));
+        // With no retry to come, nothing is kept.
+        let cap = (ctx.max_retries() > 0).then_some(ctx.config.replay_limit);
+        let (body, replay) = ReplayBody::new(body, cap, ctx.config.memory.clone());
+        ctx.replay = replay;
         (ctx, body)
     }
 
     /// The number of the attempt in flight or last made, from 1.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// The retries this request may make.
+    fn max_retries(&self) -> u32 {
+        self.overrides
+            .as_ref()
+            .and_then(|o| o.max_retries)
+            .unwrap_or(self.config.max_retries)
+    }
+
+    /// This request's attempt timeout, if it has one.
+    pub(crate) fn attempt_timeout(&self) -> Option<Duration> {
+        self.overrides
+            .as_ref()
+            .and_then(|o| o.attempt_timeout)
+            .or(self.config.attempt_timeout)
+    }
+
+    /// This request's deadline, from its start, if it has one.
+    fn deadline_after(&self) -> Option<Duration> {
+        self.overrides
+            .as_ref()
+            .and_then(|o| o.deadline)
+            .or(self.config.deadline)
     }
 
     /// The caller's request head.
@@ -151,7 +184,11 @@ impl<B> Ctx<B> {
 
     /// When the current attempt, started at `now`, must end, if ever.
     pub(crate) fn attempt_ends(&self, now: Instant) -> Option<Instant> {
-        self.config.attempt_ends(now, self.deadline)
+        let timeout = self.attempt_timeout().map(|t| after(now, t));
+        match (timeout, self.deadline) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        }
     }
 
     /// Applies the decision after an attempt to its outcome.
@@ -195,6 +232,7 @@ impl<B> Ctx<B> {
         };
         let history = History {
             attempts: self.attempts,
+            max_retries: self.max_retries(),
             started: self.started,
             deadline: self.deadline,
             previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
@@ -203,8 +241,13 @@ impl<B> Ctx<B> {
         // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
         // when it starts.
         let mut now = Now::lazy();
+        let policy = match self.overrides.as_ref().and_then(|o| o.policy.as_deref()) {
+            Some(policy) => policy,
+            None => &*self.config.policy,
+        };
         let mut decision = decide(
             &self.config,
+            policy,
             &self.head,
             outcome,
             &history,
@@ -228,7 +271,7 @@ impl<B> Ctx<B> {
         if let (Decision::Stop(_), Some(retry)) = (decision, self.retry.as_mut()) {
             retry.note(ended(outcome));
         }
-        log(self.attempts, self.config.max_retries, outcome, &decision);
+        log(self.attempts, self.max_retries(), outcome, &decision);
         decision
     }
 
@@ -342,7 +385,7 @@ impl<B> Ctx<B> {
         let body = match self.retry.as_mut().and_then(|r| r.fresh.take()) {
             Some(fresh) => ReplayBody::fresh(fresh),
             None => {
-                if self.attempts > self.config.max_retries {
+                if self.attempts > self.max_retries() {
                     // No attempt follows this one: its body need not keep anything.
                     self.replay.last_attempt();
                 }
@@ -434,7 +477,7 @@ impl<B> Ctx<B> {
     /// under way, which is abandoned.
     pub(crate) fn deadline_exceeded(&mut self, in_flight: bool) -> Error {
         self.replay.finish();
-        let deadline = self.config.deadline.unwrap_or_default();
+        let deadline = self.deadline_after().unwrap_or_default();
         tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
         if in_flight {
             if let Some(retry) = self.retry.as_mut() {

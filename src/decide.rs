@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::attempts::WaitReason;
 use crate::classify;
 use crate::config::{Config, after};
-use crate::policy::{Action, Attempt, Outcome, StopReason};
+use crate::policy::{Action, Attempt, Outcome, Policy, StopReason};
 use crate::rng::Rng;
 
 /// What the layer knows of a request when it decides.
@@ -21,6 +21,8 @@ use crate::rng::Rng;
 pub(crate) struct History {
     /// The attempts made, the last included.
     pub(crate) attempts: u32,
+    /// The retries the request may make.
+    pub(crate) max_retries: u32,
     pub(crate) started: Instant,
     pub(crate) deadline: Option<Instant>,
     /// The wait before the last attempt; zero before the first retry.
@@ -76,6 +78,7 @@ pub(crate) enum Decision {
 #[inline]
 pub(crate) fn decide(
     config: &Config,
+    policy: &dyn Policy,
     request: &request::Parts,
     outcome: Outcome<'_>,
     history: &History,
@@ -83,7 +86,7 @@ pub(crate) fn decide(
     rng: &mut Option<Rng>,
 ) -> Decision {
     let attempt = Attempt::started_at(request, Some(outcome), history.attempts, history.started);
-    let action = match (config.policy.decide(&attempt), outcome) {
+    let action = match (policy.decide(&attempt), outcome) {
         // A request the server provably never saw is safe to retry, whatever the policy
         // was written for.
         (Action::Stop, Outcome::Error(error))
@@ -97,7 +100,7 @@ pub(crate) fn decide(
     if action == Action::Stop {
         return stop(StopReason::Policy);
     }
-    if history.attempts > config.max_retries {
+    if history.attempts > history.max_retries {
         return stop(StopReason::Exhausted);
     }
     if history.body == BodyState::Spent {
@@ -186,6 +189,7 @@ mod tests {
     fn history(attempts: u32) -> History {
         History {
             attempts,
+            max_retries: 4,
             started: Instant::now(),
             deadline: None,
             previous_wait: Duration::ZERO,
@@ -202,6 +206,7 @@ mod tests {
         let mut now = Now::at(h.started);
         decide(
             config,
+            &*config.policy,
             request,
             outcome,
             h,

@@ -167,8 +167,7 @@ where
                     let outcome = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => {
-                            let timed =
-                                ctx.deadline.is_some() || ctx.config.attempt_timeout.is_some();
+                            let timed = ctx.deadline.is_some() || ctx.attempt_timeout().is_some();
                             if !timed || poll_timer(this.timer.as_mut(), cx).is_pending() {
                                 return Poll::Pending;
                             }
@@ -177,7 +176,7 @@ where
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(ctx.deadline_exceeded(true)));
                             }
-                            let timeout = ctx.config.attempt_timeout.unwrap_or_default();
+                            let timeout = ctx.attempt_timeout().unwrap_or_default();
                             Err(AttemptTimedOut::new(timeout).into())
                         }
                     };

@@ -128,6 +128,9 @@
 //! - **Someone is waiting.** Bound the whole request with [`RetryLayer::deadline`] (what the
 //!   caller can wait) and each attempt with [`RetryLayer::attempt_timeout`] (what a healthy
 //!   upstream needs). No wait is started that would end after the deadline.
+//! - **Requests differ.** One client serves many kinds of request: put a
+//!   [`RetryOverride`] in a request's extensions to give it its own retries, deadline,
+//!   attempt timeout or policy (`RetryOverride::never()` for a health check).
 //! - **Batch work.** More retries and a longer cap (`Backoff::exponential(1 s, 5 min)`) ride out
 //!   longer outages; keep the budget, or give the job its own [`Budget`](budget::Budget).
 //! - **Writes.** Send an `Idempotency-Key` with `POST` and `PATCH` when the server supports
@@ -229,6 +232,7 @@ mod decide;
 mod error;
 mod hooks;
 mod layer;
+mod overrides;
 mod redact;
 mod rng;
 mod service;
@@ -240,4 +244,5 @@ pub use error::{
     AttemptTimedOut, BoxError, ConfigError, DeadlineExceeded, Error, Report, UnexpectedStatus,
 };
 pub use layer::RetryLayer;
+pub use overrides::RetryOverride;
 pub use service::Retry;

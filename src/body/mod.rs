@@ -524,6 +524,14 @@ impl<B> fmt::Debug for ReplayBody<B> {
 }
 
 impl<B> Replay<B> {
+    /// The handle of an empty body.
+    pub(crate) fn empty() -> Self {
+        Replay {
+            shared: None,
+            finished: true,
+        }
+    }
+
     /// Makes the body of a later attempt.
     ///
     /// Call it only when [`poll_released`](Self::poll_released) is ready: the new body is
