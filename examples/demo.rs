@@ -8,8 +8,9 @@
 //! HTTP/2 with prior knowledge. It fails on purpose: 502, 502, then 503 with
 //! `Retry-After: 1`, then 200 for the GET; a dropped connection for the second GET; a 502
 //! for the POSTs; over HTTP/2, a POST whose stream it refuses (`RST_STREAM` with
-//! `REFUSED_STREAM`: the server says it did not process it). A hyper-util client wrapped in
-//! `RetryLayer` sends five requests, and prints, for each, what the layer recorded: every
+//! `REFUSED_STREAM`: the server says it did not process it); a GET it stalls for 2 s the first
+//! time, which a hedge answers. A hyper-util client wrapped in `RetryLayer` sends six
+//! requests, and prints, for each, what the layer recorded: every
 //! attempt, how it ended, how long the layer waited before it and why (the `Attempts`
 //! record every response and error carries).
 
@@ -24,7 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retryable_http::backoff::{Backoff, Jitter};
-use retryable_http::{Attempts, Ended, RetryLayer};
+use retryable_http::{Attempts, Ended, Hedge, RetryLayer};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
@@ -46,6 +47,11 @@ async fn main() -> Result<(), BoxError> {
             .http2_only(true)
             .build_http(),
     );
+    // The same, hedging: a second attempt when the first has not answered within 100 ms.
+    let hedged = layer
+        .clone()
+        .hedge(Hedge::after(Duration::from_millis(100)))
+        .layer(Client::builder(TokioExecutor::new()).build_http());
 
     let started = Instant::now();
     let mut summary = Vec::new();
@@ -77,6 +83,10 @@ async fn main() -> Result<(), BoxError> {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(r#"{"item":"pen","qty":2}"#)))?,
         ),
+        (
+            "hedged GET: the first attempt stalls, a hedge after 100 ms answers",
+            Request::get(format!("http://{upstream}/slow")).body(Full::new(Bytes::new()))?,
+        ),
     ];
     for (title, request) in scenarios {
         println!("{title}");
@@ -88,7 +98,11 @@ async fn main() -> Result<(), BoxError> {
             if over_http2 { " (HTTP/2)" } else { "" }
         );
         let start = Instant::now();
-        let client = if over_http2 { &http2 } else { &http1 };
+        let client = match request.uri().path() {
+            "/slow" => &hedged,
+            _ if over_http2 => &http2,
+            _ => &http1,
+        };
         let response = client.clone().oneshot(request).await?;
         let elapsed = start.elapsed();
         let status = response.status();
@@ -193,6 +207,11 @@ async fn answer(
         // hyper resets the stream with the reason of the h2 error its service returns.
         ("/h2/orders", 1) => return Err(h2::Error::from(h2::Reason::REFUSED_STREAM).into()),
         ("/h2/orders", _) => reply(StatusCode::CREATED, "order created over HTTP/2"),
+        ("/slow", 1) => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            reply(StatusCode::OK, "late")
+        }
+        ("/slow", _) => reply(StatusCode::OK, "answered by the hedge"),
         _ => reply(StatusCode::NOT_FOUND, "no such path"),
     })
 }

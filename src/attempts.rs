@@ -97,7 +97,8 @@ pub enum WaitReason {
     /// An HTTP/2 server closing in good order: the next attempt went to a new connection at
     /// once.
     GracefulShutdown,
-    /// The hedging delay passed with no response: the attempt was a hedge.
+    /// Hedging: the hedging delay or an attempt timeout passed with no response, or an
+    /// earlier attempt failed and the next started at once.
     Hedge,
 }
 
@@ -153,6 +154,14 @@ impl Attempts {
             waited,
             hedge,
         });
+    }
+
+    /// Sets how attempt `i`, from 0, ended.
+    pub(crate) fn set_ended(&mut self, i: usize, ended: Ended) {
+        match i {
+            0 => self.first = ended,
+            i => self.more[i - 1].ended = ended,
+        }
     }
 
     /// How many attempts were made, the one that produced the response included.

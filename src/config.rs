@@ -11,6 +11,7 @@ use http::HeaderName;
 use crate::backoff::Backoff;
 use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
 use crate::budget::Budget;
+use crate::hedge::Hedge;
 use crate::hooks::Hooks;
 use crate::policy::{Policy, StandardPolicy};
 use crate::retry_after::ServerWaits;
@@ -47,6 +48,7 @@ pub(crate) struct Config {
     pub(crate) retry_unprocessed: bool,
     pub(crate) attempt_header: Option<HeaderName>,
     pub(crate) hooks: Hooks,
+    pub(crate) hedge: Option<Hedge>,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             retry_unprocessed: true,
             attempt_header: None,
             hooks: Hooks::default(),
+            hedge: None,
         }
     }
 }
@@ -86,6 +89,7 @@ impl fmt::Debug for Config {
             .field("retry_unprocessed", &self.retry_unprocessed)
             .field("attempt_header", &self.attempt_header)
             .field("hooks", &self.hooks)
+            .field("hedge", &self.hedge)
             .finish_non_exhaustive()
     }
 }

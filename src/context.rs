@@ -16,8 +16,9 @@ use crate::classify::classify;
 use crate::config::{Config, after};
 use crate::decide::{BodyState, Decision, History, Now, decide};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
+use crate::hedge::Hedge;
 use crate::overrides::RetryOverride;
-use crate::policy::{Attempt, Outcome, StopReason};
+use crate::policy::{Attempt, Outcome, Policy, StopReason};
 use crate::rng::Rng;
 
 /// What happens to an attempt's outcome.
@@ -104,23 +105,23 @@ impl<B> Ctx<B> {
                 head.extensions.remove::<RetryOverride>().map(Box::new),
             )
         };
-        let mut ctx = Ctx {
-            deadline: None,
+        let deadline = deadline_of(&config, overrides.as_deref());
+        // With no retry to come, nothing is kept.
+        let cap =
+            (max_retries_of(&config, overrides.as_deref()) > 0).then_some(config.replay_limit);
+        let (body, replay) = ReplayBody::new(body, cap, config.memory.clone());
+        let ctx = Ctx {
+            deadline: deadline.map(|d| after(now, d)),
             config,
             overrides,
             head,
-            replay: Replay::empty(),
+            replay,
             reopen,
             attempts: 1,
             started: now,
             rng: None,
             retry: None,
         };
-        ctx.deadline = ctx.deadline_after().map(|d| after(now, d));
-        // With no retry to come, nothing is kept.
-        let cap = (ctx.max_retries() > 0).then_some(ctx.config.replay_limit);
-        let (body, replay) = ReplayBody::new(body, cap, ctx.config.memory.clone());
-        ctx.replay = replay;
         (ctx, body)
     }
 
@@ -131,10 +132,7 @@ impl<B> Ctx<B> {
 
     /// The retries this request may make.
     fn max_retries(&self) -> u32 {
-        self.overrides
-            .as_ref()
-            .and_then(|o| o.max_retries)
-            .unwrap_or(self.config.max_retries)
+        max_retries_of(&self.config, self.overrides.as_deref())
     }
 
     /// This request's attempt timeout, if it has one.
@@ -147,10 +145,7 @@ impl<B> Ctx<B> {
 
     /// This request's deadline, from its start, if it has one.
     fn deadline_after(&self) -> Option<Duration> {
-        self.overrides
-            .as_ref()
-            .and_then(|o| o.deadline)
-            .or(self.config.deadline)
+        deadline_of(&self.config, self.overrides.as_deref())
     }
 
     /// The caller's request head.
@@ -237,17 +232,14 @@ impl<B> Ctx<B> {
             deadline: self.deadline,
             previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
             body,
+            hedging: false,
         };
         // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
         // when it starts.
         let mut now = Now::lazy();
-        let policy = match self.overrides.as_ref().and_then(|o| o.policy.as_deref()) {
-            Some(policy) => policy,
-            None => &*self.config.policy,
-        };
         let mut decision = decide(
             &self.config,
-            policy,
+            policy(&self.config, &self.overrides),
             &self.head,
             outcome,
             &history,
@@ -509,6 +501,154 @@ impl<B> Ctx<B> {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// This request's hedge, if it is hedged: the layer hedges, a retry is allowed, the
+    /// policy treats the request as idempotent (or the hedge's own rule admits it), and its
+    /// body can be replayed from memory.
+    pub(crate) fn hedge(&self) -> Option<&Hedge> {
+        let hedge = self.config.hedge.as_ref()?;
+        if self.max_retries() == 0 || self.reopen.is_some() || !self.replay.is_replayable() {
+            return None;
+        }
+        let policy = policy(&self.config, &self.overrides);
+        hedge
+            .admits(&self.head, || policy.treats_as_idempotent(&self.head))
+            .then_some(hedge)
+    }
+
+    /// The delay before attempt `n` of a hedged request.
+    pub(crate) fn hedge_delay(&self, n: u32) -> Duration {
+        self.config
+            .hedge
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.delay(n))
+    }
+
+    /// When the request started.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The attempts a hedged request may make in all.
+    pub(crate) fn hedged_attempts(&self, hedge: &Hedge) -> u32 {
+        hedge.max().min(self.max_retries().saturating_add(1))
+    }
+
+    /// Runs the response hook on attempt `number` of a hedged request, and decides what
+    /// follows its outcome when `started` attempts of at most `max` have started. Nothing
+    /// is paid from the budget here: an attempt is paid for when it starts.
+    pub(crate) fn decide_hedged(
+        &mut self,
+        number: u32,
+        started: u32,
+        max: u32,
+        outcome: Outcome<'_>,
+    ) -> Decision {
+        if let (Some(hook), Outcome::Response(_)) = (&self.config.hooks.on_response, outcome) {
+            hook(&Attempt::started_at(
+                &self.head,
+                Some(outcome),
+                number,
+                self.started,
+            ));
+        }
+        self.judge_hedged(number, started, max, outcome)
+    }
+
+    fn judge_hedged(
+        &mut self,
+        number: u32,
+        started: u32,
+        max: u32,
+        outcome: Outcome<'_>,
+    ) -> Decision {
+        let history = History {
+            attempts: started,
+            max_retries: max.saturating_sub(1),
+            started: self.started,
+            deadline: self.deadline,
+            previous_wait: Duration::ZERO,
+            body: if self.replay.is_replayable() {
+                BodyState::Replayable
+            } else {
+                BodyState::Spent
+            },
+            hedging: true,
+        };
+        let decision = decide(
+            &self.config,
+            policy(&self.config, &self.overrides),
+            &self.head,
+            outcome,
+            &history,
+            &mut Now::lazy(),
+            &mut self.rng,
+        );
+        log(number, max.saturating_sub(1), outcome, &decision);
+        decision
+    }
+
+    /// The body of a hedged attempt: see [`Replay::poll_concurrent_body`].
+    pub(crate) fn poll_concurrent_body(&self, cx: &mut Context<'_>) -> Poll<Option<ReplayBody<B>>> {
+        self.replay.poll_concurrent_body(cx)
+    }
+
+    /// Pays for an attempt after the first from the budget; `false` when it refuses.
+    pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
+        self.config
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.withdraw_at(now))
+    }
+
+    /// Runs the prepare-retry hook before an attempt of a hedged request that follows
+    /// `last`, an outcome that is retried.
+    pub(crate) fn prepare_hedged(&mut self, last: Outcome<'_>) -> Result<(), BoxError> {
+        let Some(hook) = &self.config.hooks.prepare_retry else {
+            return Ok(());
+        };
+        let before = self.head.clone();
+        let attempt = Attempt::started_at(&before, Some(last), self.attempts, self.started);
+        hook(&mut self.head, &attempt)
+    }
+
+    /// The request of attempt `number` of a hedged request, with `body`.
+    pub(crate) fn hedged_request(
+        &mut self,
+        number: u32,
+        body: ReplayBody<B>,
+    ) -> Request<ReplayBody<B>> {
+        self.attempts = number;
+        tracing::trace!(attempt = number, "sending");
+        self.attempt_request(body)
+    }
+
+    /// The caller's output when a hedged request ends with `outcome`; `record` says what
+    /// happened to every attempt.
+    pub(crate) fn give_back_hedged<R>(
+        &mut self,
+        record: Attempts,
+        outcome: Result<Response<R>, BoxError>,
+        reason: StopReason,
+    ) -> Result<Response<R>, Error> {
+        self.retrying().record = Some(record);
+        self.give_back(outcome, reason)
+    }
+
+    /// The error that ends a hedged request early: the deadline passed, or the prepare-retry
+    /// hook failed (`Some(error)`).
+    pub(crate) fn fail_hedged(&mut self, record: Attempts, error: Option<BoxError>) -> Error {
+        self.retrying().record = Some(record);
+        match error {
+            None => self.deadline_exceeded(false),
+            Some(error) => {
+                self.replay.finish();
+                let record = self.record(Ended::Abandoned);
+                Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
+                    .with_record(record)
+            }
+        }
+    }
+
     /// The retry state, made on first use.
     fn retrying(&mut self) -> &mut Retrying<B> {
         let started = self.started;
@@ -524,6 +664,26 @@ impl<B> Ctx<B> {
                 waited: None,
             })
         })
+    }
+}
+
+/// The retries a request may make: its own setting, or the layer's.
+fn max_retries_of(config: &Config, overrides: Option<&RetryOverride>) -> u32 {
+    overrides
+        .and_then(|o| o.max_retries)
+        .unwrap_or(config.max_retries)
+}
+
+/// A request's deadline from its start: its own, or the layer's, if either has one.
+fn deadline_of(config: &Config, overrides: Option<&RetryOverride>) -> Option<Duration> {
+    overrides.and_then(|o| o.deadline).or(config.deadline)
+}
+
+/// The policy of a request: its own, or the layer's.
+fn policy<'a>(config: &'a Config, overrides: &'a Option<Box<RetryOverride>>) -> &'a dyn Policy {
+    match overrides.as_ref().and_then(|o| o.policy.as_deref()) {
+        Some(policy) => policy,
+        None => &*config.policy,
     }
 }
 

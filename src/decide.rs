@@ -29,6 +29,8 @@ pub(crate) struct History {
     pub(crate) previous_wait: Duration,
     /// Whether a later attempt can have the request body.
     pub(crate) body: BodyState,
+    /// Whether the request is hedged: a retry the backoff would delay starts at once.
+    pub(crate) hedging: bool,
 }
 
 /// Whether a later attempt can have the request body.
@@ -114,11 +116,13 @@ pub(crate) fn decide(
         (_, Outcome::Response(head)) => match config.server_waits.requested(head) {
             Some(Ok(asked)) => asked,
             Some(Err(too_long)) => return stop(StopReason::ServerWaitTooLong(too_long)),
+            None if history.hedging => (Duration::ZERO, WaitReason::Hedge),
             None => (
                 backoff(config, history, Some(head), rng),
                 WaitReason::Backoff,
             ),
         },
+        (_, Outcome::Error(_)) if history.hedging => (Duration::ZERO, WaitReason::Hedge),
         (_, Outcome::Error(_)) => (backoff(config, history, None, rng), WaitReason::Backoff),
     };
     if history.deadline.is_some_and(|d| after(now.get(), wait) > d) {
@@ -194,6 +198,7 @@ mod tests {
             deadline: None,
             previous_wait: Duration::ZERO,
             body: BodyState::Replayable,
+            hedging: false,
         }
     }
 
@@ -281,6 +286,30 @@ mod tests {
         assert_eq!(
             run(&c, &get(), Outcome::Response(&head), &h),
             Decision::Stop(StopReason::Deadline)
+        );
+    }
+
+    #[test]
+    fn a_hedged_request_retries_at_once_unless_the_server_asked_for_a_wait() {
+        let c = config();
+        let mut h = history(1);
+        h.hedging = true;
+        h.deadline = Some(h.started + SECOND / 2);
+        let busy = response(503, &[]);
+        assert_eq!(
+            run(&c, &get(), Outcome::Response(&busy), &h),
+            retry(Duration::ZERO, WaitReason::Hedge)
+        );
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            run(&c, &get(), Outcome::Error(&refused), &h),
+            retry(Duration::ZERO, WaitReason::Hedge)
+        );
+        h.deadline = None;
+        let asked = response(503, &[("retry-after", "2")]);
+        assert_eq!(
+            run(&c, &get(), Outcome::Response(&asked), &h),
+            retry(2 * SECOND, WaitReason::RetryAfter)
         );
     }
 

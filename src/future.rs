@@ -19,8 +19,13 @@
 //!   the kept bytes cannot cover the retry.
 //! - *ready*: drive the inner service to readiness before the next attempt.
 //!
-//! Nothing is spawned and nothing is boxed but what only a retry needs: dropping the future
-//! cancels the attempt in flight or the wait, and frees the kept request body.
+//! A [hedged](crate::Hedge) request takes another path from its first attempt on: every
+//! attempt lives in one boxed set, polled in turn, with the next attempt started when the
+//! hedging delay passes or an attempt fails in a way the policy retries; the first outcome
+//! the policy does not retry wins and the rest are dropped.
+//!
+//! Nothing is spawned and nothing is boxed but what only a retry or a hedge needs: dropping
+//! the future cancels every attempt in flight or the wait, and frees the kept request body.
 //!
 //! The type is nameable, for a struct field or a hand-written future:
 //!
@@ -55,6 +60,7 @@ use crate::body::ReplayBody;
 use crate::config::{Config, after};
 use crate::context::{Ctx, Next};
 use crate::error::{AttemptTimedOut, BoxError, Error};
+use crate::hedging::Hedging;
 use crate::redact::Redacted;
 
 /// The response types [`ResponseFuture`] works with: [`http::Response<B>`] for any `B`.
@@ -84,7 +90,7 @@ pin_project! {
         S::Response: HttpResponse,
     {
         #[pin]
-        state: State<S::Future, <S::Response as HttpResponse>::Body>,
+        state: State<S::Future, <S::Response as HttpResponse>::Body, B>,
         // The one timer, armed in turn for the attempt timeout, the release and drain bound,
         // and the backoff. Made on first use: a request that needs no timer never touches
         // the timer wheel.
@@ -98,9 +104,12 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, R> {
+    enum State<F, R, B> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
+        // A hedged request's attempts are in flight. Boxed: only a hedged request pays for
+        // its size.
+        Hedging { hedging: Box<Hedging<F, R, B>> },
         // The outcome will be retried once the earlier bodies are out of the way. Boxed:
         // only a retry pays for its size.
         Releasing { outcome: Option<Box<Result<Response<R>, BoxError>>> },
@@ -132,15 +141,24 @@ where
         );
         let (ctx, body) = Ctx::start(config, head, body);
         let first = ctx.attempt_request(body);
-        let timer = ctx.first_attempt_ends().map(tokio::time::sleep_until);
         let future = {
             let _entered = span.enter();
             tracing::trace!(attempt = 1, "sending");
             service.call(first)
         };
+        if let Some(hedge) = ctx.hedge() {
+            let hedging = Box::new(Hedging::new(future, hedge, &ctx, ctx.started()));
+            return ResponseFuture {
+                state: State::Hedging { hedging },
+                timer: None,
+                service,
+                ctx,
+                span,
+            };
+        }
         ResponseFuture {
             state: State::Calling { future },
-            timer,
+            timer: ctx.first_attempt_ends().map(tokio::time::sleep_until),
             service,
             ctx,
             span,
@@ -192,6 +210,11 @@ where
                             });
                         }
                     }
+                }
+                StateProj::Hedging { hedging } => {
+                    let output = ready!(hedging.poll(cx, this.service, ctx, this.timer.as_mut()));
+                    this.state.set(State::Done);
+                    return Poll::Ready(output);
                 }
                 StateProj::Releasing { outcome } => {
                     let released = ctx.poll_released(cx).is_ready();
@@ -291,7 +314,7 @@ where
 /// Moves to the backoff, or straight on when the next attempt's time has come.
 fn wait<B, F, R>(
     ctx: &mut Ctx<B>,
-    mut state: Pin<&mut State<F, R>>,
+    mut state: Pin<&mut State<F, R, B>>,
     timer: Pin<&mut Option<Sleep>>,
 ) {
     let at = ctx.next_at();
@@ -307,7 +330,7 @@ fn wait<B, F, R>(
 /// service to readiness. Only the deadline bounds either.
 fn ready_next<B, F, R>(
     ctx: &mut Ctx<B>,
-    mut state: Pin<&mut State<F, R>>,
+    mut state: Pin<&mut State<F, R, B>>,
     timer: Pin<&mut Option<Sleep>>,
 ) {
     if let Some(deadline) = ctx.deadline {

@@ -12,6 +12,7 @@ use crate::body::Memory;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::error::{BoxError, UnexpectedStatus};
+use crate::hedge::Hedge;
 use crate::policy::{Action, Attempt, Policy, policy_fn};
 use crate::retry_after::ServerWaits;
 use crate::service::Retry;
@@ -184,6 +185,17 @@ impl RetryLayer {
     /// [`DeadlineExceeded`](crate::DeadlineExceeded), naming the attempts made.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.config_mut().deadline = Some(deadline);
+        self
+    }
+
+    /// Hedges the requests the policy treats as idempotent: when no response has come within
+    /// the hedge's delay, the next attempt starts while the earlier ones go on, and the
+    /// first acceptable outcome wins. See [`Hedge`](crate::Hedge).
+    ///
+    /// Off by default: hedging adds load to cut the tail, and only the caller knows whether
+    /// the tail is worth it.
+    pub fn hedge(mut self, hedge: Hedge) -> Self {
+        self.config_mut().hedge = Some(hedge);
         self
     }
 

@@ -16,8 +16,12 @@
 //! - **Bounded.** A response that will be retried is drained (4 KiB, 1 s) so the
 //!   connection is reused; nothing is buffered without a bound.
 //! - **Transparent when retries run out**: the last response comes back as `Ok` with its
-//!   body unread and an [`Attempts`] extension; the last transport error comes back as an
-//!   [`Error`] naming the request and the attempts.
+//!   body unread and an [`Attempts`] record of every attempt and wait; the last transport
+//!   error comes back as an [`Error`] naming the request and the attempts.
+//! - **Hedging, opt in**: a second attempt for an idempotent request that is slow to answer,
+//!   paid from the retry budget; the first acceptable answer wins. See [`Hedge`].
+//! - **Per request**: a [`RetryOverride`] in a request's extensions gives it its own
+//!   retries, deadline, attempt timeout or policy.
 //!
 //! # Example
 //!
@@ -144,6 +148,15 @@
 //! - **Many clients fail together.** Keep the jitter; the default never leaves
 //!   `[min, max]`. [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
 //!   exactly.
+//! - **A tail to cut.** When a small share of requests is slow for reasons a second try
+//!   avoids (a slow replica, a lost packet, a pause), [`Hedge`] cuts the tail: set the delay
+//!   near the upstream's 95th-percentile latency, so that about one request in twenty is
+//!   hedged, and keep the budget on. Do not hedge writes without an idempotency key (they
+//!   are not hedged unless [`Hedge::only_when`] says so), requests that are slow because the
+//!   work is slow (a hedge doubles it), large uploads (they are sent twice, and a body over
+//!   the replay cap is never hedged), or an upstream that is overloaded: hedges add load
+//!   where it hurts, and only the budget stops them. Per-attempt timeouts with
+//!   [`Hedge::on_attempt_timeout`] suit an upstream whose slow answers still come.
 //! - **Rate-limited APIs.** `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset` are
 //!   honoured; raise [`ServerWaits::max`](retry_after::ServerWaits::max) if the API
 //!   legitimately asks for more than 60 s, and the response comes back to you when it asks
@@ -230,6 +243,8 @@ mod config;
 mod context;
 mod decide;
 mod error;
+mod hedge;
+mod hedging;
 mod hooks;
 mod layer;
 mod overrides;
@@ -243,6 +258,7 @@ pub use config::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES
 pub use error::{
     AttemptTimedOut, BoxError, ConfigError, DeadlineExceeded, Error, Report, UnexpectedStatus,
 };
+pub use hedge::{Hedge, MAX_HEDGED_ATTEMPTS};
 pub use layer::RetryLayer;
 pub use overrides::RetryOverride;
 pub use service::Retry;

@@ -652,3 +652,64 @@ async fn a_pooled_connection_closed_before_the_request_was_written_is_retried_fo
         );
     }
 }
+
+/// Counts the server handlers dropped before they answered.
+struct Cancelled(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_hedge_answers_for_a_stalled_request_over_loopback_and_the_stalled_one_is_cancelled() {
+    for http2 in [false, true] {
+        within(async {
+            let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let handler = {
+                let cancelled = cancelled.clone();
+                move |n: usize, _req: Request<Incoming>| {
+                    let guard = Cancelled(cancelled.clone());
+                    async move {
+                        if n == 0 {
+                            // Stalls until the client gives up on it.
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
+                        std::mem::forget(guard);
+                        reply(200, format!("answer {n}"))
+                    }
+                }
+            };
+            let server = if http2 {
+                servers::http2(handler).await
+            } else {
+                servers::http(handler).await
+            };
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .http2_only(http2)
+                    .build_http();
+            let client = RetryLayer::new()
+                .hedge(retryable_http::Hedge::after(Duration::from_millis(50)))
+                .layer(client);
+            let request = Request::get(server.url("/"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = client.oneshot(request).await.unwrap();
+            assert_eq!(attempts(&response), 2, "http2: {http2}");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "answer 1", "http2: {http2}");
+            assert_eq!(server.counts.requests(), 2, "http2: {http2}");
+            // HTTP/1.1 needs a second connection for the hedge; HTTP/2 multiplexes it.
+            let connections = if http2 { 1 } else { 2 };
+            assert_eq!(server.counts.connections(), connections, "http2: {http2}");
+            // The stalled attempt was dropped: its stream reset (HTTP/2) or its connection
+            // closed (HTTP/1.1), and the server's handler cancelled.
+            while cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+}

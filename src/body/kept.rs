@@ -97,6 +97,11 @@ impl Kept {
         self.slot(i).clone()
     }
 
+    /// New references to every chunk, in order.
+    pub(super) fn to_vec(&self) -> Vec<Bytes> {
+        self.first.iter().chain(&self.more).cloned().collect()
+    }
+
     /// Chunk `i` itself, leaving an empty chunk in its place.
     pub(super) fn take(&mut self, i: usize) -> Bytes {
         let chunk = std::mem::take(self.slot_mut(i));

@@ -98,6 +98,16 @@ enum Kind<B> {
     Fresh(B),
     /// Shares the replay state with the request's other bodies.
     Shared(Sharing<B>),
+    /// A copy of a body that was kept whole: read alongside the other attempts' bodies.
+    Snapshot(Snapshot),
+}
+
+/// A hedge's body: references to the chunks of a body kept whole, and its trailers.
+struct Snapshot {
+    chunks: std::vec::IntoIter<Bytes>,
+    trailers: Option<HeaderMap>,
+    /// Data bytes not yielded yet.
+    remaining: u64,
 }
 
 /// One attempt's body over the request's shared replay state.
@@ -234,6 +244,7 @@ impl<B> ReplayBody<B> {
             Kind::Empty => true,
             Kind::Fresh(_) => false,
             Kind::Shared(sharing) => sharing.shared.replayable.load(Ordering::Acquire),
+            Kind::Snapshot(_) => true,
         }
     }
 }
@@ -262,6 +273,7 @@ where
                 }))
             }
             Kind::Shared(sharing) => sharing.poll_frame(cx),
+            Kind::Snapshot(copy) => Poll::Ready(copy.next_frame().map(Ok)),
         }
     }
 
@@ -270,6 +282,7 @@ where
             Kind::Empty => true,
             Kind::Fresh(body) => body.is_end_stream(),
             Kind::Shared(sharing) => sharing.is_end_stream(),
+            Kind::Snapshot(copy) => copy.remaining == 0 && copy.trailers.is_none(),
         }
     }
 
@@ -278,7 +291,18 @@ where
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Fresh(body) => body.size_hint(),
             Kind::Shared(sharing) => sharing.size_hint(),
+            Kind::Snapshot(copy) => SizeHint::with_exact(copy.remaining),
         }
+    }
+}
+
+impl Snapshot {
+    fn next_frame(&mut self) -> Option<Frame<Bytes>> {
+        if let Some(chunk) = self.chunks.next() {
+            self.remaining -= chunk.len() as u64;
+            return Some(Frame::data(chunk));
+        }
+        self.trailers.take().map(Frame::trailers)
     }
 }
 
@@ -518,20 +542,15 @@ impl<B> fmt::Debug for ReplayBody<B> {
                 .field("first", &sharing.first)
                 .field("replayable", &self.is_replayable())
                 .field("yielded", &sharing.yielded),
+            Kind::Snapshot(copy) => d
+                .field("snapshot", &true)
+                .field("remaining", &copy.remaining),
         };
         d.finish_non_exhaustive()
     }
 }
 
 impl<B> Replay<B> {
-    /// The handle of an empty body.
-    pub(crate) fn empty() -> Self {
-        Replay {
-            shared: None,
-            finished: true,
-        }
-    }
-
     /// Makes the body of a later attempt.
     ///
     /// Call it only when [`poll_released`](Self::poll_released) is ready: the new body is
@@ -547,6 +566,43 @@ impl<B> Replay<B> {
         ReplayBody {
             kind: Kind::Shared(Sharing::new(shared.clone(), false)),
         }
+    }
+
+    /// The body of an attempt that runs alongside others (a hedge).
+    ///
+    /// Ready with a copy of the body once it is empty or kept whole; with a body over the
+    /// replay state when no other body can ever take that state; with `None` when the body
+    /// cannot be replayed. Pending while another attempt's body still streams it, and woken
+    /// when that body ends or the body stops being replayable.
+    pub(crate) fn poll_concurrent_body(&self, cx: &mut Context<'_>) -> Poll<Option<ReplayBody<B>>> {
+        let Some(shared) = &self.shared else {
+            return Poll::Ready(Some(ReplayBody { kind: Kind::Empty }));
+        };
+        let mut slot = lock(&shared.slot);
+        if !shared.replayable.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
+        let kind = match &slot.state {
+            Some(state) if state.complete && !state.failed => {
+                let chunks = state.kept.to_vec();
+                Kind::Snapshot(Snapshot {
+                    remaining: chunks.iter().map(|c| c.len() as u64).sum(),
+                    chunks: chunks.into_iter(),
+                    trailers: state.trailers.as_deref().cloned(),
+                })
+            }
+            Some(_) if slot.live == 0 => {
+                slot.live += 1;
+                Kind::Shared(Sharing::new(shared.clone(), false))
+            }
+            // Freed: no attempt follows.
+            None if slot.live == 0 => return Poll::Ready(None),
+            _ => {
+                slot.waiter = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        };
+        Poll::Ready(Some(ReplayBody { kind }))
     }
 
     /// Whether a later attempt can replay the body, as far as is known now.

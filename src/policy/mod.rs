@@ -45,6 +45,13 @@ pub trait Policy: Send + Sync {
     /// What to do after `attempt`.
     fn decide(&self, attempt: &Attempt<'_>) -> Action;
 
+    /// Whether `request` may be sent more than once at the same time: only such requests
+    /// are [hedged](crate::Hedge). By default, [`is_idempotent`]: an idempotent method, or
+    /// an idempotency key.
+    fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
+        is_idempotent(&request.method, &request.headers)
+    }
+
     /// A policy that retries when `self` or, failing that, `other` says so: the first answer
     /// that is not [`Action::Stop`] wins.
     fn or<P>(self, other: P) -> Or<Self, P>
@@ -63,11 +70,19 @@ impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
     fn decide(&self, attempt: &Attempt<'_>) -> Action {
         (**self).decide(attempt)
     }
+
+    fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
+        (**self).treats_as_idempotent(request)
+    }
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
     fn decide(&self, attempt: &Attempt<'_>) -> Action {
         (**self).decide(attempt)
+    }
+
+    fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
+        (**self).treats_as_idempotent(request)
     }
 }
 
@@ -281,6 +296,10 @@ impl<A: Policy, B: Policy> Policy for Or<A, B> {
             Action::Stop => self.second.decide(attempt),
             action => action,
         }
+    }
+
+    fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
+        self.first.treats_as_idempotent(request) || self.second.treats_as_idempotent(request)
     }
 }
 

@@ -80,6 +80,10 @@ impl Policy for StandardPolicy {
         };
         if retry { Action::Retry } else { Action::Stop }
     }
+
+    fn treats_as_idempotent(&self, request: &http::request::Parts) -> bool {
+        self.all_methods || is_idempotent(&request.method, &request.headers)
+    }
 }
 
 /// Whether a request may be sent more than once: its method is idempotent (RFC 9110

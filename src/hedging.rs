@@ -1,0 +1,360 @@
+//! A hedged request: several attempts in flight at once, the first acceptable outcome wins.
+//!
+//! [`Hedge`](crate::Hedge) says what happens; this is how. The response future moves its
+//! first attempt here when the request is hedged, and every attempt of the request then
+//! lives in [`Hedging`]: boxed, so that the future of a request that is not hedged stays as
+//! it was, and in one `Vec`, so that dropping the future drops them all. Nothing is spawned.
+//!
+//! Each poll:
+//!
+//! 1. polls the attempts in flight, in the order they started. The first outcome the policy
+//!    does not retry wins, and the others are dropped; an outcome that is retried is kept
+//!    as the last one and brings the next attempt forward to now (or to the end of the wait
+//!    the server asked for);
+//! 2. starts the next attempt when its time has come: once its body can be had alongside
+//!    the others, the budget pays for it and the service is ready;
+//! 3. gives the last outcome back when no attempt is in flight and none may start;
+//! 4. arms the future's one timer for the earliest of the next attempt, the attempt
+//!    timeouts and the deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, response};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::attempts::{Attempts, Ended, WaitReason};
+use crate::body::ReplayBody;
+use crate::classify::classify;
+use crate::config::after;
+use crate::context::Ctx;
+use crate::decide::Decision;
+use crate::error::{AttemptTimedOut, BoxError, Error};
+use crate::hedge::Hedge;
+use crate::policy::{Outcome, StopReason};
+
+/// The attempts of a hedged request.
+pub(crate) struct Hedging<F, R, B> {
+    /// The attempts in flight, in the order they started.
+    flights: Vec<Flight<F>>,
+    /// Every attempt started, in order; those still in flight, or dropped, are recorded as
+    /// abandoned until they end.
+    record: Attempts,
+    /// The attempts started.
+    started: u32,
+    /// The attempts allowed.
+    max: u32,
+    /// Whether an attempt timeout starts the next attempt instead of cutting the slow one
+    /// off.
+    hedge_on_timeout: bool,
+    /// When the next attempt starts, and the wait before it with its reason, for the
+    /// record; `None` once no attempt may start.
+    next: Option<(Instant, Duration, WaitReason)>,
+    /// Why no attempt may start, once none may.
+    stopped: StopReason,
+    /// The last outcome that was retried: it goes to the caller if nothing better comes.
+    last: Option<Split<R>>,
+    /// The body of the attempt about to start, made while the service was not yet ready.
+    body: Option<ReplayBody<B>>,
+    /// Since when the next attempt has waited for an earlier attempt's body, none in flight.
+    held_since: Option<Instant>,
+}
+
+/// One attempt in flight.
+struct Flight<F> {
+    future: Pin<Box<F>>,
+    /// Its place in the record, from 0.
+    index: usize,
+    /// When it is cut off (or hedged, with `on_attempt_timeout`), if ever.
+    ends: Option<Instant>,
+}
+
+/// An outcome with its head apart, so that the policy and the hooks can see it.
+type Split<R> = Result<(response::Parts, R), BoxError>;
+
+impl<F, R, B> Hedging<F, R, B> {
+    /// The attempts of a request whose first attempt, `first`, started at `now`.
+    pub(crate) fn new(first: F, hedge: &Hedge, ctx: &Ctx<B>, now: Instant) -> Self {
+        let delay = hedge.delay(2);
+        Hedging {
+            flights: vec![Flight {
+                future: Box::pin(first),
+                index: 0,
+                ends: ctx.attempt_timeout().map(|t| after(now, t)),
+            }],
+            record: Attempts::first(Ended::Abandoned),
+            started: 1,
+            max: ctx.hedged_attempts(hedge),
+            hedge_on_timeout: hedge.hedges_on_attempt_timeout(),
+            next: Some((after(now, delay), delay, WaitReason::Hedge)),
+            stopped: StopReason::Exhausted,
+            last: None,
+            body: None,
+            held_since: None,
+        }
+    }
+
+    /// Drives the attempts; ready with the caller's output.
+    pub(crate) fn poll<S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        service: &mut S,
+        ctx: &mut Ctx<B>,
+        mut timer: Pin<&mut Option<Sleep>>,
+    ) -> Poll<Result<Response<R>, Error>>
+    where
+        S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>>,
+        S::Error: Into<BoxError>,
+        F: Future<Output = Result<Response<R>, S::Error>>,
+    {
+        loop {
+            let now = Instant::now();
+            if ctx.past_deadline() {
+                return Poll::Ready(Err(self.abandon(ctx, None)));
+            }
+
+            let mut i = 0;
+            while i < self.flights.len() {
+                let flight = &mut self.flights[i];
+                let outcome = match flight.future.as_mut().poll(cx) {
+                    Poll::Ready(result) => result.map_err(Into::into),
+                    Poll::Pending => match flight.ends {
+                        Some(ends) if ends <= now => {
+                            let timeout = ctx.attempt_timeout().unwrap_or_default();
+                            if !self.hedge_on_timeout {
+                                Err(AttemptTimedOut::new(timeout).into())
+                            } else {
+                                // The slow attempt goes on; the next one starts now,
+                                // unless the server asked for a wait.
+                                flight.ends = None;
+                                if let Some((_, _, WaitReason::Hedge)) = self.next {
+                                    self.next = Some((now, timeout, WaitReason::Hedge));
+                                }
+                                i += 1;
+                                continue;
+                            }
+                        }
+                        _ => {
+                            i += 1;
+                            continue;
+                        }
+                    },
+                };
+                // Dropping the flight also cuts off an attempt that timed out.
+                let index = self.flights.remove(i).index;
+                if let Some(output) = self.settle(ctx, index, outcome, now) {
+                    return Poll::Ready(output);
+                }
+            }
+
+            // Whether the next attempt is due but held up by its body or the service, which
+            // wake the task when that changes.
+            let mut held = false;
+            if let Some((at, wait, why)) = self.next {
+                if at <= now {
+                    match self.start(cx, service, ctx, now, (wait, why)) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                        Poll::Pending => held = true,
+                    }
+                }
+            }
+
+            let mut wake = ctx.deadline;
+            if self.flights.is_empty() {
+                let Some(_) = self.next else {
+                    let last = self.last.take().expect("an attempt ended");
+                    let record = self.take_record();
+                    let output = last.map(|(head, body)| Response::from_parts(head, body));
+                    return Poll::Ready(ctx.give_back_hedged(record, output, self.stopped));
+                };
+                if held && self.body.is_none() {
+                    // An ended attempt's body is still being read: wait for it as a retry
+                    // would, for at most the drain timeout.
+                    let since = *self.held_since.get_or_insert(now);
+                    let bound = after(since, ctx.config.drain_timeout);
+                    if bound <= now {
+                        self.next = None;
+                        self.stopped = StopReason::BodyInUse;
+                        continue;
+                    }
+                    wake = earliest(wake, bound);
+                }
+            }
+            for flight in &self.flights {
+                if let Some(ends) = flight.ends {
+                    wake = earliest(wake, ends);
+                }
+            }
+            if let (Some((at, _, _)), false) = (self.next, held) {
+                wake = earliest(wake, at);
+            }
+            let Some(at) = wake else {
+                return Poll::Pending;
+            };
+            match timer.as_mut().as_pin_mut() {
+                Some(sleep) => sleep.reset(at),
+                None => timer.set(Some(tokio::time::sleep_until(at))),
+            }
+            let sleep = timer
+                .as_mut()
+                .as_pin_mut()
+                .expect("the timer was just armed");
+            if sleep.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Applies the decision after attempt `index`: ready with the caller's output when the
+    /// outcome wins.
+    fn settle(
+        &mut self,
+        ctx: &mut Ctx<B>,
+        index: usize,
+        outcome: Result<Response<R>, BoxError>,
+        now: Instant,
+    ) -> Option<Result<Response<R>, Error>> {
+        let outcome = outcome.map(Response::into_parts);
+        let (decision, ended) = match &outcome {
+            Ok((head, _)) => (
+                ctx.decide_hedged(
+                    index as u32 + 1,
+                    self.started,
+                    self.max,
+                    Outcome::Response(head),
+                ),
+                Ended::Status(head.status),
+            ),
+            Err(error) => (
+                ctx.decide_hedged(
+                    index as u32 + 1,
+                    self.started,
+                    self.max,
+                    Outcome::Error(&**error),
+                ),
+                Ended::Error(classify(&**error)),
+            ),
+        };
+        self.record.set_ended(index, ended);
+        match decision {
+            Decision::Stop(StopReason::Policy) => {
+                // The winner: every other attempt is dropped, which cancels it.
+                self.flights.clear();
+                self.body = None;
+                let record = self.take_record();
+                let output = outcome.map(|(head, body)| Response::from_parts(head, body));
+                return Some(ctx.give_back_hedged(record, output, StopReason::Policy));
+            }
+            Decision::Stop(reason) => {
+                self.next = None;
+                self.stopped = reason;
+            }
+            Decision::Retry { wait, why } => {
+                if self.next.is_some() {
+                    self.next = Some((after(now, wait), wait, why));
+                }
+            }
+        }
+        // The outcome it replaces is dropped, body unread.
+        self.last = Some(outcome);
+        None
+    }
+
+    /// Starts the next attempt, after `waited`; ready once it started or none may start.
+    fn start<S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        service: &mut S,
+        ctx: &mut Ctx<B>,
+        now: Instant,
+        waited: (Duration, WaitReason),
+    ) -> Poll<Result<(), Error>>
+    where
+        S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>>,
+        S::Error: Into<BoxError>,
+    {
+        if self.started >= self.max {
+            self.next = None;
+            self.stopped = StopReason::Exhausted;
+            return Poll::Ready(Ok(()));
+        }
+        if self.body.is_none() {
+            let Some(body) = std::task::ready!(ctx.poll_concurrent_body(cx)) else {
+                self.next = None;
+                self.stopped = StopReason::BodyNotReplayable;
+                return Poll::Ready(Ok(()));
+            };
+            self.held_since = None;
+            if !ctx.pay_for_attempt(now) {
+                // A hedge the budget refuses is not started.
+                tracing::debug!(
+                    attempt = self.started + 1,
+                    "the retry budget is spent: not hedging"
+                );
+                self.next = None;
+                self.stopped = StopReason::Budget;
+                return Poll::Ready(Ok(()));
+            }
+            self.body = Some(body);
+        }
+        if let Err(error) = std::task::ready!(service.poll_ready(cx)) {
+            self.body = None;
+            let error = error.into();
+            if self.flights.is_empty() {
+                return Poll::Ready(Err(ctx.not_ready(error)));
+            }
+            // The attempts in flight go on; no other starts.
+            tracing::debug!(error = %crate::error::Report::new(&*error), "the service failed: not hedging");
+            self.next = None;
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(last) = &self.last {
+            let last = match last {
+                Ok((head, _)) => Outcome::Response(head),
+                Err(error) => Outcome::Error(&**error),
+            };
+            if let Err(error) = ctx.prepare_hedged(last) {
+                return Poll::Ready(Err(self.abandon(ctx, Some(error))));
+            }
+        }
+        let body = self.body.take().expect("the body was made above");
+        let hedge = !self.flights.is_empty();
+        self.started += 1;
+        self.record.push(Ended::Abandoned, Some(waited), hedge);
+        let request = ctx.hedged_request(self.started, body);
+        self.flights.push(Flight {
+            future: Box::pin(service.call(request)),
+            index: self.started as usize - 1,
+            ends: ctx.attempt_timeout().map(|t| after(now, t)),
+        });
+        self.next = if self.started < self.max {
+            let delay = ctx.hedge_delay(self.started + 1);
+            Some((after(now, delay), delay, WaitReason::Hedge))
+        } else {
+            self.stopped = StopReason::Exhausted;
+            None
+        };
+        Poll::Ready(Ok(()))
+    }
+
+    /// Drops every attempt and ends the request: the deadline passed, or the prepare-retry
+    /// hook failed with `error`.
+    fn abandon(&mut self, ctx: &mut Ctx<B>, error: Option<BoxError>) -> Error {
+        self.flights.clear();
+        self.body = None;
+        let record = self.take_record();
+        ctx.fail_hedged(record, error)
+    }
+
+    fn take_record(&mut self) -> Attempts {
+        std::mem::replace(&mut self.record, Attempts::first(Ended::Abandoned))
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
