@@ -551,16 +551,6 @@ impl<B> Ctx<B> {
                 self.started,
             ));
         }
-        self.judge_hedged(number, started, max, outcome)
-    }
-
-    fn judge_hedged(
-        &mut self,
-        number: u32,
-        started: u32,
-        max: u32,
-        outcome: Outcome<'_>,
-    ) -> Decision {
         let history = History {
             attempts: started,
             max_retries: max.saturating_sub(1),

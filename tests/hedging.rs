@@ -39,6 +39,27 @@ fn status(code: u16) -> Ended {
     Ended::Status(http::StatusCode::from_u16(code).unwrap())
 }
 
+/// Sends `request` through `layer` around `inner`; returns the outcome and how long it took.
+async fn timed<S>(
+    layer: RetryLayer,
+    inner: S,
+    request: Request<Full<Bytes>>,
+) -> (
+    Result<http::Response<Full<Bytes>>, retryable_http::Error>,
+    Duration,
+)
+where
+    Retry<S>: Service<
+            Request<Full<Bytes>>,
+            Response = http::Response<Full<Bytes>>,
+            Error = retryable_http::Error,
+        >,
+{
+    let started = Instant::now();
+    let outcome = layer.layer(inner).oneshot(request).await;
+    (outcome, started.elapsed())
+}
+
 async fn send(
     service: &mut Retry<Upstream>,
     request: Request<Full<Bytes>>,
@@ -121,13 +142,9 @@ async fn a_slow_first_attempt_is_beaten_by_its_hedge_at_delay_plus_latency() {
         Reply::ok().body("hedge").after(5 * MS),
     ]);
     let inner = Counted::new(upstream.clone());
-    let started = Instant::now();
-    let response = hedged(10 * MS)
-        .layer(inner.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
-    assert_eq!(started.elapsed(), 15 * MS);
+    let (response, took) = timed(hedged(10 * MS), inner.clone(), get("/")).await;
+    let response = response.unwrap();
+    assert_eq!(took, 15 * MS);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "hedge");
     // The slow first attempt was dropped when the hedge won.
@@ -162,13 +179,9 @@ async fn the_record_lists_the_hedge_and_the_abandoned_attempt() {
 async fn an_answer_before_the_delay_makes_no_hedge() {
     let upstream = Upstream::new([Reply::ok().after(5 * MS)]);
     let inner = Counted::new(upstream.clone());
-    let started = Instant::now();
-    let response = hedged(10 * MS)
-        .layer(inner.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
-    assert_eq!(started.elapsed(), 5 * MS);
+    let (response, took) = timed(hedged(10 * MS), inner.clone(), get("/")).await;
+    let response = response.unwrap();
+    assert_eq!(took, 5 * MS);
     assert_eq!(attempts(&response), 1);
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(inner.dropped_unfinished(), 0);
@@ -180,14 +193,10 @@ async fn an_answer_before_the_delay_makes_no_hedge() {
 #[tokio::test(start_paused = true)]
 async fn a_503_starts_the_next_attempt_at_once() {
     let upstream = Upstream::new([Reply::status(503).after(2 * MS), Reply::ok().after(3 * MS)]);
-    let started = Instant::now();
-    let response = hedged(10 * MS)
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+    let (response, took) = timed(hedged(10 * MS), upstream.clone(), get("/")).await;
+    let response = response.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(started.elapsed(), 5 * MS);
+    assert_eq!(took, 5 * MS);
     assert_eq!(upstream.times(), [Duration::ZERO, 2 * MS]);
     let attempts: Vec<_> = record(&response)
         .iter()
@@ -210,14 +219,10 @@ async fn a_503_starts_the_next_attempt_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_server_s_retry_after_holds_the_next_attempt_back() {
     let upstream = Upstream::new([Reply::status(503).header("retry-after", "1")]);
-    let started = Instant::now();
-    let response = hedged(10 * MS)
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+    let (response, took) = timed(hedged(10 * MS), upstream.clone(), get("/")).await;
+    let response = response.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(took, Duration::from_secs(1));
     assert_eq!(
         record(&response).get(1).unwrap().waited(),
         Some((Duration::from_secs(1), WaitReason::RetryAfter))
@@ -232,14 +237,10 @@ async fn an_outcome_the_policy_does_not_retry_wins_at_once() {
         Reply::ok().after(100 * MS),
     ]);
     let inner = Counted::new(upstream.clone());
-    let started = Instant::now();
-    let response = hedged(10 * MS)
-        .layer(inner.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+    let (response, took) = timed(hedged(10 * MS), inner.clone(), get("/")).await;
+    let response = response.unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(started.elapsed(), 15 * MS);
+    assert_eq!(took, 15 * MS);
     assert_eq!(inner.dropped_unfinished(), 1);
     assert_eq!(
         record(&response)
@@ -257,16 +258,16 @@ async fn when_every_attempt_fails_the_last_outcome_goes_back() {
         Reply::error(io::ErrorKind::ConnectionReset).after(15 * MS),
         Reply::status(504).after(1 * MS),
     ]);
-    let started = Instant::now();
-    let response = RetryLayer::new()
-        .hedge(Hedge::after(10 * MS).max_attempts(3).unwrap())
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+    let (response, took) = timed(
+        RetryLayer::new().hedge(Hedge::after(10 * MS).max_attempts(3).unwrap()),
+        upstream.clone(),
+        get("/"),
+    )
+    .await;
+    let response = response.unwrap();
     // Attempts start at 0, 10 and 20 ms and end at 30, 25 and 21 ms.
     assert_eq!(response.status(), 502);
-    assert_eq!(started.elapsed(), 30 * MS);
+    assert_eq!(took, 30 * MS);
     assert_eq!(upstream.times(), [Duration::ZERO, 10 * MS, 20 * MS]);
     assert_eq!(
         record(&response)
@@ -284,16 +285,17 @@ async fn when_every_attempt_fails_the_last_outcome_goes_back() {
 #[tokio::test(start_paused = true)]
 async fn max_attempts_bounds_the_attempts_in_flight() {
     let hang = Hang::default();
-    let started = Instant::now();
-    let error = RetryLayer::new()
-        .hedge(Hedge::after(10 * MS).max_attempts(5).unwrap())
-        .deadline(Duration::from_secs(1))
-        .layer(hang.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap_err();
+    let (error, took) = timed(
+        RetryLayer::new()
+            .hedge(Hedge::after(10 * MS).max_attempts(5).unwrap())
+            .deadline(Duration::from_secs(1)),
+        hang.clone(),
+        get("/"),
+    )
+    .await;
+    let error = error.unwrap_err();
     assert!(error.is_deadline(), "{error}");
-    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(took, Duration::from_secs(1));
     assert_eq!((hang.calls(), hang.dropped()), (5, 5));
     let record = error.record().unwrap();
     assert_eq!(
@@ -335,14 +337,9 @@ async fn the_layer_s_max_retries_bounds_the_hedges_too() {
 async fn a_spent_budget_starts_no_hedge() {
     let budget = Budget::new(Duration::from_secs(10), 0, 0.0).unwrap();
     let upstream = Upstream::new([Reply::ok().after(100 * MS)]);
-    let started = Instant::now();
-    let response = hedged(10 * MS)
-        .budget(budget)
-        .layer(upstream.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
-    assert_eq!(started.elapsed(), 100 * MS);
+    let (response, took) = timed(hedged(10 * MS).budget(budget), upstream.clone(), get("/")).await;
+    let response = response.unwrap();
+    assert_eq!(took, 100 * MS);
     assert_eq!(attempts(&response), 1);
     assert_eq!(upstream.attempts(), 1);
 }
@@ -371,16 +368,12 @@ async fn every_hedge_is_paid_from_the_budget() {
 #[tokio::test(start_paused = true)]
 async fn a_post_without_a_key_is_never_hedged() {
     let upstream = Upstream::new([Reply::ok().after(100 * MS)]);
-    let started = Instant::now();
     let request = Request::post("http://upstream.test/orders")
         .body(Full::new(Bytes::from("{}")))
         .unwrap();
-    let response = hedged(10 * MS)
-        .layer(upstream.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(started.elapsed(), 100 * MS);
+    let (response, took) = timed(hedged(10 * MS), upstream.clone(), request).await;
+    let response = response.unwrap();
+    assert_eq!(took, 100 * MS);
     assert_eq!((attempts(&response), upstream.attempts()), (1, 1));
 
     // With a key it is, and each attempt gets the whole body.
@@ -452,20 +445,19 @@ async fn a_loser_whose_answer_comes_after_the_winner_is_dropped_not_leaked() {
 async fn an_attempt_timeout_cuts_off_the_slow_attempt_and_starts_the_next() {
     let upstream = Upstream::new([Reply::ok().after(200 * MS), Reply::ok().after(300 * MS)]);
     let inner = Counted::new(upstream.clone());
-    let started = Instant::now();
-    let response = RetryLayer::new()
-        .attempt_timeout(50 * MS)
-        .hedge(
+    let (response, took) = timed(
+        RetryLayer::new().attempt_timeout(50 * MS).hedge(
             Hedge::after(Duration::from_secs(1))
                 .max_attempts(3)
                 .unwrap(),
-        )
-        .layer(inner.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+        ),
+        inner.clone(),
+        get("/"),
+    )
+    .await;
+    let response = response.unwrap();
     // Cut off at 50 ms, the second cut off at 100 ms, the third answers at once.
-    assert_eq!(started.elapsed(), 100 * MS);
+    assert_eq!(took, 100 * MS);
     assert_eq!(upstream.times(), [Duration::ZERO, 50 * MS, 100 * MS]);
     assert_eq!(inner.dropped_unfinished(), 2);
     assert_eq!(
@@ -488,16 +480,17 @@ async fn hedge_on_attempt_timeout_keeps_waiting_for_the_slow_attempt() {
         Reply::ok().after(300 * MS),
     ]);
     let inner = Counted::new(upstream.clone());
-    let started = Instant::now();
-    let response = RetryLayer::new()
-        .attempt_timeout(50 * MS)
-        .hedge(Hedge::after(Duration::from_secs(1)).on_attempt_timeout())
-        .layer(inner.clone())
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+    let (response, took) = timed(
+        RetryLayer::new()
+            .attempt_timeout(50 * MS)
+            .hedge(Hedge::after(Duration::from_secs(1)).on_attempt_timeout()),
+        inner.clone(),
+        get("/"),
+    )
+    .await;
+    let response = response.unwrap();
     // The second attempt started at 50 ms; the first still answered, at 200 ms.
-    assert_eq!(started.elapsed(), 200 * MS);
+    assert_eq!(took, 200 * MS);
     assert_eq!(upstream.times(), [Duration::ZERO, 50 * MS]);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "slow");
@@ -578,18 +571,18 @@ async fn a_body_over_the_replay_cap_is_never_hedged() {
 #[tokio::test(start_paused = true)]
 async fn a_policy_s_retry_after_applies_between_hedged_attempts() {
     let upstream = Upstream::new([Reply::status(409)]);
-    let started = Instant::now();
-    let response = hedged(Duration::from_secs(5))
-        .policy(policy_fn(|attempt| match attempt.status() {
+    let (response, took) = timed(
+        hedged(Duration::from_secs(5)).policy(policy_fn(|attempt| match attempt.status() {
             Some(http::StatusCode::CONFLICT) => Action::RetryAfter(250 * MS),
             _ => Action::Stop,
-        }))
-        .layer(upstream)
-        .oneshot(get("/"))
-        .await
-        .unwrap();
+        })),
+        upstream,
+        get("/"),
+    )
+    .await;
+    let response = response.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(started.elapsed(), 250 * MS);
+    assert_eq!(took, 250 * MS);
 }
 
 #[test]
