@@ -28,15 +28,22 @@
 //! ratio 0.2, five requests pay for exactly one retry, not for 0.999… of one (tower #857).
 //! Withdrawals are a compare-and-swap on one atomic balance, so concurrent retries never
 //! overdraw it; the budget takes no lock.
+//!
+//! Each of the window's ten buckets is one atomic word holding the bucket's epoch (16 bits
+//! of it) and its net amount (48 bits, 1.4 × 10⁸ retries), so that a deposit or withdrawal
+//! and the expiry of the bucket it lands in can never cross: an amount is counted once and
+//! expires once, whatever the interleaving (model-checked with loom). A bucket that would
+//! overflow stops counting deposits, which makes the budget pay less, never more. Only a
+//! thread stalled for more than a window between reading the clock and recording is out of
+//! the window's account: what it records is not counted.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::error::ConfigError;
+use crate::sync::{Arc, AtomicI64, AtomicU64, Ordering};
 
 /// One retry, in the budget's units.
 const RETRY: i64 = 1_000_000;
@@ -66,8 +73,9 @@ struct Inner {
     /// What can be withdrawn now: the reserve, plus deposits, minus withdrawals, of the live
     /// buckets. The one source of truth for withdrawals.
     balance: AtomicI64,
-    /// The net amount each bucket holds, so it can be taken off the balance when it expires.
-    buckets: [AtomicI64; BUCKETS as usize],
+    /// The net amount each bucket holds, with the bucket number it holds it for, so that it
+    /// can be taken off the balance when it expires: see [`Slot`].
+    buckets: [AtomicU64; BUCKETS as usize],
     /// The bucket number (time since `start` / `bucket`) the balance is up to date with.
     epoch: AtomicU64,
     start: Instant,
@@ -114,7 +122,7 @@ impl Budget {
         Ok(Budget {
             inner: Arc::new(Inner {
                 balance: AtomicI64::new(reserve),
-                buckets: Default::default(),
+                buckets: std::array::from_fn(|_| AtomicU64::new(0)),
                 epoch: AtomicU64::new(0),
                 start: Instant::now(),
                 bucket_nanos: (window / BUCKETS as u32).as_nanos() as u64,
@@ -137,16 +145,17 @@ impl Budget {
     pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let inner = &*self.inner;
         let epoch = inner.epoch_of(now);
-        inner.advance(epoch);
+        let published = inner.advance(epoch);
         let taken = inner
             .balance
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |balance| {
                 (balance >= RETRY).then_some(balance - RETRY)
             })
             .is_ok();
-        if taken {
-            // The balance paid; the bucket only remembers when to give it back.
-            inner.bucket(epoch).fetch_sub(RETRY, Ordering::AcqRel);
+        if taken && !inner.record(epoch, -RETRY, published) {
+            // The bucket cannot hold it: give it back, and refuse.
+            inner.balance.fetch_add(RETRY, Ordering::AcqRel);
+            return false;
         }
         taken
     }
@@ -184,9 +193,13 @@ impl Default for Budget {
 impl Inner {
     fn add(&self, amount: i64, now: Instant) {
         let epoch = self.epoch_of(now);
-        self.advance(epoch);
-        self.balance.fetch_add(amount, Ordering::AcqRel);
-        self.bucket(epoch).fetch_add(amount, Ordering::AcqRel);
+        let published = self.advance(epoch);
+        // NOTE: the bucket first, then the balance: a deposit the bucket cannot hold is not
+        // paid out, and one that expires in between is taken off before it was added, which
+        // only delays a withdrawal.
+        if self.record(epoch, amount, published) {
+            self.balance.fetch_add(amount, Ordering::AcqRel);
+        }
     }
 
     fn epoch_of(&self, now: Instant) -> u64 {
@@ -195,12 +208,96 @@ impl Inner {
         elapsed / self.bucket_nanos
     }
 
-    fn bucket(&self, epoch: u64) -> &AtomicI64 {
-        &self.buckets[(epoch % BUCKETS) as usize]
+    /// Adds `amount` to bucket `epoch`, `published` being the epoch last seen published.
+    /// Returns `false`, recording nothing, when the bucket cannot hold it: `epoch` has left
+    /// the window, or the sum would not fit.
+    ///
+    /// A bucket that still holds an older epoch is taken over, and what it held expires.
+    fn record(&self, epoch: u64, amount: i64, published: u64) -> bool {
+        if published >= epoch + BUCKETS {
+            // A caller that took a whole window to get here: its epoch is over.
+            return false;
+        }
+        let slot = &self.buckets[(epoch % BUCKETS) as usize];
+        let tag = Slot::tag_of(epoch);
+        let mut current = slot.load(Ordering::Acquire);
+        loop {
+            let held = Slot::unpack(current);
+            let (next, expired) = match Slot::age(tag, held.tag) {
+                // The same epoch: add to it.
+                Age::Same => match Slot::pack(tag, held.amount.saturating_add(amount)) {
+                    Some(next) => (next, 0),
+                    None => return false,
+                },
+                // An older epoch, or an empty bucket: this epoch takes it over, and what it
+                // held expires.
+                Age::Older => (
+                    Slot::pack(tag, amount).expect("one amount fits"),
+                    held.amount,
+                ),
+                Age::Newer if held.amount == 0 => {
+                    (Slot::pack(tag, amount).expect("one amount fits"), 0)
+                }
+                // A newer epoch holds the bucket: `epoch` left the window meanwhile.
+                Age::Newer => return false,
+            };
+            match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if expired != 0 {
+                        self.balance.fetch_sub(expired, Ordering::AcqRel);
+                    }
+                    break;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+        // The window moved past `epoch` while it was recorded: what was recorded expires.
+        if self.epoch.load(Ordering::Acquire) >= epoch + BUCKETS {
+            self.expire(epoch % BUCKETS, false);
+        }
+        true
     }
 
-    /// Expires the buckets that left the window before bucket `current`.
-    fn advance(&self, current: u64) {
+    /// Expires what bucket `index` holds if its epoch has left the window.
+    ///
+    /// The epoch is read from the bucket's tag against the latest published epoch, which no
+    /// recorded epoch can be above. `jumped` says the window moved so far at once that a
+    /// tag may not tell an epoch from one [`Slot::ALIAS`] buckets older: then a positive
+    /// amount that looks live expires and a negative one stays, which can only make the
+    /// budget pay less, and only until the next bucket.
+    fn expire(&self, index: u64, jumped: bool) {
+        let slot = &self.buckets[index as usize];
+        let mut held = slot.load(Ordering::Acquire);
+        loop {
+            let Slot { tag, amount } = Slot::unpack(held);
+            if amount == 0 {
+                return;
+            }
+            let now = Slot::tag_of(self.epoch.load(Ordering::Acquire));
+            let live = match Slot::age(now, tag) {
+                Age::Same => true,
+                Age::Older => u64::from(now.wrapping_sub(tag)) < BUCKETS,
+                // Nothing recorded is newer than the published epoch: this was recorded so
+                // long ago that its tag wrapped.
+                Age::Newer => false,
+            };
+            if live && !(jumped && amount > 0) {
+                return;
+            }
+            let emptied = Slot::pack(tag, 0).expect("zero fits");
+            match slot.compare_exchange_weak(held, emptied, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.balance.fetch_sub(amount, Ordering::AcqRel);
+                    return;
+                }
+                Err(actual) => held = actual,
+            }
+        }
+    }
+
+    /// Expires the buckets that left the window before bucket `current`. Returns the
+    /// published epoch, `current` or later.
+    fn advance(&self, current: u64) -> u64 {
         let mut seen = self.epoch.load(Ordering::Acquire);
         while current > seen {
             match self
@@ -208,18 +305,82 @@ impl Inner {
                 .compare_exchange(seen, current, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    // This thread moved the window from `seen` to `current`: the buckets of
-                    // epochs seen+1 ..= current are reused, and what they held has expired.
-                    let expired = (current - seen).min(BUCKETS);
-                    for epoch in current + 1 - expired..=current {
-                        let held =
-                            self.buckets[(epoch % BUCKETS) as usize].swap(0, Ordering::AcqRel);
-                        self.balance.fetch_sub(held, Ordering::AcqRel);
+                    // This thread moved the window from `seen` to `current`: every bucket
+                    // whose epoch is now out of it expires. A bucket written meanwhile is
+                    // either newer (and kept) or expired by the compare-and-swap that took
+                    // it over.
+                    let jumped = current - seen >= Slot::ALIAS - 2 * BUCKETS;
+                    for index in 0..BUCKETS {
+                        self.expire(index, jumped);
                     }
-                    return;
+                    return current;
                 }
                 Err(actual) => seen = actual,
             }
+        }
+        seen
+    }
+}
+
+/// One bucket, packed in a `u64` so that its epoch and its amount change together: the low
+/// 16 bits of the epoch it holds, and a signed 48-bit amount (±1.4 × 10⁸ retries).
+///
+/// A bucket is only ever changed by a compare-and-swap of the whole word: a deposit or a
+/// withdrawal adds to its epoch's amount, the first one of a later epoch takes it over and
+/// expires what it held, and the thread that moves the window empties those that left it.
+/// So no amount is counted twice or lost, whatever the interleaving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    tag: u16,
+    amount: i64,
+}
+
+/// How a bucket's epoch compares with another's, from their tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Age {
+    Same,
+    Older,
+    Newer,
+}
+
+impl Slot {
+    const AMOUNT_BITS: u32 = 48;
+    /// Epochs of one bucket whose tags are equal are a multiple of this apart: the least
+    /// common multiple of the 10 buckets and the 2¹⁶ tags.
+    const ALIAS: u64 = 5 << 16;
+
+    fn tag_of(epoch: u64) -> u16 {
+        epoch as u16
+    }
+
+    /// The bucket word, or `None` when `amount` does not fit in 48 bits.
+    fn pack(tag: u16, amount: i64) -> Option<u64> {
+        let limit = 1i64 << (Self::AMOUNT_BITS - 1);
+        if !(-limit..limit).contains(&amount) {
+            return None;
+        }
+        let low = (amount as u64) & ((1u64 << Self::AMOUNT_BITS) - 1);
+        Some(u64::from(tag) << Self::AMOUNT_BITS | low)
+    }
+
+    fn unpack(word: u64) -> Slot {
+        let shift = 64 - Self::AMOUNT_BITS;
+        Slot {
+            tag: (word >> Self::AMOUNT_BITS) as u16,
+            // Sign-extends the low 48 bits.
+            amount: ((word << shift) as i64) >> shift,
+        }
+    }
+
+    /// How the bucket holding `held` compares with epoch tag `tag`. Tags wrap every 65 536
+    /// buckets, so this is exact for epochs less than 32 768 buckets apart; the window moves
+    /// so that live epochs never are further apart than that, and `advance` deals with a
+    /// window that jumped further.
+    fn age(tag: u16, held: u16) -> Age {
+        match tag.wrapping_sub(held) {
+            0 => Age::Same,
+            d if d < 1 << 15 => Age::Older,
+            _ => Age::Newer,
         }
     }
 }
@@ -258,6 +419,66 @@ mod tests {
             n += 1;
         }
         n
+    }
+
+    #[test]
+    fn a_bucket_word_holds_its_tag_and_a_signed_48_bit_amount() {
+        let limit = 1i64 << 47;
+        for amount in [0, 1, -1, RETRY, -RETRY, limit - 1, -limit] {
+            for tag in [0, 1, 0x7fff, 0xffff] {
+                let word = Slot::pack(tag, amount).unwrap();
+                assert_eq!(Slot::unpack(word), Slot { tag, amount });
+            }
+        }
+        assert_eq!(Slot::pack(0, limit), None);
+        assert_eq!(Slot::pack(0, -limit - 1), None);
+        assert_eq!(Slot::age(5, 5), Age::Same);
+        assert_eq!(Slot::age(5, 4), Age::Older);
+        assert_eq!(Slot::age(2, 0xfffe), Age::Older);
+        assert_eq!(Slot::age(4, 5), Age::Newer);
+    }
+
+    #[test]
+    fn a_budget_idle_for_a_whole_tag_period_does_not_pay_old_deposits_again() {
+        // Buckets of 1 ns: the tags of one bucket repeat every `Slot::ALIAS` buckets.
+        for idle in [
+            10,
+            Slot::ALIAS - 5,
+            Slot::ALIAS,
+            Slot::ALIAS + 3,
+            7 * Slot::ALIAS,
+        ] {
+            let budget = Budget::new(Duration::from_nanos(10), 0, 1.0).unwrap();
+            let at = |n: u64| budget.inner.start + Duration::from_nanos(n);
+            budget.deposit_at(at(0));
+            budget.deposit_at(at(0));
+            assert!(!budget.withdraw_at(at(idle)), "idle {idle}");
+            // Nothing old is left to pay later either, and new deposits pay again.
+            assert_eq!(
+                budget.inner.balance.load(Ordering::Acquire),
+                0,
+                "idle {idle}"
+            );
+            budget.deposit_at(at(idle + 1));
+            assert!(budget.withdraw_at(at(idle + 2)), "idle {idle}");
+        }
+        // Within the window, the same deposits pay.
+        let budget = Budget::new(Duration::from_nanos(10), 0, 1.0).unwrap();
+        budget.deposit_at(budget.inner.start);
+        assert!(budget.withdraw_at(budget.inner.start + Duration::from_nanos(9)));
+    }
+
+    #[test]
+    fn a_full_bucket_stops_counting_deposits_instead_of_overflowing() {
+        let budget = Budget::new(Duration::from_secs(10), 0, 10.0).unwrap();
+        let now = budget.inner.start;
+        let full = (1 << 47) - 5 * RETRY;
+        budget.inner.buckets[0].store(Slot::pack(0, full).unwrap(), Ordering::Release);
+        budget.inner.balance.store(full, Ordering::Release);
+        // A deposit of ten retries does not fit: it is not counted.
+        budget.deposit_at(now);
+        assert_eq!(budget.inner.balance.load(Ordering::Acquire), full);
+        assert!(budget.withdraw_at(now));
     }
 
     #[tokio::test(start_paused = true)]
@@ -364,5 +585,93 @@ mod tests {
             }
         });
         assert_eq!(taken.into_inner(), 2000);
+    }
+}
+
+/// Model checks of the balance and the buckets' expiry under concurrent deposits and
+/// withdrawals: `RUSTFLAGS="--cfg retryable_http_loom" cargo test --release --lib loom`.
+#[cfg(all(test, retryable_http_loom))]
+mod loom_models {
+    use super::*;
+
+    /// A budget of one retry per deposit and no reserve, with buckets of 1 s, and the
+    /// instant `n` buckets after its start.
+    fn budget() -> (Budget, impl Fn(u64) -> Instant + Copy + Send + 'static) {
+        let budget = Budget::new(Duration::from_secs(10), 0, 1.0).unwrap();
+        let start = budget.inner.start;
+        (budget, move |n| start + Duration::from_secs(n))
+    }
+
+    #[test]
+    fn loom_two_withdrawals_as_the_window_moves_pay_once() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            budget.deposit_at(at(0));
+            let other = budget.clone();
+            let t = loom::thread::spawn(move || other.withdraw_at(at(1)) as u32);
+            let mine = budget.withdraw_at(at(1)) as u32;
+            let theirs = t.join().unwrap();
+            // Later in the same window nothing is left.
+            let later = budget.withdraw_at(at(5)) as u32;
+            assert_eq!(mine + theirs + later, 1);
+        });
+    }
+
+    #[test]
+    fn loom_a_deposit_as_the_window_moves_pays_once_and_expires() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            let other = budget.clone();
+            let t = loom::thread::spawn(move || other.deposit_at(at(3)));
+            let mine = budget.withdraw_at(at(3)) as u32;
+            t.join().unwrap();
+            let mut granted = mine;
+            while budget.withdraw_at(at(4)) {
+                granted += 1;
+            }
+            assert_eq!(granted, 1);
+            // Ten buckets later the deposit has expired.
+            assert!(!budget.withdraw_at(at(14)));
+        });
+    }
+
+    #[test]
+    fn loom_withdrawals_across_bucket_boundaries_never_overdraw() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            budget.deposit_at(at(0));
+            budget.deposit_at(at(0));
+            let threads: Vec<_> = (1..=2)
+                .map(|n| {
+                    let budget = budget.clone();
+                    loom::thread::spawn(move || budget.withdraw_at(at(n)) as u32)
+                })
+                .collect();
+            let mine = budget.withdraw_at(at(0)) as u32;
+            let theirs: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+            let mut granted = mine + theirs;
+            while budget.withdraw_at(at(5)) {
+                granted += 1;
+            }
+            assert_eq!(granted, 2);
+        });
+    }
+
+    #[test]
+    fn loom_an_old_deposit_expires_while_a_new_one_arrives() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            // Expires when bucket 10 begins.
+            budget.deposit_at(at(0));
+            let other = budget.clone();
+            let t = loom::thread::spawn(move || other.deposit_at(at(12)));
+            let mine = budget.withdraw_at(at(12)) as u32;
+            t.join().unwrap();
+            let mut granted = mine;
+            while budget.withdraw_at(at(13)) {
+                granted += 1;
+            }
+            assert_eq!(granted, 1);
+        });
     }
 }

@@ -251,6 +251,7 @@ mod overrides;
 mod redact;
 mod rng;
 mod service;
+mod sync;
 
 pub use attempts::{Attempt, Attempts, Ended, WaitReason};
 pub use body::ReplayBody;

@@ -1,9 +1,10 @@
 //! The chunks a replay body keeps, in the order they were read, and the memory they hold.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::Bytes;
+
+use std::sync::Arc;
+
+use crate::sync::{AtomicUsize, Ordering};
 
 /// A cap on the replay bytes held by all the in-flight requests of a layer.
 #[derive(Debug)]

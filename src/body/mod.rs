@@ -56,8 +56,6 @@ mod reopen;
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes};
@@ -65,6 +63,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::error::BoxError;
+use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 use kept::Kept;
 pub(crate) use kept::Memory;
 pub use reopen::Reopen;
@@ -180,7 +179,7 @@ where
     pub(crate) fn new(
         body: B,
         cap: Option<usize>,
-        memory: Option<Arc<Memory>>,
+        memory: Option<std::sync::Arc<Memory>>,
     ) -> (Self, Replay<B>) {
         if body.is_end_stream() {
             // The most common body of all (a GET's) needs no replay state: every attempt's
@@ -698,3 +697,139 @@ impl fmt::Display for ReplayError {
 }
 
 impl std::error::Error for ReplayError {}
+
+/// Model checks of the hand-off between the bodies of successive attempts, and the future's
+/// release wait: `RUSTFLAGS="--cfg retryable_http_loom" cargo test --release --lib loom`.
+#[cfg(all(test, retryable_http_loom))]
+mod loom_models {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::task::Waker;
+
+    use super::*;
+
+    /// A body that yields its chunks at once.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
+        }
+    }
+
+    const ORIGINAL: &[u8] = b"hello, world";
+
+    fn original() -> Chunks {
+        Chunks(
+            [&b"hello"[..], b", ", b"world"]
+                .map(Bytes::from_static)
+                .into(),
+        )
+    }
+
+    /// Reads at most `frames` frames of `body`, then drops it. Returns what was read, and
+    /// whether the body reached its end without an error.
+    fn read(mut body: ReplayBody<Chunks>, frames: usize) -> (Vec<u8>, bool) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut data = Vec::new();
+        for _ in 0..frames {
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    data.extend_from_slice(&frame.into_data().unwrap());
+                }
+                Poll::Ready(Some(Err(error))) => panic!("a body failed: {error}"),
+                Poll::Ready(None) => return (data, true),
+                Poll::Pending => unreachable!("the test body is always ready"),
+            }
+        }
+        (data, false)
+    }
+
+    /// Waits, as the retry future does, until every earlier body is out of the way.
+    fn released(replay: &Replay<Chunks>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        while replay.poll_released(&mut cx).is_pending() {
+            loom::thread::yield_now();
+        }
+    }
+
+    fn check((data, ended): (Vec<u8>, bool)) {
+        if ended {
+            assert_eq!(data, ORIGINAL, "a body that ended sent everything");
+        } else {
+            assert!(
+                ORIGINAL.starts_with(&data),
+                "a body sends a prefix, in order"
+            );
+        }
+    }
+
+    fn memory() -> std::sync::Arc<Memory> {
+        std::sync::Arc::new(Memory::new(1024))
+    }
+
+    #[test]
+    fn loom_a_late_reader_on_another_thread_never_breaks_the_next_attempt() {
+        // The first attempt's body is read (partly, or to its end) by the inner service's
+        // task after the attempt's answer; the future makes the second body once released.
+        for frames in [0, 1, 4] {
+            loom::model(move || {
+                let memory = memory();
+                let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+                let late = loom::thread::spawn(move || read(first, frames));
+                released(&replay);
+                let second = replay.body();
+                check(read(second, 8));
+                check(late.join().unwrap());
+                drop(replay);
+                assert_eq!(memory.held(), 0, "nothing is leaked");
+            });
+        }
+    }
+
+    #[test]
+    fn loom_three_attempts_hand_the_body_on_in_any_order() {
+        loom::model(|| {
+            let memory = memory();
+            let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+            let one = loom::thread::spawn(move || read(first, 2));
+            released(&replay);
+            let second = replay.body();
+            let two = loom::thread::spawn(move || read(second, 1));
+            released(&replay);
+            replay.last_attempt();
+            let third = replay.body();
+            check(read(third, 8));
+            check(one.join().unwrap());
+            check(two.join().unwrap());
+            drop(replay);
+            assert_eq!(memory.held(), 0, "nothing is leaked");
+        });
+    }
+
+    #[test]
+    fn loom_a_hedge_copies_the_body_only_once_it_is_whole() {
+        loom::model(|| {
+            let memory = memory();
+            let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+            let one = loom::thread::spawn(move || read(first, 8));
+            let mut cx = Context::from_waker(Waker::noop());
+            let hedge = loop {
+                match replay.poll_concurrent_body(&mut cx) {
+                    Poll::Ready(body) => break body.expect("the body is replayable"),
+                    Poll::Pending => loom::thread::yield_now(),
+                }
+            };
+            check(read(hedge, 8));
+            check(one.join().unwrap());
+            drop(replay);
+            assert_eq!(memory.held(), 0, "nothing is leaked");
+        });
+    }
+}
