@@ -367,11 +367,16 @@ fn check_order(min: Duration, max: Duration) -> Result<(), ConfigError> {
 /// `min × 2ⁿ⁻¹`, saturating.
 fn doubled(min: Duration, n: u32) -> Duration {
     let shift = n.saturating_sub(1);
-    if shift >= 32 {
-        // 2³² seconds is 136 years: any cap is below it, and `saturating_mul` takes a u32.
+    if min.is_zero() {
+        return Duration::ZERO;
+    }
+    if shift >= 127 {
         return Duration::MAX;
     }
-    min.saturating_mul(1 << shift)
+    match min.as_nanos().checked_mul(1u128 << shift) {
+        Some(product) => nanos(product),
+        None => Duration::MAX,
+    }
 }
 
 /// Uniform in `[lo, hi]` (`lo` when `hi <= lo`).
@@ -400,10 +405,13 @@ fn scale(span: u128, rng: &mut Rng) -> u128 {
     hi * r + ((lo * r) >> 64)
 }
 
+/// `n` nanoseconds, saturating at `Duration::MAX`.
 fn nanos(n: u128) -> Duration {
     const NANOS_PER_SEC: u128 = 1_000_000_000;
-    let secs = u64::try_from(n / NANOS_PER_SEC).unwrap_or(u64::MAX);
-    Duration::new(secs, (n % NANOS_PER_SEC) as u32)
+    match u64::try_from(n / NANOS_PER_SEC) {
+        Ok(secs) => Duration::new(secs, (n % NANOS_PER_SEC) as u32),
+        Err(_) => Duration::MAX,
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +595,18 @@ mod tests {
         assert!(Backoff::linear_jitter(secs(2), secs(1)).is_err());
         assert!(Backoff::go_default(secs(2), secs(1)).is_err());
         assert!(Backoff::exponential(secs(1), secs(1)).is_ok());
+    }
+
+    #[test]
+    fn tiny_and_zero_minimums_double_exactly() {
+        // 1 ns doubled 32 times is 4.29 s, under the 100 s cap: not the cap.
+        let ns = Duration::from_nanos(1);
+        let tiny = Backoff::go_default(ns, secs(100)).unwrap();
+        assert_eq!(tiny.delays().nth(32), Some(Duration::from_nanos(1 << 32)));
+        assert_eq!(tiny.delays().nth(200), Some(secs(100)));
+        // Nothing doubled stays nothing, however many retries.
+        let zero = Backoff::go_default(Duration::ZERO, secs(1)).unwrap();
+        assert_eq!(zero.delays().nth(200), Some(Duration::ZERO));
     }
 
     #[test]

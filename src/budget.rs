@@ -160,6 +160,12 @@ impl Budget {
         taken
     }
 
+    /// When the budget's first bucket began.
+    #[cfg(test)]
+    pub(crate) fn started(&self) -> Instant {
+        self.inner.start
+    }
+
     /// How many retries the budget can pay for now.
     pub fn available(&self) -> u64 {
         self.inner.advance(self.inner.epoch_of(Instant::now()));
@@ -345,9 +351,8 @@ enum Age {
 
 impl Slot {
     const AMOUNT_BITS: u32 = 48;
-    /// Epochs of one bucket whose tags are equal are a multiple of this apart: the least
-    /// common multiple of the 10 buckets and the 2¹⁶ tags.
-    const ALIAS: u64 = 5 << 16;
+    /// Epochs whose tags are equal are a multiple of this apart.
+    const ALIAS: u64 = 1 << 16;
 
     fn tag_of(epoch: u64) -> u16 {
         epoch as u16
@@ -440,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_budget_idle_for_a_whole_tag_period_does_not_pay_old_deposits_again() {
-        // Buckets of 1 ns: the tags of one bucket repeat every `Slot::ALIAS` buckets.
+        // Buckets of 1 ns: tags repeat every `Slot::ALIAS` buckets.
         for idle in [
             10,
             Slot::ALIAS - 5,
@@ -466,6 +471,32 @@ mod tests {
         let budget = Budget::new(Duration::from_nanos(10), 0, 1.0).unwrap();
         budget.deposit_at(budget.inner.start);
         assert!(budget.withdraw_at(budget.inner.start + Duration::from_nanos(9)));
+    }
+
+    #[test]
+    fn deposits_a_tag_period_and_a_few_buckets_old_do_not_pay() {
+        // Found by the budget property: after a jump of 2¹⁶ + 3 buckets, the first bucket's
+        // tag looked six buckets old, so its deposits counted again.
+        let budget = Budget::new(Duration::from_nanos(10), 0, 0.1).unwrap();
+        let at = |n: u64| budget.inner.start + Duration::from_nanos(n);
+        for _ in 0..8 {
+            budget.deposit_at(at(0));
+        }
+        for _ in 0..4 {
+            budget.deposit_at(at(65_539));
+        }
+        assert!(
+            !budget.withdraw_at(at(65_539)),
+            "0.4 of a retry was deposited"
+        );
+        budget.deposit_at(at(65_539));
+        budget.deposit_at(at(65_540));
+        // Withdrawals are exact again from one window after the jump on.
+        for _ in 0..10 {
+            budget.deposit_at(at(65_550));
+        }
+        assert!(budget.withdraw_at(at(65_550)));
+        assert!(!budget.withdraw_at(at(65_550)));
     }
 
     #[test]

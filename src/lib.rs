@@ -248,6 +248,8 @@ mod hedging;
 mod hooks;
 mod layer;
 mod overrides;
+#[cfg(all(test, not(retryable_http_loom)))]
+mod properties;
 mod redact;
 mod rng;
 mod service;

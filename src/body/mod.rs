@@ -281,7 +281,7 @@ where
             Kind::Empty => true,
             Kind::Fresh(body) => body.is_end_stream(),
             Kind::Shared(sharing) => sharing.is_end_stream(),
-            Kind::Snapshot(copy) => copy.remaining == 0 && copy.trailers.is_none(),
+            Kind::Snapshot(copy) => copy.chunks.len() == 0 && copy.trailers.is_none(),
         }
     }
 
@@ -697,6 +697,34 @@ impl fmt::Display for ReplayError {
 }
 
 impl std::error::Error for ReplayError {}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::task::Waker;
+
+    use http_body_util::StreamBody;
+
+    use super::*;
+
+    #[test]
+    fn a_hedge_s_copy_of_an_empty_chunk_does_not_claim_to_have_ended_before_it() {
+        let chunks = [Ok::<_, Infallible>(Frame::data(Bytes::new()))];
+        let original = StreamBody::new(futures_util::stream::iter(chunks));
+        let (mut first, replay) = ReplayBody::new(original, Some(0), None);
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Poll::Ready(Some(_)) = Pin::new(&mut first).poll_frame(&mut cx) {}
+        let Poll::Ready(Some(mut copy)) = replay.poll_concurrent_body(&mut cx) else {
+            panic!("a whole body can be copied");
+        };
+        assert!(!copy.is_end_stream());
+        let frame = Pin::new(&mut copy).poll_frame(&mut cx);
+        assert!(
+            matches!(frame, Poll::Ready(Some(Ok(f))) if f.data_ref().is_some_and(|d| d.is_empty()))
+        );
+        assert!(copy.is_end_stream());
+    }
+}
 
 /// Model checks of the hand-off between the bodies of successive attempts, and the future's
 /// release wait: `RUSTFLAGS="--cfg retryable_http_loom" cargo test --release --lib loom`.
