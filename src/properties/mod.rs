@@ -5,7 +5,7 @@
 //! ten million cases in all:
 //!
 //! ```text
-//! PROPTEST_CASES=2000000 cargo test --release --lib properties
+//! PROPTEST_CASES=1200000 cargo test --release --lib properties
 //! ```
 
 mod backoff;
