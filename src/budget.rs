@@ -474,6 +474,15 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_says_what_it_was_given() {
+        let budget = Budget::new(Duration::from_secs(7), 3, 0.25).unwrap();
+        assert_eq!(
+            (budget.window(), budget.min_per_sec(), budget.ratio()),
+            (Duration::from_secs(7), 3, 0.25)
+        );
+    }
+
+    #[test]
     fn deposits_a_tag_period_and_a_few_buckets_old_do_not_pay() {
         // Found by the budget property: after a jump of 2¹⁶ + 3 buckets, the first bucket's
         // tag looked six buckets old, so its deposits counted again.

@@ -569,6 +569,34 @@ async fn a_body_over_the_replay_cap_is_never_hedged() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hedge_waiting_for_a_body_gives_up_when_the_body_goes_over_the_cap() {
+    let (tx, body) = channel();
+    tx.data(vec![1u8; 8]);
+    let upstream = Upstream::new([Reply::ok().after(100 * MS)]);
+    let request = Request::put("http://upstream.test/blob")
+        .body(body)
+        .unwrap();
+    let started = Instant::now();
+    let future = hedged(10 * MS)
+        .replay_limit(10)
+        .layer(upstream.clone())
+        .oneshot(request);
+    let feeder = async {
+        // The hedge is due at 10 ms and waits for the body to end.
+        tokio::time::sleep(30 * MS).await;
+        tx.data(vec![2u8; 8]);
+        drop(tx);
+    };
+    let (response, ()) = tokio::join!(future, feeder);
+    let response = response.unwrap();
+    // 16 bytes cannot be kept under a cap of 10: the first attempt alone answers, 100 ms
+    // after its body ended at 30 ms.
+    assert_eq!((attempts(&response), upstream.attempts()), (1, 1));
+    assert_eq!(started.elapsed(), 130 * MS);
+    assert_eq!(upstream.seen()[0].body().len(), 16);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_policy_s_retry_after_applies_between_hedged_attempts() {
     let upstream = Upstream::new([Reply::status(409)]);
     let (response, took) = timed(

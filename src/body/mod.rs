@@ -724,6 +724,61 @@ mod tests {
         );
         assert!(copy.is_end_stream());
     }
+
+    #[test]
+    fn each_kind_of_body_says_what_it_is() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let full = || http_body_util::Full::new(Bytes::from_static(b"data"));
+        let (empty, _) = ReplayBody::new(http_body_util::Full::new(Bytes::new()), Some(10), None);
+        assert!(empty.is_replayable());
+        assert_eq!(format!("{empty:?}"), "ReplayBody { empty: true, .. }");
+        let (mut first, replay) = ReplayBody::new(full(), Some(10), None);
+        assert!(first.is_replayable());
+        assert_eq!(
+            format!("{first:?}"),
+            "ReplayBody { first: true, replayable: true, yielded: 0, .. }"
+        );
+        assert_eq!(format!("{replay:?}"), "Replay { replayable: true, .. }");
+        while let Poll::Ready(Some(_)) = Pin::new(&mut first).poll_frame(&mut cx) {}
+        let Poll::Ready(Some(copy)) = replay.poll_concurrent_body(&mut cx) else {
+            panic!("a whole body can be copied");
+        };
+        assert!(copy.is_replayable());
+        assert_eq!(
+            format!("{copy:?}"),
+            "ReplayBody { snapshot: true, remaining: 4, .. }"
+        );
+        let fresh = ReplayBody::fresh(full());
+        assert!(!fresh.is_replayable(), "a reopened body is sent as it is");
+        assert_eq!(format!("{fresh:?}"), "ReplayBody { reopened: true, .. }");
+        assert_eq!(
+            ReplayError::InUse.to_string(),
+            "request body is still in use by an earlier attempt"
+        );
+        assert_eq!(
+            ReplayError::NotReplayable.to_string(),
+            "request body cannot be replayed"
+        );
+    }
+
+    #[test]
+    fn a_reopened_body_passes_its_error_on() {
+        let frames = [
+            Ok(Frame::data(Bytes::from_static(b"a"))),
+            Err(std::io::Error::other("disk gone")),
+        ];
+        let original = StreamBody::new(futures_util::stream::iter(frames));
+        let mut fresh = ReplayBody::fresh(original);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            Pin::new(&mut fresh).poll_frame(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        let Poll::Ready(Some(Err(error))) = Pin::new(&mut fresh).poll_frame(&mut cx) else {
+            panic!("the error comes through");
+        };
+        assert_eq!(error.to_string(), "disk gone");
+    }
 }
 
 /// Model checks of the hand-off between the bodies of successive attempts, and the future's
