@@ -11,7 +11,7 @@
 //! Ignored by default; it runs for a minute:
 //!
 //! ```text
-//! cargo test --release --test soak -- --ignored --nocapture
+//! cargo test --test soak -- --ignored --nocapture
 //! ```
 //!
 //! `SOAK_SECS` sets the duration (60), `SOAK_SEED` the seed of the upstream's faults and of
