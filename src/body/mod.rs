@@ -762,6 +762,37 @@ mod tests {
     }
 
     #[test]
+    fn a_body_polled_again_after_its_trailers_stays_ended() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("checksum", http::HeaderValue::from_static("abc"));
+        let frames = [
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"data"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let original = StreamBody::new(futures_util::stream::iter(frames));
+        let (mut first, replay) = ReplayBody::new(original, Some(10), None);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut frames = 0;
+        while let Poll::Ready(Some(frame)) = Pin::new(&mut first).poll_frame(&mut cx) {
+            assert!(frame.is_ok());
+            frames += 1;
+        }
+        assert_eq!(frames, 2);
+        drop(first);
+        let mut again = replay.body();
+        let mut kinds = Vec::new();
+        for _ in 0..4 {
+            kinds.push(match Pin::new(&mut again).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_data() => "data",
+                Poll::Ready(Some(Ok(_))) => "trailers",
+                Poll::Ready(None) => "end",
+                _ => "other",
+            });
+        }
+        assert_eq!(kinds, ["data", "trailers", "end", "end"]);
+    }
+
+    #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
             Ok(Frame::data(Bytes::from_static(b"a"))),
