@@ -793,6 +793,48 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_body_says_it_has_ended_with_its_last_chunk() {
+        // hyper ends an HTTP/2 stream with the last DATA frame only when the body says so.
+        let chunks = [b"ab".as_slice(), b"cd".as_slice()]
+            .map(|c| Ok::<_, Infallible>(Frame::data(Bytes::from_static(c))));
+        let original = StreamBody::new(futures_util::stream::iter(chunks));
+        let (mut first, replay) = ReplayBody::new(original, Some(10), None);
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Poll::Ready(Some(_)) = Pin::new(&mut first).poll_frame(&mut cx) {}
+        drop(first);
+        let mut again = replay.body();
+        assert!(!again.is_end_stream());
+        assert!(matches!(
+            Pin::new(&mut again).poll_frame(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(!again.is_end_stream());
+        assert!(matches!(
+            Pin::new(&mut again).poll_frame(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(again.is_end_stream(), "the last chunk was yielded");
+        drop(again);
+        // A hedge's copy counts its length down as it goes.
+        let Poll::Ready(Some(mut copy)) = replay.poll_concurrent_body(&mut cx) else {
+            panic!("a whole body can be copied");
+        };
+        assert_eq!(copy.size_hint().exact(), Some(4));
+        assert!(matches!(
+            Pin::new(&mut copy).poll_frame(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert_eq!(copy.size_hint().exact(), Some(2));
+        assert!(!copy.is_end_stream());
+        assert!(matches!(
+            Pin::new(&mut copy).poll_frame(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert_eq!(copy.size_hint().exact(), Some(0));
+        assert!(copy.is_end_stream());
+    }
+
+    #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
             Ok(Frame::data(Bytes::from_static(b"a"))),
