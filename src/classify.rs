@@ -358,6 +358,17 @@ mod tests {
     }
 
     #[test]
+    fn each_class_has_a_name_for_logs() {
+        let names = [
+            ErrorClass::NeverSent,
+            ErrorClass::MaybeProcessed,
+            ErrorClass::Permanent,
+        ]
+        .map(|class| class.to_string());
+        assert_eq!(names, ["never sent", "maybe processed", "permanent"]);
+    }
+
+    #[test]
     fn timeouts_may_have_been_processed() {
         assert_eq!(
             classify(&crate::error::AttemptTimedOut::new(

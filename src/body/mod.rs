@@ -834,6 +834,42 @@ mod tests {
         assert!(copy.is_end_stream());
     }
 
+    /// A waker that records whether it was woken.
+    #[derive(Default)]
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_last_chunk_hands_the_state_back_and_wakes_the_retry() {
+        let memory = Arc::new(Memory::new(1000));
+        let data = http_body_util::Full::new(Bytes::from_static(b"abcd"));
+        let (mut first, replay) = ReplayBody::new(data, Some(10), Some(memory.clone()));
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(replay.poll_released(&mut cx).is_pending());
+        // A reader that stops at the last chunk, without asking for the end or dropping the
+        // body, does not hold up the retry.
+        assert!(matches!(
+            Pin::new(&mut first).poll_frame(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(flag.0.load(Ordering::SeqCst), "the retry was woken");
+        assert!(replay.poll_released(&mut cx).is_ready());
+        assert_eq!(memory.held(), 4);
+        // The last attempt's body frees what was kept as soon as it ends, here unread, while
+        // the replay handle lives on.
+        replay.last_attempt();
+        drop(replay.body());
+        assert_eq!(memory.held(), 0);
+        drop(first);
+    }
+
     #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
