@@ -358,6 +358,24 @@ mod tests {
     }
 
     #[test]
+    fn every_malformed_part_of_a_request_is_permanent() {
+        let mut no_authority = http::uri::Parts::default();
+        no_authority.scheme = Some(http::uri::Scheme::HTTP);
+        let errors: [Box<dyn StdError + Send + Sync>; 5] = [
+            Box::new("http://[::1".parse::<http::Uri>().unwrap_err()),
+            Box::new(http::Uri::from_parts(no_authority).unwrap_err()),
+            Box::new(http::HeaderName::from_bytes(b"bad name").unwrap_err()),
+            Box::new(http::HeaderValue::from_bytes(b"bad\nvalue").unwrap_err()),
+            Box::new(http::Method::from_bytes(b"BAD METHOD").unwrap_err()),
+        ];
+        for error in errors {
+            assert_eq!(classify(&*error), ErrorClass::Permanent, "{error:?}");
+            // Found anywhere in the chain.
+            assert_eq!(classify(&Wrapper(error)), ErrorClass::Permanent);
+        }
+    }
+
+    #[test]
     fn each_class_has_a_name_for_logs() {
         let names = [
             ErrorClass::NeverSent,

@@ -870,6 +870,89 @@ mod tests {
         drop(first);
     }
 
+    /// Chunks with an exact size hint.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl Chunks {
+        fn of(chunks: &[&'static [u8]]) -> Self {
+            Chunks(chunks.iter().map(|c| Bytes::from_static(c)).collect())
+        }
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
+        }
+    }
+
+    /// Polls `body` for `n` data chunks (all of them when `n` is `None`), and returns them.
+    fn read<B: Body<Data = Bytes> + Unpin>(body: &mut B, n: Option<usize>) -> Vec<u8>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut got = Vec::new();
+        for _ in 0..n.unwrap_or(usize::MAX) {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Ready(Some(frame)) => {
+                    got.extend_from_slice(frame.unwrap().data_ref().unwrap())
+                }
+                _ => break,
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_third_attempt_gets_what_the_first_kept_and_the_second_read() {
+        let (mut first, replay) =
+            ReplayBody::new(Chunks::of(&[b"ab", b"cd", b"ef"]), Some(10), None);
+        assert_eq!(read(&mut first, Some(1)), b"ab");
+        drop(first);
+        let mut second = replay.body();
+        // The kept chunk, then the rest of the original.
+        assert_eq!(second.size_hint().exact(), Some(6));
+        assert_eq!(read(&mut second, Some(1)), b"ab");
+        assert_eq!(second.size_hint().exact(), Some(4));
+        assert_eq!(read(&mut second, None), b"cdef");
+        drop(second);
+        let mut third = replay.body();
+        assert_eq!(read(&mut third, None), b"abcdef");
+    }
+
+    #[test]
+    fn the_last_attempt_keeps_nothing_of_what_it_reads() {
+        let memory = Arc::new(Memory::new(1000));
+        let data = Chunks::of(&[b"ab", b"cd", b"ef"]);
+        let (mut first, replay) = ReplayBody::new(data, Some(10), Some(memory.clone()));
+        assert_eq!(read(&mut first, Some(1)), b"ab");
+        drop(first);
+        assert_eq!(memory.held(), 2);
+        replay.last_attempt();
+        let mut last = replay.body();
+        assert_eq!(read(&mut last, Some(2)), b"abcd");
+        assert_eq!(
+            memory.held(),
+            0,
+            "nothing is kept for an attempt that will not come"
+        );
+        assert_eq!(read(&mut last, None), b"ef");
+    }
+
     #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
