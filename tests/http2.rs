@@ -148,6 +148,32 @@ async fn a_graceful_goaway_before_any_stream_makes_a_post_retry_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_goaway_the_client_sends_itself_does_not_make_a_post_look_unsent() {
+    // The server breaks the protocol after the request's HEADERS: the client answers with
+    // its own GOAWAY(PROTOCOL_ERROR). The server may have acted on the request.
+    let server = first_connection(Conn::BreakProtocol);
+    let error = layer()
+        .layer(server.client())
+        .oneshot(request(Method::POST, "order 15"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.attempts(), 1);
+    let cause = error.into_source();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*cause);
+    let h2 = loop {
+        let error = next.expect("an h2 error in the chain");
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            break h2;
+        }
+        next = error.source();
+    };
+    assert!(h2.is_go_away() && !h2.is_remote(), "{h2:?}");
+    assert_eq!(h2.reason(), Some(Reason::PROTOCOL_ERROR));
+    assert_eq!(classify(&*cause), ErrorClass::MaybeProcessed);
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_goaway_before_the_request_was_sent_makes_a_post_retry_after_the_backoff() {
     // The GOAWAY arrives before hyper opened the request's stream: hyper hands the request
     // back as canceled, without the GOAWAY's code, which could have asked the client to

@@ -922,6 +922,7 @@ mod tests {
         let (mut first, replay) =
             ReplayBody::new(Chunks::of(&[b"ab", b"cd", b"ef"]), Some(10), None);
         assert_eq!(read(&mut first, Some(1)), b"ab");
+        assert_eq!(first.size_hint().exact(), Some(4));
         drop(first);
         let mut second = replay.body();
         // The kept chunk, then the rest of the original.

@@ -38,6 +38,10 @@ pub enum Conn {
     /// Accepts the first stream without answering it, sends `GOAWAY(last_stream_id = that
     /// stream, NO_ERROR)`, and closes the connection.
     GoAwayAfterFirst,
+    /// Answers the client's first `HEADERS` frame with a `DATA` frame on stream 0, which
+    /// the client must treat as a connection error: it sends `GOAWAY(PROTOCOL_ERROR)`
+    /// itself.
+    BreakProtocol,
 }
 
 /// What the server does with one stream.
@@ -144,15 +148,24 @@ impl H2Server {
         let n = self.connections.fetch_add(1, Ordering::SeqCst);
         self.arrivals.lock().unwrap().push(self.created.elapsed());
         let plan = (self.conns)(n);
-        if let Conn::GoAway(reason) = plan {
-            let _ = go_away_on_headers(io, reason).await;
-            return;
+        match plan {
+            Conn::GoAway(reason) => {
+                let mut goaway = 0u32.to_be_bytes().to_vec();
+                goaway.extend(u32::from(reason).to_be_bytes());
+                let _ = answer_headers(io, frame(GOAWAY, 0, 0, &goaway)).await;
+                return;
+            }
+            Conn::BreakProtocol => {
+                let _ = answer_headers(io, frame(DATA, 0, 0, b"not on stream 0")).await;
+                return;
+            }
+            _ => {}
         }
         let Ok(mut conn) = h2::server::handshake(io).await else {
             return;
         };
         match plan {
-            Conn::Serve | Conn::GoAway(_) => {}
+            Conn::Serve | Conn::GoAway(_) | Conn::BreakProtocol => {}
             Conn::GoAwayAtOnce(reason) => {
                 // NOTE: nothing of the client's streams has been read yet, so the GOAWAY's
                 // last stream id is 0.
@@ -237,15 +250,17 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// Speaks just enough HTTP/2 to answer the client's first `HEADERS` frame with
-/// `GOAWAY(last_stream_id = 0, reason)`, and reads on until the client closes.
-async fn go_away_on_headers<T>(mut io: T, reason: Reason) -> io::Result<()>
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const SETTINGS: u8 = 0x4;
+const GOAWAY: u8 = 0x7;
+
+/// Speaks just enough HTTP/2 to answer the client's first `HEADERS` frame with `answer`
+/// (raw bytes), and reads on until the client closes.
+async fn answer_headers<T>(mut io: T, answer: Vec<u8>) -> io::Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    const SETTINGS: u8 = 0x4;
-    const HEADERS: u8 = 0x1;
-    const GOAWAY: u8 = 0x7;
     const ACK: u8 = 0x1;
     let mut preface = [0u8; 24];
     io.read_exact(&mut preface).await?;
@@ -259,9 +274,7 @@ where
         match head[3] {
             SETTINGS if head[4] & ACK == 0 => io.write_all(&frame(SETTINGS, ACK, 0, &[])).await?,
             HEADERS => {
-                let mut goaway = 0u32.to_be_bytes().to_vec();
-                goaway.extend(u32::from(reason).to_be_bytes());
-                io.write_all(&frame(GOAWAY, 0, 0, &goaway)).await?;
+                io.write_all(&answer).await?;
                 io.flush().await?;
                 let mut sink = [0u8; 4096];
                 while io.read(&mut sink).await? > 0 {}
