@@ -376,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn the_outermost_io_error_decides() {
+        // A reset whose cause says the connection was refused: the reset is what happened to
+        // this request.
+        let reset = io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(classify(&reset), ErrorClass::MaybeProcessed);
+        let refused = io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            io::Error::from(io::ErrorKind::ConnectionReset),
+        );
+        assert_eq!(classify(&refused), ErrorClass::NeverSent);
+    }
+
+    #[test]
     fn each_class_has_a_name_for_logs() {
         let names = [
             ErrorClass::NeverSent,

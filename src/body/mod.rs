@@ -955,6 +955,34 @@ mod tests {
     }
 
     #[test]
+    fn a_hedge_waits_while_another_body_may_stream_and_gets_nothing_once_the_body_is_freed() {
+        let (first, replay) = ReplayBody::new(Chunks::of(&[b"ab", b"cd"]), Some(10), None);
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        // The first attempt's body has not been polled yet, but it may be at any time.
+        assert!(replay.poll_concurrent_body(&mut cx).is_pending());
+        drop(first);
+        assert!(flag.0.load(Ordering::SeqCst), "the hedge was woken");
+        // No body is live: the hedge takes the body over and streams it.
+        let Poll::Ready(Some(mut hedge)) = replay.poll_concurrent_body(&mut cx) else {
+            panic!("the hedge gets the body");
+        };
+        assert_eq!(read(&mut hedge, None), b"abcd");
+        drop(hedge);
+
+        // Once no attempt follows, the state is freed when the last body ends: nothing is left
+        // to hedge with.
+        let (mut first, replay) = ReplayBody::new(Chunks::of(&[b"ab"]), Some(10), None);
+        replay.last_attempt();
+        assert_eq!(read(&mut first, None), b"ab");
+        assert!(matches!(
+            replay.poll_concurrent_body(&mut cx),
+            Poll::Ready(None)
+        ));
+    }
+
+    #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
             Ok(Frame::data(Bytes::from_static(b"a"))),
