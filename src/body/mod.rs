@@ -983,6 +983,19 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_replay_frees_what_was_kept_while_an_ended_body_lives_on() {
+        // A future dropped while the inner service still holds the attempt's ended body.
+        let memory = Arc::new(Memory::new(1000));
+        let data = Chunks::of(&[b"ab", b"cd"]);
+        let (mut first, replay) = ReplayBody::new(data, Some(10), Some(memory.clone()));
+        assert_eq!(read(&mut first, None), b"abcd");
+        assert_eq!(memory.held(), 4);
+        drop(replay);
+        assert_eq!(memory.held(), 0);
+        drop(first);
+    }
+
+    #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
             Ok(Frame::data(Bytes::from_static(b"a"))),

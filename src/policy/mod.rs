@@ -334,3 +334,39 @@ impl fmt::Debug for dyn Policy {
         f.write_str("dyn Policy")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(method: http::Method, key: bool) -> request::Parts {
+        let mut request = http::Request::builder().method(method);
+        if key {
+            request = request.header("idempotency-key", "k-1");
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_policy_treats_idempotent_methods_and_keyed_requests_as_idempotent_through_any_box() {
+        let get = head(http::Method::GET, false);
+        let post = head(http::Method::POST, false);
+        let keyed = head(http::Method::POST, true);
+        let check = |policy: &dyn Policy| {
+            [&get, &post, &keyed].map(|request| policy.treats_as_idempotent(request))
+        };
+        let by_default = policy_fn(|_| Action::Stop);
+        assert_eq!(check(&by_default), [true, false, true]);
+        let shared: std::sync::Arc<dyn Policy> = std::sync::Arc::new(policy_fn(|_| Action::Stop));
+        assert_eq!(check(&shared), [true, false, true]);
+        let boxed: Box<dyn Policy> = Box::new(policy_fn(|_| Action::Stop));
+        assert_eq!(check(&boxed), [true, false, true]);
+        // A policy that retries every method treats every request as idempotent, through a
+        // box too.
+        let all: Box<dyn Policy> = Box::new(StandardPolicy::new().retry_all_methods());
+        assert_eq!(check(&all), [true, true, true]);
+        let all: std::sync::Arc<dyn Policy> =
+            std::sync::Arc::new(StandardPolicy::new().retry_all_methods());
+        assert_eq!(check(&all), [true, true, true]);
+    }
+}
