@@ -259,6 +259,13 @@ mod tests {
     use super::*;
 
     // Sun, 06 Nov 1994 08:49:30 GMT, the example date of RFC 9110.
+    #[test]
+    fn the_longest_wait_honoured_is_sixty_seconds_unless_set() {
+        assert_eq!(ServerWaits::new().max_wait(), Duration::from_secs(60));
+        let five = ServerWaits::new().max(Duration::from_secs(5));
+        assert_eq!(five.max_wait(), Duration::from_secs(5));
+    }
+
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770)
     }

@@ -996,6 +996,24 @@ mod tests {
     }
 
     #[test]
+    fn a_body_still_streaming_after_its_request_is_over_stops_holding_what_it_kept() {
+        let memory = Arc::new(Memory::new(1000));
+        let data = Chunks::of(&[b"ab", b"cd", b"ef"]);
+        let (mut first, replay) = ReplayBody::new(data, Some(10), Some(memory.clone()));
+        assert_eq!(read(&mut first, Some(1)), b"ab");
+        assert_eq!(memory.held(), 2);
+        // The future is gone; the inner service still streams the body.
+        drop(replay);
+        assert_eq!(read(&mut first, Some(1)), b"cd");
+        assert_eq!(
+            memory.held(),
+            0,
+            "nothing is kept for an attempt that will not come"
+        );
+        assert_eq!(read(&mut first, None), b"ef");
+    }
+
+    #[test]
     fn a_reopened_body_passes_its_error_on() {
         let frames = [
             Ok(Frame::data(Bytes::from_static(b"a"))),
