@@ -410,6 +410,10 @@ mod tests {
         );
         let policy: Box<dyn Policy> = Box::new(StandardPolicy::new());
         assert_eq!(format!("{:?}", &*policy), "dyn Policy");
+        assert_eq!(
+            format!("{:?}", policy_fn(|_| Action::Stop)),
+            "PolicyFn { .. }"
+        );
     }
 
     #[test]
