@@ -332,8 +332,9 @@ impl<B> Sharing<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        // NOTE: `false` is always a correct answer; the state is not locked to find out.
-        self.ended || self.at_end()
+        // A body ends itself (`end`) as soon as it yields its last frame, so no lock is
+        // needed to know.
+        self.ended
     }
 
     fn size_hint(&self) -> SizeHint {
