@@ -204,6 +204,17 @@ async fn post_is_retried_when_it_never_reached_the_server() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_standard_policy_itself_retries_a_post_that_never_reached_the_server() {
+    // With `policy_only`, only the policy decides: the layer adds no retry of its own.
+    let upstream = Upstream::new([Reply::error(io::ErrorKind::ConnectionRefused)]);
+    let response = send(layer().policy_only(), &upstream, post("/orders", "order"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(upstream.attempts(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn connection_reset_is_retried_for_get_but_not_for_post() {
     let upstream = Upstream::new([Reply::error(io::ErrorKind::ConnectionReset)]);
     let response = send(layer(), &upstream, get("/")).await.unwrap();
