@@ -264,6 +264,9 @@ mod tests {
         assert_eq!(ServerWaits::new().max_wait(), Duration::from_secs(60));
         let five = ServerWaits::new().max(Duration::from_secs(5));
         assert_eq!(five.max_wait(), Duration::from_secs(5));
+        let shown = format!("{five:?}");
+        assert!(shown.starts_with("ServerWaits { statuses: "), "{shown}");
+        assert!(shown.ends_with("rate_limit_headers: true, max: 5s, .. }"), "{shown}");
     }
 
     fn now() -> SystemTime {
@@ -346,6 +349,8 @@ mod tests {
         let reset = |v: &'static str| parse_rate_limit_reset(&HeaderValue::from_static(v), now);
         assert_eq!(reset("30"), Some(Duration::from_secs(30)));
         assert_eq!(reset("999999999"), Some(Duration::from_secs(999_999_999)));
+        // The threshold itself is a timestamp: 2001, long past.
+        assert_eq!(reset("1000000000"), Some(Duration::ZERO));
         assert_eq!(reset("1750000045"), Some(Duration::from_secs(45)));
         assert_eq!(reset("1749999000"), Some(Duration::ZERO));
     }
