@@ -266,7 +266,10 @@ mod tests {
         assert_eq!(five.max_wait(), Duration::from_secs(5));
         let shown = format!("{five:?}");
         assert!(shown.starts_with("ServerWaits { statuses: "), "{shown}");
-        assert!(shown.ends_with("rate_limit_headers: true, max: 5s, .. }"), "{shown}");
+        assert!(
+            shown.ends_with("rate_limit_headers: true, max: 5s, .. }"),
+            "{shown}"
+        );
     }
 
     fn now() -> SystemTime {
