@@ -699,6 +699,39 @@ impl fmt::Display for ReplayError {
 
 impl std::error::Error for ReplayError {}
 
+/// A body for the tests and the model checks: chunks yielded at once, with an exact size
+/// hint.
+#[cfg(test)]
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+#[cfg(test)]
+impl Chunks {
+    fn of(chunks: &[&'static [u8]]) -> Self {
+        Chunks(chunks.iter().map(|c| Bytes::from_static(c)).collect())
+    }
+}
+
+#[cfg(test)]
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
+    }
+}
+
 // The unit tests use std's `Arc` and wakers; the model build swaps the crate's for loom's.
 #[cfg(all(test, not(retryable_http_loom)))]
 mod tests {
@@ -872,35 +905,6 @@ mod tests {
         drop(first);
     }
 
-    /// Chunks with an exact size hint.
-    struct Chunks(std::collections::VecDeque<Bytes>);
-
-    impl Chunks {
-        fn of(chunks: &[&'static [u8]]) -> Self {
-            Chunks(chunks.iter().map(|c| Bytes::from_static(c)).collect())
-        }
-    }
-
-    impl Body for Chunks {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
-        }
-
-        fn is_end_stream(&self) -> bool {
-            self.0.is_empty()
-        }
-
-        fn size_hint(&self) -> SizeHint {
-            SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
-        }
-    }
-
     /// Polls `body` for `n` data chunks (all of them when `n` is `None`), and returns them.
     fn read<B: Body<Data = Bytes> + Unpin>(body: &mut B, n: Option<usize>) -> Vec<u8>
     where
@@ -1039,35 +1043,14 @@ mod tests {
 /// release wait: `RUSTFLAGS="--cfg retryable_http_loom" cargo test --release --lib loom`.
 #[cfg(all(test, retryable_http_loom))]
 mod loom_models {
-    use std::collections::VecDeque;
-    use std::convert::Infallible;
     use std::task::Waker;
 
     use super::*;
 
-    /// A body that yields its chunks at once.
-    struct Chunks(VecDeque<Bytes>);
-
-    impl Body for Chunks {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
-        }
-    }
-
     const ORIGINAL: &[u8] = b"hello, world";
 
     fn original() -> Chunks {
-        Chunks(
-            [&b"hello"[..], b", ", b"world"]
-                .map(Bytes::from_static)
-                .into(),
-        )
+        Chunks::of(&[b"hello", b", ", b"world"])
     }
 
     /// Reads at most `frames` frames of `body`, then drops it. Returns what was read, and
