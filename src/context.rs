@@ -17,6 +17,7 @@ use crate::config::{Config, after};
 use crate::decide::{BodyState, Decision, History, Now, decide};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
 use crate::hedge::Hedge;
+use crate::hooks::PrepareRetry;
 use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
 use crate::rng::Rng;
@@ -218,20 +219,13 @@ impl<B> Ctx<B> {
     /// The decision after the current attempt, paid from the budget when it is a retry.
     #[inline]
     fn decide(&mut self, outcome: Outcome<'_>) -> Decision {
-        let body = if self.replay.is_replayable() {
-            BodyState::Replayable
-        } else if self.reopen.is_some() {
-            BodyState::Reopenable
-        } else {
-            BodyState::Spent
-        };
         let history = History {
             attempts: self.attempts,
             max_retries: self.max_retries(),
             started: self.started,
             deadline: self.deadline,
             previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
-            body,
+            body: self.body_state(),
             hedging: false,
         };
         // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
@@ -249,8 +243,7 @@ impl<B> Ctx<B> {
         if let Decision::Retry { wait, why } = decision {
             let now = now.get();
             // The last check: a retry that will happen is the only one paid for.
-            let budget = self.config.budget.as_ref();
-            if budget.is_some_and(|b| !b.withdraw_at(now)) {
+            if !self.pay_for_attempt(now) {
                 decision = Decision::Stop(StopReason::Budget);
             } else {
                 let retry = self.retrying();
@@ -265,6 +258,17 @@ impl<B> Ctx<B> {
         }
         log(self.attempts, self.max_retries(), outcome, &decision);
         decision
+    }
+
+    /// Whether a later attempt can have the request body.
+    fn body_state(&self) -> BodyState {
+        if self.replay.is_replayable() {
+            BodyState::Replayable
+        } else if self.reopen.is_some() {
+            BodyState::Reopenable
+        } else {
+            BodyState::Spent
+        }
     }
 
     /// Whether the next attempt's body is made again by the request's `Reopen`, rather than
@@ -398,16 +402,15 @@ impl<B> Ctx<B> {
             Ok(head) => Outcome::Response(head),
             Err(error) => Outcome::Error(&**error),
         };
-        // The hook changes the head the attempt it describes started from: it sees a copy.
-        let before = self.head.clone();
-        let attempt = Attempt::started_at(&before, Some(outcome), self.attempts, self.started);
-        let result = hook(&mut self.head, &attempt);
-        result.map_err(|error| {
-            self.replay.finish();
-            let record = self.record(Ended::Abandoned);
-            Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
-                .with_record(record)
-        })
+        let result = run_prepare_retry(hook, &mut self.head, outcome, self.attempts, self.started);
+        result.map_err(|error| self.hook_failed(error))
+    }
+
+    /// The error that ends a request whose prepare-retry hook failed with `error`.
+    fn hook_failed(&mut self, error: BoxError) -> Error {
+        self.replay.finish();
+        let record = self.record(Ended::Abandoned);
+        Error::inner(&self.head.method, &self.head.uri, self.attempts, error).with_record(record)
     }
 
     /// The caller's output for an outcome that is not retried.
@@ -515,14 +518,6 @@ impl<B> Ctx<B> {
             .then_some(hedge)
     }
 
-    /// The delay before attempt `n` of a hedged request.
-    pub(crate) fn hedge_delay(&self, n: u32) -> Duration {
-        self.config
-            .hedge
-            .as_ref()
-            .map_or(Duration::ZERO, |h| h.delay(n))
-    }
-
     /// When the request started.
     pub(crate) fn started(&self) -> Instant {
         self.started
@@ -557,11 +552,7 @@ impl<B> Ctx<B> {
             started: self.started,
             deadline: self.deadline,
             previous_wait: Duration::ZERO,
-            body: if self.replay.is_replayable() {
-                BodyState::Replayable
-            } else {
-                BodyState::Spent
-            },
+            body: self.body_state(),
             hedging: true,
         };
         let decision = decide(
@@ -593,12 +584,12 @@ impl<B> Ctx<B> {
     /// Runs the prepare-retry hook before an attempt of a hedged request that follows
     /// `last`, an outcome that is retried.
     pub(crate) fn prepare_hedged(&mut self, last: Outcome<'_>) -> Result<(), BoxError> {
-        let Some(hook) = &self.config.hooks.prepare_retry else {
-            return Ok(());
-        };
-        let before = self.head.clone();
-        let attempt = Attempt::started_at(&before, Some(last), self.attempts, self.started);
-        hook(&mut self.head, &attempt)
+        match &self.config.hooks.prepare_retry {
+            Some(hook) => {
+                run_prepare_retry(hook, &mut self.head, last, self.attempts, self.started)
+            }
+            None => Ok(()),
+        }
     }
 
     /// The request of attempt `number` of a hedged request, with `body`.
@@ -630,12 +621,7 @@ impl<B> Ctx<B> {
         self.retrying().record = Some(record);
         match error {
             None => self.deadline_exceeded(false),
-            Some(error) => {
-                self.replay.finish();
-                let record = self.record(Ended::Abandoned);
-                Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
-                    .with_record(record)
-            }
+            Some(error) => self.hook_failed(error),
         }
     }
 
@@ -655,6 +641,21 @@ impl<B> Ctx<B> {
             })
         })
     }
+}
+
+/// Runs the prepare-retry `hook` on `head`, the head every attempt starts from, after
+/// attempt `attempts` ended with `last`.
+fn run_prepare_retry(
+    hook: &PrepareRetry,
+    head: &mut request::Parts,
+    last: Outcome<'_>,
+    attempts: u32,
+    started: Instant,
+) -> Result<(), BoxError> {
+    // The hook changes the head the attempt it describes started from: it sees a copy.
+    let before = head.clone();
+    let attempt = Attempt::started_at(&before, Some(last), attempts, started);
+    hook(head, &attempt)
 }
 
 /// The retries a request may make: its own setting, or the layer's.
@@ -678,7 +679,7 @@ fn policy<'a>(config: &'a Config, overrides: &'a Option<Box<RetryOverride>>) -> 
 }
 
 /// How an attempt ended, for the record.
-fn ended(outcome: Outcome<'_>) -> Ended {
+pub(crate) fn ended(outcome: Outcome<'_>) -> Ended {
     match outcome {
         Outcome::Response(head) => Ended::Status(head.status),
         Outcome::Error(error) => Ended::Error(classify(error)),

@@ -28,9 +28,8 @@ use tower_service::Service;
 
 use crate::attempts::{Attempts, Ended, WaitReason};
 use crate::body::ReplayBody;
-use crate::classify::classify;
 use crate::config::after;
-use crate::context::Ctx;
+use crate::context::{Ctx, ended};
 use crate::decide::Decision;
 use crate::error::{AttemptTimedOut, BoxError, Error};
 use crate::hedge::Hedge;
@@ -47,9 +46,8 @@ pub(crate) struct Hedging<F, R, B> {
     started: u32,
     /// The attempts allowed.
     max: u32,
-    /// Whether an attempt timeout starts the next attempt instead of cutting the slow one
-    /// off.
-    hedge_on_timeout: bool,
+    /// When the next attempts start, and what an attempt timeout does.
+    hedge: Hedge,
     /// When the next attempt starts, and the wait before it with its reason, for the
     /// record; `None` once no attempt may start.
     next: Option<(Instant, Duration, WaitReason)>,
@@ -88,7 +86,7 @@ impl<F, R, B> Hedging<F, R, B> {
             record: Attempts::first(Ended::Abandoned),
             started: 1,
             max: ctx.hedged_attempts(hedge),
-            hedge_on_timeout: hedge.hedges_on_attempt_timeout(),
+            hedge: hedge.clone(),
             next: Some((after(now, delay), delay, WaitReason::Hedge)),
             stopped: StopReason::Exhausted,
             last: None,
@@ -112,7 +110,7 @@ impl<F, R, B> Hedging<F, R, B> {
     {
         loop {
             let now = Instant::now();
-            if ctx.past_deadline() {
+            if ctx.deadline.is_some_and(|deadline| now >= deadline) {
                 return Poll::Ready(Err(self.abandon(ctx, None)));
             }
 
@@ -124,7 +122,7 @@ impl<F, R, B> Hedging<F, R, B> {
                     Poll::Pending => match flight.ends {
                         Some(ends) if ends <= now => {
                             let timeout = ctx.attempt_timeout().unwrap_or_default();
-                            if !self.hedge_on_timeout {
+                            if !self.hedge.hedges_on_attempt_timeout() {
                                 Err(AttemptTimedOut::new(timeout).into())
                             } else {
                                 // The slow attempt goes on; the next one starts now,
@@ -219,27 +217,9 @@ impl<F, R, B> Hedging<F, R, B> {
         now: Instant,
     ) -> Option<Result<Response<R>, Error>> {
         let outcome = outcome.map(Response::into_parts);
-        let (decision, ended) = match &outcome {
-            Ok((head, _)) => (
-                ctx.decide_hedged(
-                    index as u32 + 1,
-                    self.started,
-                    self.max,
-                    Outcome::Response(head),
-                ),
-                Ended::Status(head.status),
-            ),
-            Err(error) => (
-                ctx.decide_hedged(
-                    index as u32 + 1,
-                    self.started,
-                    self.max,
-                    Outcome::Error(&**error),
-                ),
-                Ended::Error(classify(&**error)),
-            ),
-        };
-        self.record.set_ended(index, ended);
+        let seen = view(&outcome);
+        let decision = ctx.decide_hedged(index as u32 + 1, self.started, self.max, seen);
+        self.record.set_ended(index, ended(seen));
         match decision {
             Decision::Stop(StopReason::Policy) => {
                 // The winner: every other attempt is dropped, which cancels it.
@@ -313,11 +293,7 @@ impl<F, R, B> Hedging<F, R, B> {
             return Poll::Ready(Ok(()));
         }
         if let Some(last) = &self.last {
-            let last = match last {
-                Ok((head, _)) => Outcome::Response(head),
-                Err(error) => Outcome::Error(&**error),
-            };
-            if let Err(error) = ctx.prepare_hedged(last) {
+            if let Err(error) = ctx.prepare_hedged(view(last)) {
                 return Poll::Ready(Err(self.abandon(ctx, Some(error))));
             }
         }
@@ -332,7 +308,7 @@ impl<F, R, B> Hedging<F, R, B> {
             ends: ctx.attempt_timeout().map(|t| after(now, t)),
         });
         self.next = if self.started < self.max {
-            let delay = ctx.hedge_delay(self.started + 1);
+            let delay = self.hedge.delay(self.started + 1);
             Some((after(now, delay), delay, WaitReason::Hedge))
         } else {
             self.stopped = StopReason::Exhausted;
@@ -352,6 +328,14 @@ impl<F, R, B> Hedging<F, R, B> {
 
     fn take_record(&mut self) -> Attempts {
         std::mem::replace(&mut self.record, Attempts::first(Ended::Abandoned))
+    }
+}
+
+/// What the policy and the hooks see of an outcome.
+fn view<R>(outcome: &Split<R>) -> Outcome<'_> {
+    match outcome {
+        Ok((head, _)) => Outcome::Response(head),
+        Err(error) => Outcome::Error(&**error),
     }
 }
 
