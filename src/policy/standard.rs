@@ -62,7 +62,7 @@ impl StandardPolicy {
 
 impl Policy for StandardPolicy {
     fn decide(&self, attempt: &Attempt<'_>) -> Action {
-        let idempotent = || self.all_methods || is_idempotent(attempt.method(), attempt.headers());
+        let idempotent = || self.treats_as_idempotent(attempt.request());
         let retry = match attempt.outcome() {
             None => false,
             Some(Outcome::Response(head)) => {
