@@ -1,8 +1,8 @@
 //! The chunks a replay body keeps, in the order they were read, and the memory they hold.
 
-use bytes::Bytes;
-
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::sync::{AtomicUsize, Ordering};
 

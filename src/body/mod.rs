@@ -105,8 +105,6 @@ enum Kind<B> {
 struct Snapshot {
     chunks: std::vec::IntoIter<Bytes>,
     trailers: Option<HeaderMap>,
-    /// Data bytes not yielded yet.
-    remaining: u64,
 }
 
 /// One attempt's body over the request's shared replay state.
@@ -290,18 +288,22 @@ where
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Fresh(body) => body.size_hint(),
             Kind::Shared(sharing) => sharing.size_hint(),
-            Kind::Snapshot(copy) => SizeHint::with_exact(copy.remaining),
+            Kind::Snapshot(copy) => SizeHint::with_exact(copy.remaining()),
         }
     }
 }
 
 impl Snapshot {
     fn next_frame(&mut self) -> Option<Frame<Bytes>> {
-        if let Some(chunk) = self.chunks.next() {
-            self.remaining -= chunk.len() as u64;
-            return Some(Frame::data(chunk));
+        match self.chunks.next() {
+            Some(chunk) => Some(Frame::data(chunk)),
+            None => self.trailers.take().map(Frame::trailers),
         }
-        self.trailers.take().map(Frame::trailers)
+    }
+
+    /// Data bytes not yielded yet.
+    fn remaining(&self) -> u64 {
+        self.chunks.as_slice().iter().map(|c| c.len() as u64).sum()
     }
 }
 
@@ -544,7 +546,7 @@ impl<B> fmt::Debug for ReplayBody<B> {
                 .field("yielded", &sharing.yielded),
             Kind::Snapshot(copy) => d
                 .field("snapshot", &true)
-                .field("remaining", &copy.remaining),
+                .field("remaining", &copy.remaining()),
         };
         d.finish_non_exhaustive()
     }
@@ -583,14 +585,10 @@ impl<B> Replay<B> {
             return Poll::Ready(None);
         }
         let kind = match &slot.state {
-            Some(state) if state.complete && !state.failed => {
-                let chunks = state.kept.to_vec();
-                Kind::Snapshot(Snapshot {
-                    remaining: chunks.iter().map(|c| c.len() as u64).sum(),
-                    chunks: chunks.into_iter(),
-                    trailers: state.trailers.as_deref().cloned(),
-                })
-            }
+            Some(state) if state.complete && !state.failed => Kind::Snapshot(Snapshot {
+                chunks: state.kept.to_vec().into_iter(),
+                trailers: state.trailers.as_deref().cloned(),
+            }),
             Some(_) if slot.live == 0 => {
                 slot.live += 1;
                 Kind::Shared(Sharing::new(shared.clone(), false))
