@@ -642,6 +642,15 @@ mod loom_models {
         (budget, move |n| start + Duration::from_secs(n))
     }
 
+    /// Withdraws from `budget` at `now` until it refuses; returns how many it paid.
+    fn withdraw_all_at(budget: &Budget, now: Instant) -> u32 {
+        let mut paid = 0;
+        while budget.withdraw_at(now) {
+            paid += 1;
+        }
+        paid
+    }
+
     #[test]
     fn loom_two_withdrawals_as_the_window_moves_pay_once() {
         loom::model(|| {
@@ -665,10 +674,7 @@ mod loom_models {
             let t = loom::thread::spawn(move || other.deposit_at(at(3)));
             let mine = budget.withdraw_at(at(3)) as u32;
             t.join().unwrap();
-            let mut granted = mine;
-            while budget.withdraw_at(at(4)) {
-                granted += 1;
-            }
+            let granted = mine + withdraw_all_at(&budget, at(4));
             assert_eq!(granted, 1);
             // Ten buckets later the deposit has expired.
             assert!(!budget.withdraw_at(at(14)));
@@ -689,10 +695,7 @@ mod loom_models {
                 .collect();
             let mine = budget.withdraw_at(at(0)) as u32;
             let theirs: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-            let mut granted = mine + theirs;
-            while budget.withdraw_at(at(5)) {
-                granted += 1;
-            }
+            let granted = mine + theirs + withdraw_all_at(&budget, at(5));
             assert_eq!(granted, 2);
         });
     }
@@ -707,10 +710,7 @@ mod loom_models {
             let t = loom::thread::spawn(move || other.deposit_at(at(12)));
             let mine = budget.withdraw_at(at(12)) as u32;
             t.join().unwrap();
-            let mut granted = mine;
-            while budget.withdraw_at(at(13)) {
-                granted += 1;
-            }
+            let granted = mine + withdraw_all_at(&budget, at(13));
             assert_eq!(granted, 1);
         });
     }

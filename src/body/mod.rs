@@ -740,16 +740,43 @@ mod tests {
 
     use super::*;
 
+    /// Polls `body` for `n` frames (all of them when `n` is `None`), and returns their data.
+    fn read<B: Body<Data = Bytes> + Unpin>(body: &mut B, n: Option<usize>) -> Vec<u8>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut got = Vec::new();
+        for _ in 0..n.unwrap_or(usize::MAX) {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Ready(Some(frame)) => {
+                    if let Some(data) = frame.unwrap().data_ref() {
+                        got.extend_from_slice(data);
+                    }
+                }
+                _ => break,
+            }
+        }
+        got
+    }
+
+    /// The body of an attempt alongside others, which must be ready.
+    fn concurrent<B>(replay: &Replay<B>) -> ReplayBody<B> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match replay.poll_concurrent_body(&mut cx) {
+            Poll::Ready(Some(body)) => body,
+            _ => panic!("the body can be had alongside the others"),
+        }
+    }
+
     #[test]
     fn a_hedge_s_copy_of_an_empty_chunk_does_not_claim_to_have_ended_before_it() {
         let chunks = [Ok::<_, Infallible>(Frame::data(Bytes::new()))];
         let original = StreamBody::new(futures_util::stream::iter(chunks));
         let (mut first, replay) = ReplayBody::new(original, Some(0), None);
         let mut cx = Context::from_waker(Waker::noop());
-        while let Poll::Ready(Some(_)) = Pin::new(&mut first).poll_frame(&mut cx) {}
-        let Poll::Ready(Some(mut copy)) = replay.poll_concurrent_body(&mut cx) else {
-            panic!("a whole body can be copied");
-        };
+        read(&mut first, None);
+        let mut copy = concurrent(&replay);
         assert!(!copy.is_end_stream());
         let frame = Pin::new(&mut copy).poll_frame(&mut cx);
         assert!(
@@ -760,7 +787,6 @@ mod tests {
 
     #[test]
     fn each_kind_of_body_says_what_it_is() {
-        let mut cx = Context::from_waker(Waker::noop());
         let full = || http_body_util::Full::new(Bytes::from_static(b"data"));
         let (empty, _) = ReplayBody::new(http_body_util::Full::new(Bytes::new()), Some(10), None);
         assert!(empty.is_replayable());
@@ -772,10 +798,8 @@ mod tests {
             "ReplayBody { first: true, replayable: true, yielded: 0, .. }"
         );
         assert_eq!(format!("{replay:?}"), "Replay { replayable: true, .. }");
-        while let Poll::Ready(Some(_)) = Pin::new(&mut first).poll_frame(&mut cx) {}
-        let Poll::Ready(Some(copy)) = replay.poll_concurrent_body(&mut cx) else {
-            panic!("a whole body can be copied");
-        };
+        read(&mut first, None);
+        let copy = concurrent(&replay);
         assert!(copy.is_replayable());
         assert_eq!(
             format!("{copy:?}"),
@@ -833,7 +857,7 @@ mod tests {
         let original = StreamBody::new(futures_util::stream::iter(chunks));
         let (mut first, replay) = ReplayBody::new(original, Some(10), None);
         let mut cx = Context::from_waker(Waker::noop());
-        while let Poll::Ready(Some(_)) = Pin::new(&mut first).poll_frame(&mut cx) {}
+        read(&mut first, None);
         drop(first);
         let mut again = replay.body();
         assert!(!again.is_end_stream());
@@ -849,9 +873,7 @@ mod tests {
         assert!(again.is_end_stream(), "the last chunk was yielded");
         drop(again);
         // A hedge's copy counts its length down as it goes.
-        let Poll::Ready(Some(mut copy)) = replay.poll_concurrent_body(&mut cx) else {
-            panic!("a whole body can be copied");
-        };
+        let mut copy = concurrent(&replay);
         assert_eq!(copy.size_hint().exact(), Some(4));
         assert!(matches!(
             Pin::new(&mut copy).poll_frame(&mut cx),
@@ -903,24 +925,6 @@ mod tests {
         drop(first);
     }
 
-    /// Polls `body` for `n` data chunks (all of them when `n` is `None`), and returns them.
-    fn read<B: Body<Data = Bytes> + Unpin>(body: &mut B, n: Option<usize>) -> Vec<u8>
-    where
-        B::Error: std::fmt::Debug,
-    {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut got = Vec::new();
-        for _ in 0..n.unwrap_or(usize::MAX) {
-            match Pin::new(&mut *body).poll_frame(&mut cx) {
-                Poll::Ready(Some(frame)) => {
-                    got.extend_from_slice(frame.unwrap().data_ref().unwrap())
-                }
-                _ => break,
-            }
-        }
-        got
-    }
-
     #[test]
     fn a_third_attempt_gets_what_the_first_kept_and_the_second_read() {
         let (mut first, replay) =
@@ -969,9 +973,7 @@ mod tests {
         drop(first);
         assert!(flag.0.load(Ordering::SeqCst), "the hedge was woken");
         // No body is live: the hedge takes the body over and streams it.
-        let Poll::Ready(Some(mut hedge)) = replay.poll_concurrent_body(&mut cx) else {
-            panic!("the hedge gets the body");
-        };
+        let mut hedge = concurrent(&replay);
         assert_eq!(read(&mut hedge, None), b"abcd");
         drop(hedge);
 
@@ -1088,8 +1090,17 @@ mod loom_models {
         }
     }
 
-    fn memory() -> std::sync::Arc<Memory> {
-        std::sync::Arc::new(Memory::new(1024))
+    /// A request's first body, its replay handle, and the memory account they share.
+    fn request() -> (ReplayBody<Chunks>, Replay<Chunks>, std::sync::Arc<Memory>) {
+        let memory = std::sync::Arc::new(Memory::new(1024));
+        let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+        (first, replay, memory)
+    }
+
+    /// Ends the request: nothing it kept may still be held.
+    fn nothing_leaked(replay: Replay<Chunks>, memory: &Memory) {
+        drop(replay);
+        assert_eq!(memory.held(), 0, "nothing is leaked");
     }
 
     #[test]
@@ -1098,15 +1109,13 @@ mod loom_models {
         // task after the attempt's answer; the future makes the second body once released.
         for frames in [0, 1, 4] {
             loom::model(move || {
-                let memory = memory();
-                let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+                let (first, replay, memory) = request();
                 let late = loom::thread::spawn(move || read(first, frames));
                 released(&replay);
                 let second = replay.body();
                 check(read(second, 8));
                 check(late.join().unwrap());
-                drop(replay);
-                assert_eq!(memory.held(), 0, "nothing is leaked");
+                nothing_leaked(replay, &memory);
             });
         }
     }
@@ -1114,8 +1123,7 @@ mod loom_models {
     #[test]
     fn loom_three_attempts_hand_the_body_on_in_any_order() {
         loom::model(|| {
-            let memory = memory();
-            let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+            let (first, replay, memory) = request();
             let one = loom::thread::spawn(move || read(first, 2));
             released(&replay);
             let second = replay.body();
@@ -1126,16 +1134,14 @@ mod loom_models {
             check(read(third, 8));
             check(one.join().unwrap());
             check(two.join().unwrap());
-            drop(replay);
-            assert_eq!(memory.held(), 0, "nothing is leaked");
+            nothing_leaked(replay, &memory);
         });
     }
 
     #[test]
     fn loom_a_hedge_copies_the_body_only_once_it_is_whole() {
         loom::model(|| {
-            let memory = memory();
-            let (first, replay) = ReplayBody::new(original(), Some(64), Some(memory.clone()));
+            let (first, replay, memory) = request();
             let one = loom::thread::spawn(move || read(first, 8));
             let mut cx = Context::from_waker(Waker::noop());
             let hedge = loop {
@@ -1146,8 +1152,7 @@ mod loom_models {
             };
             check(read(hedge, 8));
             check(one.join().unwrap());
-            drop(replay);
-            assert_eq!(memory.held(), 0, "nothing is leaked");
+            nothing_leaked(replay, &memory);
         });
     }
 }
