@@ -35,6 +35,11 @@ fn record<B>(response: &http::Response<B>) -> Attempts {
     response.extensions().get::<Attempts>().unwrap().clone()
 }
 
+/// How each attempt of the request behind `response` ended, in the order they started.
+fn endings<B>(response: &http::Response<B>) -> Vec<Ended> {
+    record(response).iter().map(|a| a.ended()).collect()
+}
+
 fn status(code: u16) -> Ended {
     Ended::Status(http::StatusCode::from_u16(code).unwrap())
 }
@@ -242,13 +247,7 @@ async fn an_outcome_the_policy_does_not_retry_wins_at_once() {
     assert_eq!(response.status(), 404);
     assert_eq!(took, 15 * MS);
     assert_eq!(inner.dropped_unfinished(), 1);
-    assert_eq!(
-        record(&response)
-            .iter()
-            .map(|a| a.ended())
-            .collect::<Vec<_>>(),
-        [status(404), Ended::Abandoned]
-    );
+    assert_eq!(endings(&response), [status(404), Ended::Abandoned]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -270,10 +269,7 @@ async fn when_every_attempt_fails_the_last_outcome_goes_back() {
     assert_eq!(took, 30 * MS);
     assert_eq!(upstream.times(), [Duration::ZERO, 10 * MS, 20 * MS]);
     assert_eq!(
-        record(&response)
-            .iter()
-            .map(|a| a.ended())
-            .collect::<Vec<_>>(),
+        endings(&response),
         [
             status(502),
             Ended::Error(ErrorClass::MaybeProcessed),
@@ -461,10 +457,7 @@ async fn an_attempt_timeout_cuts_off_the_slow_attempt_and_starts_the_next() {
     assert_eq!(upstream.times(), [Duration::ZERO, 50 * MS, 100 * MS]);
     assert_eq!(inner.dropped_unfinished(), 2);
     assert_eq!(
-        record(&response)
-            .iter()
-            .map(|a| a.ended())
-            .collect::<Vec<_>>(),
+        endings(&response),
         [
             Ended::Error(ErrorClass::MaybeProcessed),
             Ended::Error(ErrorClass::MaybeProcessed),

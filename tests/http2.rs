@@ -159,14 +159,9 @@ async fn a_goaway_the_client_sends_itself_does_not_make_a_post_look_unsent() {
         .unwrap_err();
     assert_eq!(error.attempts(), 1);
     let cause = error.into_source();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*cause);
-    let h2 = loop {
-        let error = next.expect("an h2 error in the chain");
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            break h2;
-        }
-        next = error.source();
-    };
+    let h2 = std::iter::successors(Some(&*cause as &dyn std::error::Error), |e| e.source())
+        .find_map(|e| e.downcast_ref::<h2::Error>())
+        .expect("an h2 error in the chain");
     assert!(h2.is_go_away() && !h2.is_remote(), "{h2:?}");
     assert_eq!(h2.reason(), Some(Reason::PROTOCOL_ERROR));
     assert_eq!(classify(&*cause), ErrorClass::MaybeProcessed);

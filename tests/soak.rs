@@ -633,8 +633,10 @@ fn soak_sixty_four_tasks_against_a_faulty_upstream() {
         end <= warm + warm / 2 + slack,
         "the live heap grew from {warm} to {end} bytes"
     );
+    // Once the client, the upstream and the runtime are gone, what was live before is all
+    // that is left, give or take the allocator's own bookkeeping.
     assert!(
-        heap_after <= heap_before + slack,
+        heap_after <= heap_before + 64 * 1024,
         "after the load, {heap_after} bytes live against {heap_before} before"
     );
 }
