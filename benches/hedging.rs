@@ -21,7 +21,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +31,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use retryable_http::{Hedge, RetryLayer};
 use support::{bare_client, replay_client};
 use tower::{Layer, Service, ServiceExt};
@@ -64,36 +62,14 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// An HTTP/1.1 server on a thread of its own: 1 ms per request, 200 ms for a seeded 2 %.
 fn server(counts: Arc<Counts>) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        support::current_thread().block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let _ = stream.set_nodelay(true);
-                let counts = counts.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<_>| {
-                        let n = counts.received.fetch_add(1, Ordering::Relaxed);
-                        let slow = splitmix64(SEED ^ n) % 10_000 < SLOW_BP;
-                        if slow {
-                            counts.slow.fetch_add(1, Ordering::Relaxed);
-                        }
-                        async move {
-                            let _ = BodyExt::collect(req.into_body()).await;
-                            tokio::time::sleep(if slow { SLOW } else { FAST }).await;
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    rx.recv().unwrap()
+    support::server_with_latency(Arc::new(move || {
+        let n = counts.received.fetch_add(1, Ordering::Relaxed);
+        let slow = splitmix64(SEED ^ n) % 10_000 < SLOW_BP;
+        if slow {
+            counts.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        if slow { SLOW } else { FAST }
+    }))
 }
 
 /// tower's hedge policy: every request may be hedged, cloned up front.

@@ -74,15 +74,23 @@ pub(crate) fn current_thread() -> Runtime {
 /// runs on a thread and runtime of its own, so that the client side measured is alone on
 /// its runtime.
 pub(crate) fn server() -> SocketAddr {
-    serve(false)
+    serve(false, None)
 }
 
 /// [`server`], speaking HTTP/2 with prior knowledge.
 pub(crate) fn server_h2() -> SocketAddr {
-    serve(true)
+    serve(true, None)
 }
 
-fn serve(http2: bool) -> SocketAddr {
+/// How long a server takes over each request, asked once per request as it arrives.
+pub(crate) type Latency = std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+
+/// [`server`], answering each request once its body is read and `latency` has passed.
+pub(crate) fn server_with_latency(latency: Latency) -> SocketAddr {
+    serve(false, Some(latency))
+}
+
+fn serve(http2: bool, latency: Option<Latency>) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         current_thread().block_on(async move {
@@ -92,13 +100,20 @@ fn serve(http2: bool) -> SocketAddr {
                 loop {
                     let (stream, _) = listener.accept().await.unwrap();
                     let _ = stream.set_nodelay(true);
+                    let latency = latency.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(
-                            |req: Request<hyper::body::Incoming>| async {
-                                let _ = req.into_body().collect().await;
-                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                    b"ok",
-                                ))))
+                            move |req: Request<hyper::body::Incoming>| {
+                                let wait = latency.as_ref().map(|latency| latency());
+                                async move {
+                                    let _ = req.into_body().collect().await;
+                                    if let Some(wait) = wait {
+                                        tokio::time::sleep(wait).await;
+                                    }
+                                    Ok::<_, Infallible>(Response::new(Full::new(
+                                        Bytes::from_static(b"ok"),
+                                    )))
+                                }
                             },
                         );
                         let io = TokioIo::new(stream);
