@@ -518,6 +518,14 @@ impl<B> Ctx<B> {
             .then_some(hedge)
     }
 
+    /// The delay before attempt `n` of a hedged request.
+    pub(crate) fn hedge_delay(&self, n: u32) -> Duration {
+        self.config
+            .hedge
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.delay(n))
+    }
+
     /// When the request started.
     pub(crate) fn started(&self) -> Instant {
         self.started

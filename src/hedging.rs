@@ -46,8 +46,9 @@ pub(crate) struct Hedging<F, R, B> {
     started: u32,
     /// The attempts allowed.
     max: u32,
-    /// When the next attempts start, and what an attempt timeout does.
-    hedge: Hedge,
+    /// Whether an attempt timeout starts the next attempt instead of cutting the slow one
+    /// off.
+    hedge_on_timeout: bool,
     /// When the next attempt starts, and the wait before it with its reason, for the
     /// record; `None` once no attempt may start.
     next: Option<(Instant, Duration, WaitReason)>,
@@ -86,7 +87,7 @@ impl<F, R, B> Hedging<F, R, B> {
             record: Attempts::first(Ended::Abandoned),
             started: 1,
             max: ctx.hedged_attempts(hedge),
-            hedge: hedge.clone(),
+            hedge_on_timeout: hedge.hedges_on_attempt_timeout(),
             next: Some((after(now, delay), delay, WaitReason::Hedge)),
             stopped: StopReason::Exhausted,
             last: None,
@@ -122,7 +123,7 @@ impl<F, R, B> Hedging<F, R, B> {
                     Poll::Pending => match flight.ends {
                         Some(ends) if ends <= now => {
                             let timeout = ctx.attempt_timeout().unwrap_or_default();
-                            if !self.hedge.hedges_on_attempt_timeout() {
+                            if !self.hedge_on_timeout {
                                 Err(AttemptTimedOut::new(timeout).into())
                             } else {
                                 // The slow attempt goes on; the next one starts now,
@@ -308,7 +309,7 @@ impl<F, R, B> Hedging<F, R, B> {
             ends: ctx.attempt_timeout().map(|t| after(now, t)),
         });
         self.next = if self.started < self.max {
-            let delay = self.hedge.delay(self.started + 1);
+            let delay = ctx.hedge_delay(self.started + 1);
             Some((after(now, delay), delay, WaitReason::Hedge))
         } else {
             self.stopped = StopReason::Exhausted;
