@@ -32,10 +32,12 @@
 //! Each of the window's ten buckets is one atomic word holding the bucket's epoch (16 bits
 //! of it) and its net amount (48 bits, 1.4 × 10⁸ retries), so that a deposit or withdrawal
 //! and the expiry of the bucket it lands in can never cross: an amount is counted once and
-//! expires once, whatever the interleaving (model-checked with loom). A bucket that would
-//! overflow stops counting deposits, which makes the budget pay less, never more. Only a
-//! thread stalled for more than a window between reading the clock and recording is out of
-//! the window's account: what it records is not counted.
+//! expires once, whatever the interleaving (model-checked with loom): a thread that records
+//! into a bucket and a thread that moves the window past it are each fenced so that at
+//! least one of them sees the other, and the amount expires. A bucket that would overflow
+//! stops counting deposits, which makes the budget pay less, never more. Only a thread
+//! stalled for more than a window between reading the clock and recording is out of the
+//! window's account: what it records is not counted.
 
 use std::fmt;
 use std::time::Duration;
@@ -43,7 +45,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::ConfigError;
-use crate::sync::{Arc, AtomicI64, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicI64, AtomicU64, Ordering, fence};
 
 /// One retry, in the budget's units.
 const RETRY: i64 = 1_000_000;
@@ -258,6 +260,12 @@ impl Inner {
             }
         }
         // The window moved past `epoch` while it was recorded: what was recorded expires.
+        // NOTE: this thread writes the bucket, then reads the epoch; the window's mover
+        // writes the epoch, then reads the buckets. Acquire and release let both read what
+        // was there before, and the amount would then outlive its epoch. With a sequentially
+        // consistent fence between the write and the read on both sides, at least one of
+        // them sees the other's write (loom found the interleaving).
+        fence(Ordering::SeqCst);
         if self.epoch.load(Ordering::Acquire) >= epoch + BUCKETS {
             self.expire(epoch % BUCKETS, false);
         }
@@ -311,6 +319,8 @@ impl Inner {
                 .compare_exchange(seen, current, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
+                    // Pairs with the fence in `record`.
+                    fence(Ordering::SeqCst);
                     // This thread moved the window from `seen` to `current`: every bucket
                     // whose epoch is now out of it expires. A bucket written meanwhile is
                     // either newer (and kept) or expired by the compare-and-swap that took
@@ -712,6 +722,51 @@ mod loom_models {
             t.join().unwrap();
             let granted = mine + withdraw_all_at(&budget, at(13));
             assert_eq!(granted, 1);
+        });
+    }
+
+    #[test]
+    fn loom_a_deposit_that_takes_a_bucket_over_expires_what_it_held() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            // Bucket 0's deposit expires when bucket 10 begins; bucket 10 uses the same
+            // word, and its deposit may take it over before the window's mover empties it.
+            budget.deposit_at(at(0));
+            let other = budget.clone();
+            let t = loom::thread::spawn(move || other.withdraw_at(at(10)) as u32);
+            budget.deposit_at(at(10));
+            let theirs = t.join().unwrap();
+            let granted = theirs + withdraw_all_at(&budget, at(11));
+            assert_eq!(granted, 1);
+        });
+    }
+
+    #[test]
+    fn loom_a_deposit_for_a_bucket_that_moved_on_is_not_counted() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            // Bucket 2's deposit may arrive after bucket 12's took the word over.
+            let other = budget.clone();
+            let t = loom::thread::spawn(move || other.deposit_at(at(2)));
+            budget.deposit_at(at(12));
+            t.join().unwrap();
+            assert_eq!(withdraw_all_at(&budget, at(12)), 1);
+            // Bucket 12's deposit and withdrawal expire together: nothing is left to pay.
+            assert!(!budget.withdraw_at(at(22)));
+        });
+    }
+
+    #[test]
+    fn loom_a_deposit_recorded_after_its_bucket_left_the_window_expires_at_once() {
+        loom::model(|| {
+            let (budget, at) = budget();
+            // The window may move to bucket 13 between bucket 2's deposit reading the clock
+            // and recording: what it records must not stay in the balance.
+            let other = budget.clone();
+            let t = loom::thread::spawn(move || other.deposit_at(at(2)));
+            budget.deposit_at(at(13));
+            t.join().unwrap();
+            assert_eq!(withdraw_all_at(&budget, at(13)), 1);
         });
     }
 }
