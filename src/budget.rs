@@ -451,6 +451,9 @@ mod tests {
         assert_eq!(Slot::age(5, 4), Age::Older);
         assert_eq!(Slot::age(2, 0xfffe), Age::Older);
         assert_eq!(Slot::age(4, 5), Age::Newer);
+        // Exact for epochs less than 2¹⁵ buckets apart: from there on, newer.
+        assert_eq!(Slot::age((1 << 15) - 1, 0), Age::Older);
+        assert_eq!(Slot::age(1 << 15, 0), Age::Newer);
     }
 
     #[test]
@@ -516,6 +519,30 @@ mod tests {
         }
         assert!(budget.withdraw_at(at(65_550)));
         assert!(!budget.withdraw_at(at(65_550)));
+    }
+
+    #[test]
+    fn deposits_that_look_live_after_a_jump_just_short_of_a_tag_period_do_not_pay() {
+        // The window moves from bucket 9 to bucket 2¹⁶ + 3: a jump of 2¹⁶ − 6 buckets, less
+        // than a tag period, after which bucket 0's tag looks three buckets old.
+        let budget = Budget::new(Duration::from_nanos(10), 0, 0.5).unwrap();
+        let at = |n: u64| budget.inner.start + Duration::from_nanos(n);
+        budget.deposit_at(at(0));
+        assert!(!budget.withdraw_at(at(9)), "half a retry was deposited");
+        budget.deposit_at(at(Slot::ALIAS + 3));
+        assert!(
+            !budget.withdraw_at(at(Slot::ALIAS + 3)),
+            "only the last half retry is in the window"
+        );
+    }
+
+    #[test]
+    fn a_budget_shows_its_settings_and_what_it_can_pay() {
+        let budget = Budget::new(Duration::from_secs(10), 3, 0.25).unwrap();
+        assert_eq!(
+            format!("{budget:?}"),
+            "Budget { window: 10s, min_per_sec: 3, ratio: 0.25, reserve: 30, available: 30 }"
+        );
     }
 
     #[test]
