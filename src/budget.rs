@@ -768,15 +768,22 @@ mod loom_models {
         });
     }
 
+    /// A deposit at bucket `old` on another thread and one at bucket `new` on this one, in
+    /// any interleaving; returns the budget after both.
+    fn racing_deposits(old: u64, new: u64) -> (Budget, impl Fn(u64) -> Instant) {
+        let (budget, at) = budget();
+        let other = budget.clone();
+        let t = loom::thread::spawn(move || other.deposit_at(at(old)));
+        budget.deposit_at(at(new));
+        t.join().unwrap();
+        (budget, at)
+    }
+
     #[test]
     fn loom_a_deposit_for_a_bucket_that_moved_on_is_not_counted() {
         loom::model(|| {
-            let (budget, at) = budget();
             // Bucket 2's deposit may arrive after bucket 12's took the word over.
-            let other = budget.clone();
-            let t = loom::thread::spawn(move || other.deposit_at(at(2)));
-            budget.deposit_at(at(12));
-            t.join().unwrap();
+            let (budget, at) = racing_deposits(2, 12);
             assert_eq!(withdraw_all_at(&budget, at(12)), 1);
             // Bucket 12's deposit and withdrawal expire together: nothing is left to pay.
             assert!(!budget.withdraw_at(at(22)));
@@ -786,13 +793,9 @@ mod loom_models {
     #[test]
     fn loom_a_deposit_recorded_after_its_bucket_left_the_window_expires_at_once() {
         loom::model(|| {
-            let (budget, at) = budget();
             // The window may move to bucket 13 between bucket 2's deposit reading the clock
             // and recording: what it records must not stay in the balance.
-            let other = budget.clone();
-            let t = loom::thread::spawn(move || other.deposit_at(at(2)));
-            budget.deposit_at(at(13));
-            t.join().unwrap();
+            let (budget, at) = racing_deposits(2, 13);
             assert_eq!(withdraw_all_at(&budget, at(13)), 1);
         });
     }
