@@ -499,9 +499,9 @@ impl<B> Ctx<B> {
         )
     }
 
-    /// Whether the deadline has passed.
-    pub(crate) fn past_deadline(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+    /// Whether the deadline has passed at `now`.
+    pub(crate) fn past_deadline(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
     }
 
     /// This request's hedge, if it is hedged: the layer hedges, a retry is allowed, the

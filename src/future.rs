@@ -189,7 +189,7 @@ where
                             if !timed || poll_timer(this.timer.as_mut(), cx).is_pending() {
                                 return Poll::Pending;
                             }
-                            if ctx.past_deadline() {
+                            if ctx.past_deadline(Instant::now()) {
                                 // Dropping the attempt's future cuts it off.
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(ctx.deadline_exceeded(true)));

@@ -111,7 +111,7 @@ impl<F, R, B> Hedging<F, R, B> {
     {
         loop {
             let now = Instant::now();
-            if ctx.deadline.is_some_and(|deadline| now >= deadline) {
+            if ctx.past_deadline(now) {
                 return Poll::Ready(Err(self.abandon(ctx, None)));
             }
 
