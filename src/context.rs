@@ -398,10 +398,7 @@ impl<B> Ctx<B> {
         let (Some(hook), Some(last)) = (&self.config.hooks.prepare_retry, last) else {
             return Ok(());
         };
-        let outcome = match last {
-            Ok(head) => Outcome::Response(head),
-            Err(error) => Outcome::Error(&**error),
-        };
+        let outcome = Outcome::of(last.as_ref());
         let result = run_prepare_retry(hook, &mut self.head, outcome, self.attempts, self.started);
         result.map_err(|error| self.hook_failed(error))
     }

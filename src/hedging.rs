@@ -334,10 +334,7 @@ impl<F, R, B> Hedging<F, R, B> {
 
 /// What the policy and the hooks see of an outcome.
 fn view<R>(outcome: &Split<R>) -> Outcome<'_> {
-    match outcome {
-        Ok((head, _)) => Outcome::Response(head),
-        Err(error) => Outcome::Error(&**error),
-    }
+    Outcome::of(outcome.as_ref().map(|(head, _)| head))
 }
 
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {

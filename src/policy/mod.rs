@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode, Uri, request, response};
 
+use crate::error::BoxError;
 use crate::redact::{Redacted, RequestHead, ResponseHead};
 
 pub use closure::{PolicyFn, policy_fn};
@@ -131,6 +132,16 @@ pub enum Outcome<'a> {
     Response(&'a response::Parts),
     /// The inner service failed (or the attempt timed out).
     Error(&'a (dyn StdError + Send + Sync + 'static)),
+}
+
+impl<'a> Outcome<'a> {
+    /// The outcome of an attempt that returned `result`.
+    pub(crate) fn of(result: Result<&'a response::Parts, &'a BoxError>) -> Self {
+        match result {
+            Ok(head) => Outcome::Response(head),
+            Err(error) => Outcome::Error(&**error),
+        }
+    }
 }
 
 impl<'a> Attempt<'a> {
