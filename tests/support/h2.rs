@@ -44,6 +44,22 @@ pub enum Conn {
     BreakProtocol,
 }
 
+impl Conn {
+    /// The raw frame that answers the client's first `HEADERS`, for the plans that never
+    /// hand the connection to h2's server.
+    fn raw_answer(self) -> Option<Vec<u8>> {
+        match self {
+            Conn::GoAway(reason) => {
+                let mut goaway = 0u32.to_be_bytes().to_vec();
+                goaway.extend(u32::from(reason).to_be_bytes());
+                Some(frame(GOAWAY, 0, 0, &goaway))
+            }
+            Conn::BreakProtocol => Some(frame(DATA, 0, 0, b"not on stream 0")),
+            Conn::Serve | Conn::GoAwayAtOnce(_) | Conn::GoAwayAfterFirst => None,
+        }
+    }
+}
+
 /// What the server does with one stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -148,18 +164,9 @@ impl H2Server {
         let n = self.connections.fetch_add(1, Ordering::SeqCst);
         self.arrivals.lock().unwrap().push(self.created.elapsed());
         let plan = (self.conns)(n);
-        match plan {
-            Conn::GoAway(reason) => {
-                let mut goaway = 0u32.to_be_bytes().to_vec();
-                goaway.extend(u32::from(reason).to_be_bytes());
-                let _ = answer_headers(io, frame(GOAWAY, 0, 0, &goaway)).await;
-                return;
-            }
-            Conn::BreakProtocol => {
-                let _ = answer_headers(io, frame(DATA, 0, 0, b"not on stream 0")).await;
-                return;
-            }
-            _ => {}
+        if let Some(answer) = plan.raw_answer() {
+            let _ = answer_headers(io, answer).await;
+            return;
         }
         let Ok(mut conn) = h2::server::handshake(io).await else {
             return;
