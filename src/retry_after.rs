@@ -258,7 +258,6 @@ fn parse_delta_seconds(value: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    // Sun, 06 Nov 1994 08:49:30 GMT, the example date of RFC 9110.
     #[test]
     fn the_longest_wait_honoured_is_sixty_seconds_unless_set() {
         assert_eq!(ServerWaits::new().max_wait(), Duration::from_secs(60));
@@ -272,6 +271,7 @@ mod tests {
         );
     }
 
+    // Sun, 06 Nov 1994 08:49:30 GMT, the example date of RFC 9110.
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770)
     }
