@@ -412,6 +412,16 @@ impl fmt::Debug for Budget {
     }
 }
 
+/// Withdraws from `budget` at `now` until it refuses; returns how many it paid.
+#[cfg(test)]
+fn withdraw_all_at(budget: &Budget, now: Instant) -> u32 {
+    let mut paid = 0;
+    while budget.withdraw_at(now) {
+        paid += 1;
+    }
+    paid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,11 +439,7 @@ mod tests {
     }
 
     fn withdraw_all(budget: &Budget) -> u32 {
-        let mut n = 0;
-        while budget.withdraw() {
-            n += 1;
-        }
-        n
+        withdraw_all_at(budget, Instant::now())
     }
 
     #[test]
@@ -533,6 +539,12 @@ mod tests {
         assert!(
             !budget.withdraw_at(at(Slot::ALIAS + 3)),
             "only the last half retry is in the window"
+        );
+        budget.deposit_at(at(Slot::ALIAS + 3));
+        assert_eq!(
+            withdraw_all_at(&budget, at(Slot::ALIAS + 3)),
+            1,
+            "two halves pay one"
         );
     }
 
@@ -677,15 +689,6 @@ mod loom_models {
         let budget = Budget::new(Duration::from_secs(10), 0, 1.0).unwrap();
         let start = budget.inner.start;
         (budget, move |n| start + Duration::from_secs(n))
-    }
-
-    /// Withdraws from `budget` at `now` until it refuses; returns how many it paid.
-    fn withdraw_all_at(budget: &Budget, now: Instant) -> u32 {
-        let mut paid = 0;
-        while budget.withdraw_at(now) {
-            paid += 1;
-        }
-        paid
     }
 
     #[test]
