@@ -32,11 +32,14 @@ fn request(method: Method, body: &'static str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// The h2 error in `error`'s cause chain.
+fn h2_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::Error> {
+    std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref())
+}
+
 /// The reason of the h2 error in `error`'s cause chain.
 fn h2_reason(error: &(dyn std::error::Error + 'static)) -> Option<Reason> {
-    std::iter::successors(Some(error), |e| e.source())
-        .find_map(|e| e.downcast_ref::<h2::Error>())
-        .and_then(h2::Error::reason)
+    h2_error(error).and_then(h2::Error::reason)
 }
 
 /// Resets the first stream with `REFUSED_STREAM`, answers 200 to the others.
@@ -132,6 +135,15 @@ async fn post(
     (response, start.elapsed())
 }
 
+/// Sends a POST of `body` through the layer to `server`, which must fail: the error.
+async fn post_error(server: &H2Server, body: &'static str) -> retryable_http::Error {
+    layer()
+        .layer(server.client())
+        .oneshot(request(Method::POST, body))
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_graceful_goaway_before_any_stream_makes_a_post_retry_at_once() {
     let server = first_connection(Conn::GoAway(Reason::NO_ERROR));
@@ -152,16 +164,10 @@ async fn a_goaway_the_client_sends_itself_does_not_make_a_post_look_unsent() {
     // The server breaks the protocol after the request's HEADERS: the client answers with
     // its own GOAWAY(PROTOCOL_ERROR). The server may have acted on the request.
     let server = first_connection(Conn::BreakProtocol);
-    let error = layer()
-        .layer(server.client())
-        .oneshot(request(Method::POST, "order 15"))
-        .await
-        .unwrap_err();
+    let error = post_error(&server, "order 15").await;
     assert_eq!(error.attempts(), 1);
     let cause = error.into_source();
-    let h2 = std::iter::successors(Some(&*cause as &dyn std::error::Error), |e| e.source())
-        .find_map(|e| e.downcast_ref::<h2::Error>())
-        .expect("an h2 error in the chain");
+    let h2 = h2_error(&*cause).expect("an h2 error in the chain");
     assert!(h2.is_go_away() && !h2.is_remote(), "{h2:?}");
     assert_eq!(h2.reason(), Some(Reason::PROTOCOL_ERROR));
     assert_eq!(classify(&*cause), ErrorClass::MaybeProcessed);
@@ -186,11 +192,7 @@ async fn a_stream_at_the_goaways_last_id_that_dies_is_retried_for_get_not_for_po
     let server = || first_connection(Conn::GoAwayAfterFirst);
     // Stream 1 is at the GOAWAY's last stream id: the server may have processed it.
     let post = server();
-    let error = layer()
-        .layer(post.client())
-        .oneshot(request(Method::POST, "order 11"))
-        .await
-        .unwrap_err();
+    let error = post_error(&post, "order 11").await;
     assert_eq!(error.attempts(), 1);
     assert_eq!(classify(&*error.into_source()), ErrorClass::MaybeProcessed);
     assert_eq!(post.seen().len(), 1);
