@@ -43,8 +43,6 @@
 use std::error::Error as StdError;
 use std::io;
 
-use crate::error::chain;
-
 /// What an error says about whether the server saw the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -135,10 +133,9 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorClass {
 
 /// The class this one error decides on its own, if any.
 fn decisive(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
-    if error.is::<crate::error::AttemptTimedOut>()
-        || error.is::<crate::error::DeadlineExceeded>()
-        || error.is::<tokio::time::error::Elapsed>()
-    {
+    // NOTE: the layer's own timeouts (`AttemptTimedOut`, `DeadlineExceeded`) have no source
+    // and say nothing decisive: they end the walk in the default class, `MaybeProcessed`.
+    if error.is::<tokio::time::error::Elapsed>() {
         return Some(ErrorClass::MaybeProcessed);
     }
     if error.is::<http::Error>()
@@ -162,6 +159,25 @@ fn decisive(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         return Some(class);
     }
     None
+}
+
+/// `error` and its sources, from the outside in, looking inside `io::Error`s too.
+pub(crate) fn chain<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&e| source(e))
+}
+
+/// The next error in the chain.
+fn source<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    // NOTE: `io::Error::source` skips the error it wraps and returns that error's source;
+    // `get_ref` returns the wrapped error itself.
+    if let Some(io) = error.downcast_ref::<io::Error>() {
+        if let Some(inner) = io.get_ref() {
+            return Some(inner);
+        }
+    }
+    error.source()
 }
 
 /// What an h2 error says; see the table in the module documentation.

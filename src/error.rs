@@ -2,12 +2,12 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io;
 use std::time::Duration;
 
 use http::Method;
 
 use crate::attempts::Attempts;
+use crate::classify::chain;
 use crate::redact::Redacted;
 
 /// A type-erased error, as tower and hyper use.
@@ -193,25 +193,6 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&*self.inner.source)
     }
-}
-
-/// `error` and its sources, from the outside in, looking inside `io::Error`s too.
-pub(crate) fn chain<'a>(
-    error: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(error), |&e| source(e))
-}
-
-/// The next error in the chain.
-fn source<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    // NOTE: `io::Error::source` skips the error it wraps and returns that error's source;
-    // `get_ref` returns the wrapped error itself.
-    if let Some(io) = error.downcast_ref::<io::Error>() {
-        if let Some(inner) = io.get_ref() {
-            return Some(inner);
-        }
-    }
-    error.source()
 }
 
 /// Displays an error and every cause in its [`source`](StdError::source) chain on one line,

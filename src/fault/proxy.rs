@@ -362,7 +362,7 @@ impl ProxyError {
     /// A tunnel that could not be opened: the proxy was unreachable when hyper-util's
     /// `Tunnel` reports a network error, and refused the tunnel otherwise.
     fn tunnel(proxy: &Uri, target: &str, error: BoxError) -> io::Error {
-        let network = crate::error::chain(&*error).any(|e| e.is::<io::Error>());
+        let network = crate::classify::chain(&*error).any(|e| e.is::<io::Error>());
         let kind = if network {
             Kind::Unreachable
         } else {
@@ -378,7 +378,7 @@ impl ProxyError {
                 .source
                 .as_deref()
                 .and_then(|e| {
-                    crate::error::chain(e)
+                    crate::classify::chain(e)
                         .find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
                 })
                 .unwrap_or(io::ErrorKind::NotConnected),
