@@ -25,7 +25,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::Backoff;
 use retryable_http::budget::Budget;
-use retryable_http::{ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody};
 use tower::{Layer, ServiceExt, service_fn};
 
 const TASKS: u64 = 16;

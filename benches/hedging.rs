@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use retryable_http::{Hedge, RetryLayer};
+use retryable_http::{RetryLayer, hedge::Hedge};
 use support::{bare_client, replay_client};
 use tower::{Layer, Service, ServiceExt};
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use retryable_http::{Hedge, ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody, hedge::Hedge};
 use support::{exchange, request, tower_retry};
 use tower::{Layer, service_fn};
 

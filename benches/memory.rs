@@ -33,7 +33,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retryable_http::backoff::Backoff;
-use retryable_http::{ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 use counting::{ALLOCATED, ALLOCATIONS, LIVE, PEAK};

@@ -44,8 +44,8 @@ use criterion::{
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use retryable_http::ReplayBody;
 use retryable_http::backoff::Backoff;
+use retryable_http::body::ReplayBody;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, service_fn};
 

@@ -31,7 +31,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use retryable_http::backoff::Backoff;
-use retryable_http::{Attempts, ReplayBody, Retry, RetryLayer};
+use retryable_http::{Attempts, Retry, RetryLayer, body::ReplayBody};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
@@ -119,7 +119,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         }
         Err(error) => (
             StatusCode::BAD_GATEWAY,
-            retryable_http::Report::new(&error).to_string(),
+            retryable_http::error::Report::new(&error).to_string(),
         )
             .into_response(),
     }

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retryable_http::backoff::{Backoff, Jitter};
-use retryable_http::{Attempts, Ended, Hedge, RetryLayer};
+use retryable_http::{Attempts, RetryLayer, hedge::Hedge, record::Ended};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 

@@ -2,8 +2,8 @@
 //! HTTPS.
 //!
 //! ```text
-//! cargo run --features fault --example seed_client -- --proxy http://127.0.0.1:8888 http://127.0.0.1:9000/your-api-endpoint
-//! cargo run --features fault --example seed_client -- --proxy http://127.0.0.1:8888 \
+//! cargo run --features fault,proxy --example seed_client -- --proxy http://127.0.0.1:8888 http://127.0.0.1:9000/your-api-endpoint
+//! cargo run --features fault,proxy --example seed_client -- --proxy http://127.0.0.1:8888 \
 //!     --cacert ~/.mitmproxy/mitmproxy-ca-cert.pem https://localhost:9443/your-api-endpoint
 //! ```
 //!
@@ -42,7 +42,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use retryable_http::backoff::Backoff;
-use retryable_http::fault::{HttpProxy, ProxyError};
+use retryable_http::proxy::{HttpProxy, ProxyError};
 use retryable_http::retry_after::ServerWaits;
 use retryable_http::{Attempts, RetryLayer};
 use timeline::Timeline;
@@ -128,7 +128,7 @@ fn header(value: &str) -> Result<(HeaderName, HeaderValue), String> {
 async fn main() {
     let options = Options::parse();
     if let Err(error) = run(options).await {
-        println!("error: {}", retryable_http::Report::new(&*error));
+        println!("error: {}", retryable_http::error::Report::new(&*error));
         if let Some(hint) = hint(&*error) {
             println!("hint: {hint}");
         }

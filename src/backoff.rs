@@ -20,7 +20,7 @@
 //! for (retry, delay) in backoff.delays().take(100).enumerate() {
 //!     assert!(delay >= secs(1) && delay <= secs(30), "retry {retry}: {delay:?}");
 //! }
-//! # Ok::<(), retryable_http::ConfigError>(())
+//! # Ok::<(), retryable_http::error::ConfigError>(())
 //! ```
 
 use std::fmt;

@@ -18,15 +18,15 @@ use crate::retry_after::ServerWaits;
 
 /// Retries after the first attempt: 4, so 5 attempts in all, as go-retryablehttp's
 /// `RetryMax`.
-pub const DEFAULT_MAX_RETRIES: u32 = 4;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 4;
 
 /// How much of a response that will be retried is read before it is dropped: 4 KiB, as
 /// go-retryablehttp's `respReadLimit`. Reading a short error body to its end lets HTTP/1.1
 /// reuse the connection; a longer one is not worth the bandwidth.
-pub const DEFAULT_DRAIN_LIMIT: usize = 4096;
+pub(crate) const DEFAULT_DRAIN_LIMIT: usize = 4096;
 
 /// How long draining a response that will be retried may take: 1 s.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything a layer was told. Set only by the layer's builder; read by the services and
 /// their futures, through the methods below where there is more to it than a field.

@@ -10,7 +10,6 @@ use http::{HeaderValue, Request, Response, request, response};
 use sync_wrapper::SyncWrapper;
 use tokio::time::Instant;
 
-use crate::attempts::{Attempts, Ended, WaitReason};
 use crate::body::{Reopen, Reopening, Replay, ReplayBody};
 use crate::classify::classify;
 use crate::config::{Config, after};
@@ -20,6 +19,7 @@ use crate::hedge::Hedge;
 use crate::hooks::PrepareRetry;
 use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
+use crate::record::{Attempts, Ended, WaitReason};
 use crate::rng::Rng;
 
 /// What happens to an attempt's outcome.

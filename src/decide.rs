@@ -10,10 +10,10 @@ use std::time::Duration;
 use http::request;
 use tokio::time::Instant;
 
-use crate::attempts::WaitReason;
 use crate::classify;
 use crate::config::{Config, after};
 use crate::policy::{Action, Attempt, Outcome, Policy, StopReason};
+use crate::record::WaitReason;
 use crate::rng::Rng;
 
 /// What the layer knows of a request when it decides.

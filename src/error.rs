@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::attempts::Attempts;
 use crate::classify::chain;
+use crate::record::Attempts;
 use crate::redact::Redacted;
 
 /// A type-erased error, as tower and hyper use.
@@ -204,7 +204,7 @@ impl StdError for Error {
 ///
 /// ```
 /// use std::io;
-/// use retryable_http::Report;
+/// use retryable_http::error::Report;
 ///
 /// #[derive(Debug)]
 /// struct Upload(io::Error);

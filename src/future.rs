@@ -19,7 +19,7 @@
 //!   the kept bytes cannot cover the retry.
 //! - *ready*: drive the inner service to readiness before the next attempt.
 //!
-//! A [hedged](crate::Hedge) request takes another path from its first attempt on: every
+//! A [hedged](crate::hedge::Hedge) request takes another path from its first attempt on: every
 //! attempt lives in one boxed set, polled in turn, with the next attempt started when the
 //! hedging delay passes or an attempt fails in a way the policy retries; the first outcome
 //! the policy does not retry wins and the rest are dropped.
@@ -33,7 +33,7 @@
 //! use bytes::Bytes;
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::{Client, connect::HttpConnector};
-//! use retryable_http::{ReplayBody, future::ResponseFuture};
+//! use retryable_http::{body::ReplayBody, future::ResponseFuture};
 //!
 //! type Inner = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
 //! /// What `Retry<Inner>` returns for a `Request<Full<Bytes>>`.

@@ -9,7 +9,7 @@ use http::request;
 use crate::error::ConfigError;
 
 /// The most attempts a hedged request may have in flight: 5, as gRPC allows.
-pub const MAX_HEDGED_ATTEMPTS: u32 = 5;
+pub const MAX_ATTEMPTS: u32 = 5;
 
 /// Hedging, opt in: when no response has come within a delay, the next attempt starts while
 /// the earlier ones go on, and the first acceptable answer wins. Give it to
@@ -23,13 +23,13 @@ pub const MAX_HEDGED_ATTEMPTS: u32 = 5;
 ///
 /// ```
 /// use std::time::Duration;
-/// use retryable_http::{Hedge, RetryLayer};
+/// use retryable_http::{hedge::Hedge, RetryLayer};
 ///
 /// // A second attempt when the first has not answered within 10 ms; a third at 20 ms.
 /// let layer = RetryLayer::new().hedge(
 ///     Hedge::after(Duration::from_millis(10)).max_attempts(3)?,
 /// );
-/// # Ok::<(), retryable_http::ConfigError>(())
+/// # Ok::<(), retryable_http::error::ConfigError>(())
 /// ```
 ///
 /// # What happens
@@ -73,8 +73,8 @@ pub const MAX_HEDGED_ATTEMPTS: u32 = 5;
 /// # Record
 ///
 /// The response's [`Attempts`](crate::Attempts) lists every attempt in the order it started:
-/// [`is_hedge`](crate::Attempt::is_hedge) for those started while another was in flight,
-/// [`Ended::Abandoned`](crate::Ended::Abandoned) for those dropped when another won.
+/// [`is_hedge`](crate::record::Entry::is_hedge) for those started while another was in flight,
+/// [`Ended::Abandoned`](crate::record::Ended::Abandoned) for those dropped when another won.
 #[derive(Clone)]
 pub struct Hedge {
     delay: Delay,
@@ -123,11 +123,11 @@ impl Hedge {
     ///
     /// # Errors
     ///
-    /// When `n` is below 2 (there would be no hedge) or above [`MAX_HEDGED_ATTEMPTS`].
+    /// When `n` is below 2 (there would be no hedge) or above [`MAX_ATTEMPTS`].
     pub fn max_attempts(mut self, n: u32) -> Result<Self, ConfigError> {
-        if !(2..=MAX_HEDGED_ATTEMPTS).contains(&n) {
+        if !(2..=MAX_ATTEMPTS).contains(&n) {
             return Err(ConfigError::new(format!(
-                "a hedged request makes 2 to {MAX_HEDGED_ATTEMPTS} attempts, not {n}"
+                "a hedged request makes 2 to {MAX_ATTEMPTS} attempts, not {n}"
             )));
         }
         self.max_attempts = n;

@@ -1,6 +1,6 @@
 //! A hedged request: several attempts in flight at once, the first acceptable outcome wins.
 //!
-//! [`Hedge`](crate::Hedge) says what happens; this is how. The response future moves its
+//! [`Hedge`](crate::hedge::Hedge) says what happens; this is how. The response future moves its
 //! first attempt here when the request is hedged, and every attempt of the request then
 //! lives in [`Hedging`]: boxed, so that the future of a request that is not hedged stays as
 //! it was, and in one `Vec`, so that dropping the future drops them all. Nothing is spawned.
@@ -26,7 +26,6 @@ use http::{Request, Response, response};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use crate::attempts::{Attempts, Ended, WaitReason};
 use crate::body::ReplayBody;
 use crate::config::after;
 use crate::context::{Ctx, ended};
@@ -34,6 +33,7 @@ use crate::decide::Decision;
 use crate::error::{AttemptTimedOut, BoxError, Error};
 use crate::hedge::Hedge;
 use crate::policy::{Outcome, StopReason};
+use crate::record::{Attempts, Ended, WaitReason};
 
 /// The attempts of a hedged request.
 pub(crate) struct Hedging<F, R, B> {

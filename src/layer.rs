@@ -30,7 +30,7 @@ use crate::service::Retry;
 /// let layer = RetryLayer::new()
 ///     .max_retries(3) // 1 attempt + up to 3 retries
 ///     .backoff(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(5))?);
-/// # Ok::<(), retryable_http::ConfigError>(())
+/// # Ok::<(), retryable_http::error::ConfigError>(())
 /// ```
 ///
 /// # Clone
@@ -43,16 +43,28 @@ pub struct RetryLayer {
 }
 
 impl RetryLayer {
+    /// Retries after the first attempt: 4, so 5 attempts in all, as go-retryablehttp's
+    /// `RetryMax`.
+    pub const DEFAULT_MAX_RETRIES: u32 = crate::config::DEFAULT_MAX_RETRIES;
+
+    /// How much of a response that will be retried is read before it is dropped: 4 KiB, as
+    /// go-retryablehttp's `respReadLimit`. Reading a short error body to its end lets
+    /// HTTP/1.1 reuse the connection; a longer one is not worth the bandwidth.
+    pub const DEFAULT_DRAIN_LIMIT: usize = crate::config::DEFAULT_DRAIN_LIMIT;
+
+    /// How long draining a response that will be retried may take: 1 s.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = crate::config::DEFAULT_DRAIN_TIMEOUT;
+
     /// A layer with the defaults:
     ///
     /// | setting | default |
     /// |---|---|
-    /// | [`max_retries`](Self::max_retries) | [`DEFAULT_MAX_RETRIES`](crate::DEFAULT_MAX_RETRIES) (4) |
+    /// | [`max_retries`](Self::max_retries) | [`DEFAULT_MAX_RETRIES`](Self::DEFAULT_MAX_RETRIES) (4) |
     /// | [`backoff`](Self::backoff) | exponential, 1 s to 30 s, [bounded jitter](crate::backoff::Jitter::Bounded) |
     /// | [`server_waits`](Self::server_waits) | `Retry-After` and the rate-limit headers on any retried response, up to 60 s ([`ServerWaits::new`]) |
     /// | [`policy`](Self::policy) | [`StandardPolicy`](crate::policy::StandardPolicy), and requests that never reached the server retried whatever it says |
     /// | [`replay_limit`](Self::replay_limit) | [`DEFAULT_REPLAY_LIMIT`](crate::body::DEFAULT_REPLAY_LIMIT) (1 MiB) |
-    /// | [`drain_limit`](Self::drain_limit), [`drain_timeout`](Self::drain_timeout) | 4 KiB, 1 s |
+    /// | [`drain_limit`](Self::drain_limit), [`drain_timeout`](Self::drain_timeout) | [`DEFAULT_DRAIN_LIMIT`](Self::DEFAULT_DRAIN_LIMIT) (4 KiB), [`DEFAULT_DRAIN_TIMEOUT`](Self::DEFAULT_DRAIN_TIMEOUT) (1 s) |
     /// | [`budget`](Self::budget) | 20 % of the last 10 s of requests, plus 10 retries/s |
     /// | [`replay_limit_total`](Self::replay_limit_total) | none |
     /// | [`attempt_timeout`](Self::attempt_timeout) | none |
@@ -167,7 +179,7 @@ impl RetryLayer {
 
     /// Cuts off every attempt that has not produced a response head after `timeout`.
     ///
-    /// A cut-off attempt fails with [`AttemptTimedOut`](crate::AttemptTimedOut), which the
+    /// A cut-off attempt fails with [`AttemptTimedOut`](crate::error::AttemptTimedOut), which the
     /// [`StandardPolicy`](crate::policy::StandardPolicy) treats as "maybe processed": it is retried for idempotent requests
     /// only. hyper's client has no response timeout of its own, so without this a server
     /// that never answers holds the request forever.
@@ -182,7 +194,7 @@ impl RetryLayer {
     /// The layer never starts a wait that would end after the deadline: it returns the last
     /// outcome instead. An attempt still in flight at the deadline is cut off, and the caller
     /// gets an [`Error`](crate::Error) whose cause is
-    /// [`DeadlineExceeded`](crate::DeadlineExceeded), naming the attempts made.
+    /// [`DeadlineExceeded`](crate::error::DeadlineExceeded), naming the attempts made.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.config_mut().deadline = Some(deadline);
         self
@@ -190,7 +202,7 @@ impl RetryLayer {
 
     /// Hedges the requests the policy treats as idempotent: when no response has come within
     /// the hedge's delay, the next attempt starts while the earlier ones go on, and the
-    /// first acceptable outcome wins. See [`Hedge`](crate::Hedge).
+    /// first acceptable outcome wins. See [`Hedge`](crate::hedge::Hedge).
     ///
     /// Off by default: hedging adds load to cut the tail, and only the caller knows whether
     /// the tail is worth it.

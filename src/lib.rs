@@ -7,7 +7,7 @@
 //! - **Bodies are replayed without `Clone`.** The first attempt streams the caller's body
 //!   unchanged while its chunks are kept (refcounted, never copied) up to a cap; a retry
 //!   replays them and goes on with the rest. A truncated body is never sent. See
-//!   [`ReplayBody`].
+//!   [`ReplayBody`](body::ReplayBody).
 //! - **Safe by default.** 429 and 5xx (but 501) are retried; a request that may have been
 //!   processed (a `POST` that got a 502, a connection reset after the request was written)
 //!   is retried only when it is idempotent. See [`StandardPolicy`](policy::StandardPolicy).
@@ -19,7 +19,7 @@
 //!   body unread and an [`Attempts`] record of every attempt and wait; the last transport
 //!   error comes back as an [`Error`] naming the request and the attempts.
 //! - **Hedging, opt in**: a second attempt for an idempotent request that is slow to answer,
-//!   paid from the retry budget; the first acceptable answer wins. See [`Hedge`].
+//!   paid from the retry budget; the first acceptable answer wins. See [`Hedge`](hedge::Hedge).
 //! - **Per request**: a [`RetryOverride`] in a request's extensions gives it its own
 //!   retries, deadline, attempt timeout or policy.
 //!
@@ -36,7 +36,7 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
-//! use retryable_http::{Attempts, ReplayBody, RetryLayer, backoff::Backoff};
+//! use retryable_http::{Attempts, body::ReplayBody, RetryLayer, backoff::Backoff};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -149,14 +149,14 @@
 //!   `[min, max]`. [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
 //!   exactly.
 //! - **A tail to cut.** When a small share of requests is slow for reasons a second try
-//!   avoids (a slow replica, a lost packet, a pause), [`Hedge`] cuts the tail: set the delay
+//!   avoids (a slow replica, a lost packet, a pause), [`Hedge`](hedge::Hedge) cuts the tail: set the delay
 //!   near the upstream's 95th-percentile latency, so that about one request in twenty is
 //!   hedged, and keep the budget on. Do not hedge writes without an idempotency key (they
-//!   are not hedged unless [`Hedge::only_when`] says so), requests that are slow because the
+//!   are not hedged unless [`Hedge::only_when`](hedge::Hedge::only_when) says so), requests that are slow because the
 //!   work is slow (a hedge doubles it), large uploads (they are sent twice, and a body over
 //!   the replay cap is never hedged), or an upstream that is overloaded: hedges add load
 //!   where it hurts, and only the budget stops them. Per-attempt timeouts with
-//!   [`Hedge::on_attempt_timeout`] suit an upstream whose slow answers still come.
+//!   [`Hedge::on_attempt_timeout`](hedge::Hedge::on_attempt_timeout) suit an upstream whose slow answers still come.
 //! - **Rate-limited APIs.** `Retry-After`, `RateLimit-Reset` and `X-RateLimit-Reset` are
 //!   honoured; raise [`ServerWaits::max`](retry_after::ServerWaits::max) if the API
 //!   legitimately asks for more than 60 s, and the response comes back to you when it asks
@@ -221,8 +221,9 @@
 //! - `hyper` (default): reads hyper's, hyper-util's and h2's client errors to classify
 //!   transport failures (h2 is compiled for that; hyper's HTTP/2 uses the same crate).
 //!   Without it, only [`std::io::Error`] kinds and this crate's own errors are recognised.
-//! - `fault`: fault injection ([`fault::FaultLayer`]), and a connector for hyper-util's
-//!   client that talks through an HTTP proxy such as mitmproxy or `examples/fault_proxy.rs`.
+//! - `fault`: fault injection ([`fault::FaultLayer`]).
+//! - `proxy`: a connector for hyper-util's client that talks through an HTTP proxy such as
+//!   mitmproxy or `examples/fault_proxy.rs` ([`proxy::HttpProxy`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -231,19 +232,22 @@ pub mod backoff;
 pub mod body;
 pub mod budget;
 pub mod classify;
+pub mod error;
 #[cfg(feature = "fault")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fault")))]
 pub mod fault;
 pub mod future;
+pub mod hedge;
 pub mod policy;
+#[cfg(feature = "proxy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
+pub mod proxy;
+pub mod record;
 pub mod retry_after;
 
-mod attempts;
 mod config;
 mod context;
 mod decide;
-mod error;
-mod hedge;
 mod hedging;
 mod hooks;
 mod layer;
@@ -255,13 +259,8 @@ mod rng;
 mod service;
 mod sync;
 
-pub use attempts::{Attempt, Attempts, Ended, WaitReason};
-pub use body::ReplayBody;
-pub use config::{DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_RETRIES};
-pub use error::{
-    AttemptTimedOut, BoxError, ConfigError, DeadlineExceeded, Error, Report, UnexpectedStatus,
-};
-pub use hedge::{Hedge, MAX_HEDGED_ATTEMPTS};
+pub use error::Error;
 pub use layer::RetryLayer;
 pub use overrides::RetryOverride;
+pub use record::Attempts;
 pub use service::Retry;

@@ -31,7 +31,7 @@ use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::response;
 
-use crate::attempts::WaitReason;
+use crate::record::WaitReason;
 
 /// The `RateLimit-Reset` header of the IETF rate-limit headers draft.
 pub static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::Backoff;
-use retryable_http::{BoxError, ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody, error::BoxError};
 use support::get;
 use support::upstream::{Reply, Upstream};
 use tokio::time::Instant;
@@ -67,7 +67,7 @@ async fn an_inner_service_that_is_not_ready_for_a_retry_ends_the_request() {
     assert_eq!(error.attempts(), 1);
     assert_eq!(inner.asked.load(Ordering::SeqCst), 2);
     assert_eq!(
-        retryable_http::Report::new(&error).to_string(),
+        retryable_http::error::Report::new(&error).to_string(),
         "GET http://upstream.test/x giving up after 1 attempt(s): the inner service failed to become ready: the connection pool was closed"
     );
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use retryable_http::backoff::Backoff;
-use retryable_http::fault::{Action, Answer, FaultLayer, Match, Rule, Trigger};
+use retryable_http::fault::{Answer, Effect, FaultLayer, Match, Rule, Trigger};
 use retryable_http::{Attempts, RetryLayer};
 use support::upstream::Upstream;
 use support::within;
@@ -28,7 +28,7 @@ fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
 }
 
 fn seed_rule() -> Rule {
-    Rule::new(Action::Replace(
+    Rule::new(Effect::Replace(
         Answer::new(StatusCode::BAD_GATEWAY)
             .body("Bad Gateway Simulation")
             .header(
@@ -103,7 +103,7 @@ async fn a_plain_post_through_the_seed_rule_goes_once() {
 async fn respond_answers_without_forwarding() {
     let upstream = Upstream::new([]);
     let faults = FaultLayer::new().rule(
-        Rule::new(Action::Respond(
+        Rule::new(Effect::Respond(
             Answer::new(StatusCode::TOO_MANY_REQUESTS).header(
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("2"),
@@ -137,7 +137,7 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
     // Refused: never sent, so even a POST is retried.
     let upstream = Upstream::new([]);
     let faults = FaultLayer::new()
-        .rule(Rule::new(Action::Fail(io::ErrorKind::ConnectionRefused)).trigger(Trigger::first(1)));
+        .rule(Rule::new(Effect::Fail(io::ErrorKind::ConnectionRefused)).trigger(Trigger::first(1)));
     let response = RetryLayer::new()
         .backoff(Backoff::constant(SECOND))
         .layer(faults.layer(upstream.clone()))
@@ -148,7 +148,7 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
     assert_eq!(upstream.attempts(), 1);
 
     // Reset: maybe processed, so a POST is not retried.
-    let faults = FaultLayer::new().rule(Rule::new(Action::Fail(io::ErrorKind::ConnectionReset)));
+    let faults = FaultLayer::new().rule(Rule::new(Effect::Fail(io::ErrorKind::ConnectionReset)));
     let error = RetryLayer::new()
         .layer(faults.layer(Upstream::new([])))
         .oneshot(request(Method::POST, "http://example.test/"))
@@ -156,7 +156,7 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
         .unwrap_err();
     assert_eq!(error.attempts(), 1);
     assert!(
-        retryable_http::Report::new(&error)
+        retryable_http::error::Report::new(&error)
             .to_string()
             .ends_with(": injected fault"),
         "{error}"
@@ -166,7 +166,7 @@ async fn fail_injects_transport_errors_that_classify_like_real_ones() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_stream_is_retried_even_for_a_post() {
     let upstream = Upstream::new([]);
-    let faults = FaultLayer::new().rule(Rule::new(Action::RefuseStream).trigger(Trigger::first(2)));
+    let faults = FaultLayer::new().rule(Rule::new(Effect::RefuseStream).trigger(Trigger::first(2)));
     let log = faults.log();
     let response = RetryLayer::new()
         .backoff(Backoff::constant(SECOND))
@@ -185,7 +185,7 @@ async fn a_refused_stream_is_retried_even_for_a_post() {
 #[tokio::test(start_paused = true)]
 async fn a_delay_slows_the_upstream_down() {
     let upstream = Upstream::new([]);
-    let faults = FaultLayer::new().rule(Rule::new(Action::Forward).delay(3 * SECOND));
+    let faults = FaultLayer::new().rule(Rule::new(Effect::Forward).delay(3 * SECOND));
     let start = tokio::time::Instant::now();
     let response = faults
         .layer(upstream.clone())
@@ -196,7 +196,7 @@ async fn a_delay_slows_the_upstream_down() {
     assert_eq!(start.elapsed(), 3 * SECOND);
     // And an attempt timeout cuts a slow attempt off.
     let faults = FaultLayer::new().rule(
-        Rule::new(Action::Forward)
+        Rule::new(Effect::Forward)
             .delay(10 * SECOND)
             .trigger(Trigger::first(1)),
     );
@@ -215,7 +215,7 @@ async fn a_delay_slows_the_upstream_down() {
 
 #[tokio::test(start_paused = true)]
 async fn matchers_select_requests() {
-    let answer = || Action::Respond(Answer::new(StatusCode::SERVICE_UNAVAILABLE));
+    let answer = || Effect::Respond(Answer::new(StatusCode::SERVICE_UNAVAILABLE));
     let cases: Vec<(Match, Request<Full<Bytes>>, bool)> = vec![
         (
             Match::method(Method::PUT),
@@ -296,14 +296,14 @@ async fn matchers_select_requests() {
 async fn the_first_rule_that_matches_and_fires_wins() {
     let faults = FaultLayer::new()
         .rule(
-            Rule::new(Action::Respond(Answer::new(
+            Rule::new(Effect::Respond(Answer::new(
                 StatusCode::SERVICE_UNAVAILABLE,
             )))
             .named("first-two")
             .trigger(Trigger::first(2)),
         )
         .rule(
-            Rule::new(Action::Respond(Answer::new(
+            Rule::new(Effect::Respond(Answer::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
             )))
             .named("then"),
@@ -327,7 +327,7 @@ async fn the_first_rule_that_matches_and_fires_wins() {
 
 async fn statuses(trigger: Trigger, n: usize) -> Vec<u16> {
     let faults = FaultLayer::new()
-        .rule(Rule::new(Action::Respond(Answer::new(StatusCode::BAD_GATEWAY))).trigger(trigger));
+        .rule(Rule::new(Effect::Respond(Answer::new(StatusCode::BAD_GATEWAY))).trigger(trigger));
     let service = faults.layer(Upstream::new([]));
     let mut out = Vec::new();
     for _ in 0..n {
@@ -418,13 +418,13 @@ async fn in_a_server_a_fault_answers_or_drops_the_connection() {
         });
         let faults = FaultLayer::new()
             .rule(
-                Rule::new(Action::Respond(
+                Rule::new(Effect::Respond(
                     Answer::new(StatusCode::BAD_GATEWAY).body("Bad Gateway Simulation"),
                 ))
                 .matching(Match::path_contains("/flaky")),
             )
             .rule(
-                Rule::new(Action::Fail(io::ErrorKind::ConnectionReset))
+                Rule::new(Effect::Fail(io::ErrorKind::ConnectionReset))
                     .matching(Match::path_contains("/drop")),
             );
         let service = faults.layer(upstream);

@@ -1,6 +1,6 @@
 //! `examples/fault_proxy.rs`, the mitmproxy of this crate: the seed experiment through it,
 //! its other modes and its JSON log. Real sockets on loopback, real time.
-#![cfg(feature = "fault")]
+#![cfg(all(feature = "fault", feature = "proxy"))]
 
 mod support;
 

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retryable_http::backoff::Backoff;
 use retryable_http::classify::{ErrorClass, classify};
-use retryable_http::{Error, ReplayBody, RetryLayer};
+use retryable_http::{Error, RetryLayer, body::ReplayBody};
 use support::servers::{self, Fault};
 use support::within;
 use tower::{Layer, Service, ServiceExt};
@@ -57,7 +57,7 @@ async fn connection_refused_is_retried_for_post() {
             .unwrap_err();
         assert_eq!(error.attempts(), 3);
         assert_eq!(class(&error), ErrorClass::NeverSent);
-        let message = retryable_http::Report::new(&error).to_string();
+        let message = retryable_http::error::Report::new(&error).to_string();
         assert!(
             message.starts_with(&format!(
                 "POST http://{addr}/orders giving up after 3 attempt(s): "

@@ -40,7 +40,7 @@ async fn client_do_retries_through_refusals_and_500s_for_every_body_kind() {
     async fn run<B>(body: B)
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: Into<retryable_http::BoxError>,
+        B::Error: Into<retryable_http::error::BoxError>,
     {
         let mut script = vec![Reply::error(io::ErrorKind::ConnectionRefused); 5];
         script.extend(vec![Reply::status(500); 5]);
@@ -154,7 +154,7 @@ async fn client_do_fails_after_three_attempts_naming_the_last_status() {
         .await
         .unwrap_err();
     assert_eq!(upstream.attempts(), 3);
-    let message = retryable_http::Report::new(&error).to_string();
+    let message = retryable_http::error::Report::new(&error).to_string();
     assert!(
         message.ends_with(
             "giving up after 3 attempt(s): unexpected HTTP status 500 Internal Server Error"
@@ -245,7 +245,7 @@ async fn client_check_retry_error_stops_the_loop() {
         .unwrap_err();
     assert_eq!(upstream.attempts(), 2);
     assert_eq!(
-        retryable_http::Report::new(&error).to_string(),
+        retryable_http::error::Report::new(&error).to_string(),
         "GET http://upstream.test/ giving up after 2 attempt(s): retryError"
     );
 }

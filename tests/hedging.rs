@@ -17,7 +17,9 @@ use http_body_util::{BodyExt, Full};
 use retryable_http::budget::Budget;
 use retryable_http::classify::ErrorClass;
 use retryable_http::policy::{Action, policy_fn};
-use retryable_http::{Attempts, Ended, Hedge, Retry, RetryLayer, RetryOverride, WaitReason};
+use retryable_http::{
+    Attempts, Retry, RetryLayer, RetryOverride, hedge::Hedge, record::Ended, record::WaitReason,
+};
 use support::bodies::channel;
 use support::hang::Hang;
 use support::upstream::{Reply, Upstream};

@@ -134,7 +134,7 @@ async fn an_error_from_prepare_retry_stops_the_request_with_it() {
         .unwrap_err();
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(
-        retryable_http::Report::new(&error).to_string(),
+        retryable_http::error::Report::new(&error).to_string(),
         "GET http://upstream.test/x giving up after 1 attempt(s): token refresh failed"
     );
 }
@@ -153,7 +153,7 @@ async fn fail_when_exhausted_turns_the_last_response_into_an_error_like_go() {
     assert_eq!(error.attempts(), 4);
     assert_eq!(error.status(), Some(StatusCode::BAD_GATEWAY));
     assert_eq!(
-        retryable_http::Report::new(&error).to_string(),
+        retryable_http::error::Report::new(&error).to_string(),
         "GET http://upstream.test/your-api-endpoint giving up after 4 attempt(s): unexpected HTTP status 502 Bad Gateway"
     );
 }

@@ -295,9 +295,11 @@ async fn a_body_hyper_writes_after_the_answer_does_not_break_the_retry() {
     });
     let client = tower::ServiceBuilder::new()
         .layer(RetryLayer::new().backoff(Backoff::constant(Duration::ZERO)))
-        .map_request(|req: Request<retryable_http::ReplayBody<Full<Bytes>>>| {
-            req.map(|body| bodies::LateStart::new(Duration::from_millis(5), body))
-        })
+        .map_request(
+            |req: Request<retryable_http::body::ReplayBody<Full<Bytes>>>| {
+                req.map(|body| bodies::LateStart::new(Duration::from_millis(5), body))
+            },
+        )
         .service(pipes.client());
     for method in [http::Method::PUT, http::Method::POST] {
         let request = Request::builder()
@@ -691,7 +693,9 @@ async fn a_hedge_answers_for_a_stalled_request_over_loopback_and_the_stalled_one
                     .http2_only(http2)
                     .build_http();
             let client = RetryLayer::new()
-                .hedge(retryable_http::Hedge::after(Duration::from_millis(50)))
+                .hedge(retryable_http::hedge::Hedge::after(Duration::from_millis(
+                    50,
+                )))
                 .layer(client);
             let request = Request::get(server.url("/"))
                 .body(Full::new(Bytes::new()))

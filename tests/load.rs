@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::Backoff;
 use retryable_http::budget::Budget;
-use retryable_http::{ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody};
 use support::bodies::{Frames, Gauge, tracked};
 use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
@@ -207,7 +207,7 @@ async fn an_attempt_in_flight_at_the_deadline_is_cut_off_with_a_clear_error() {
     assert!(error.is_deadline());
     assert_eq!(error.attempts(), 1);
     assert_eq!(
-        retryable_http::Report::new(&error).to_string(),
+        retryable_http::error::Report::new(&error).to_string(),
         "GET http://upstream.test/ giving up after 1 attempt(s): deadline of 3s exceeded"
     );
     assert_eq!(hang.dropped(), 1, "the attempt was cut off");

@@ -3,7 +3,7 @@
 //!
 //! `.ci/run` installs mitmproxy 11.0.2 and sets `MITMDUMP`. Without it these tests say they
 //! were skipped; in CI (`CI=true`) a missing mitmdump fails them.
-#![cfg(feature = "fault")]
+#![cfg(all(feature = "fault", feature = "proxy"))]
 
 mod support;
 

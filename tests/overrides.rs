@@ -12,7 +12,9 @@ use http_body_util::{BodyExt, Full};
 use retryable_http::backoff::Backoff;
 use retryable_http::classify::ErrorClass;
 use retryable_http::policy::{Action, policy_fn};
-use retryable_http::{Attempts, BoxError, Ended, ReplayBody, RetryLayer, RetryOverride};
+use retryable_http::{
+    Attempts, RetryLayer, RetryOverride, body::ReplayBody, error::BoxError, record::Ended,
+};
 use support::upstream::{Reply, Upstream};
 use support::{attempts, get};
 use tokio::time::Instant;

@@ -436,7 +436,7 @@ async fn attempt_header_is_off_by_default_and_counts_when_on() {
 async fn a_reporter_that_walks_the_sources_prints_each_cause_once() {
     // A hyper-util connect error, as a client meets one: three errors deep.
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<retryable_http::ReplayBody<Full<Bytes>>>();
+        .build_http::<retryable_http::body::ReplayBody<Full<Bytes>>>();
     let refused = support::servers::refused().await;
     let request = Request::get(format!("http://{refused}/x"))
         .body(Full::new(Bytes::new()))
@@ -459,7 +459,10 @@ async fn a_reporter_that_walks_the_sources_prints_each_cause_once() {
         next = e.source();
     }
     let walked = causes.join(": ");
-    assert_eq!(walked, retryable_http::Report::new(&error).to_string());
+    assert_eq!(
+        walked,
+        retryable_http::error::Report::new(&error).to_string()
+    );
     assert!(causes.len() >= 3, "{causes:?}");
     for (i, cause) in causes.iter().enumerate() {
         assert_eq!(
@@ -484,7 +487,7 @@ async fn exhausted_transport_errors_name_the_request_and_the_attempts() {
     assert_eq!(error.attempts(), 4);
     assert_eq!(error.method(), Some(&Method::GET));
     assert_eq!(error.url(), Some("http://upstream.test:8080/x"));
-    let message = retryable_http::Report::new(&error).to_string();
+    let message = retryable_http::error::Report::new(&error).to_string();
     assert!(
         message.starts_with("GET http://upstream.test:8080/x giving up after 4 attempt(s): "),
         "{message}"

@@ -9,7 +9,7 @@ use std::time::Duration;
 use retryable_http::backoff::Backoff;
 use retryable_http::classify::ErrorClass;
 use retryable_http::policy::{Action, policy_fn};
-use retryable_http::{Attempts, Ended, RetryLayer, WaitReason};
+use retryable_http::{Attempts, RetryLayer, record::Ended, record::WaitReason};
 use support::get;
 use support::upstream::{Reply, Upstream};
 use tower::{Layer, ServiceExt};

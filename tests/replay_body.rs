@@ -13,7 +13,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, SizeHint};
 use http_body_util::{BodyExt, Full};
 use retryable_http::backoff::Backoff;
-use retryable_http::{ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody};
 use support::bodies::{self, Frames, Gauge, tracked};
 use support::upstream::{Reply, Upstream};
 use tower::{Layer, ServiceExt, service_fn};
@@ -170,7 +170,7 @@ async fn a_body_that_fails_mid_stream_is_not_retried_and_the_error_reaches_the_c
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(error.attempts(), 1);
     assert!(
-        retryable_http::Report::new(&error)
+        retryable_http::error::Report::new(&error)
             .to_string()
             .ends_with(": disk on fire"),
         "{error}"
@@ -469,7 +469,7 @@ fn writer_queue() -> (
     impl tower::Service<
         Request<ReplayBody<Frames>>,
         Response = Response<Full<Bytes>>,
-        Error = retryable_http::BoxError,
+        Error = retryable_http::error::BoxError,
         Future: Send,
     > + Clone,
     Written,
@@ -493,7 +493,7 @@ fn writer_queue() -> (
             }
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            Ok::<_, retryable_http::BoxError>(response)
+            Ok::<_, retryable_http::error::BoxError>(response)
         }
     });
     (service, written)
@@ -676,7 +676,7 @@ async fn a_reopen_that_fails_ends_the_request_with_an_error_naming_it() {
     assert_eq!(error.attempts(), 1);
     assert_eq!(upstream.attempts(), 1);
     assert_eq!(
-        retryable_http::Report::new(&error).to_string(),
+        retryable_http::error::Report::new(&error).to_string(),
         "PUT http://upstream.test/blob giving up after 1 attempt(s): the request body could not be reopened: backup.tar is gone"
     );
     let cause = error.into_source();

@@ -148,15 +148,16 @@ async fn no_public_debug_output_shows_a_secret() {
     );
 }
 
-#[cfg(feature = "fault")]
+#[cfg(all(feature = "fault", feature = "proxy"))]
 #[tokio::test(start_paused = true)]
 async fn the_fault_side_prints_no_secret_either() {
     use hyper_util::client::legacy::connect::HttpConnector;
-    use retryable_http::fault::{Action, Answer, FaultLayer, HttpProxy, Match, Rule};
+    use retryable_http::fault::{Answer, Effect, FaultLayer, Match, Rule};
+    use retryable_http::proxy::HttpProxy;
 
     let printed = Printed::default();
     let faults = FaultLayer::new().rule(
-        Rule::new(Action::Respond(Answer::new(http::StatusCode::BAD_GATEWAY))).matching(
+        Rule::new(Effect::Respond(Answer::new(http::StatusCode::BAD_GATEWAY))).matching(
             Match::header(
                 http::header::AUTHORIZATION,
                 Some(HeaderValue::from_static("Bearer tok3n")),
@@ -179,6 +180,6 @@ async fn the_fault_side_prints_no_secret_either() {
         "http://proxyuser:hunter2@127.0.0.1:8888".parse().unwrap(),
     )
     .unwrap();
-    printed.add("fault::HttpProxy", &proxy);
+    printed.add("proxy::HttpProxy", &proxy);
     printed.check();
 }

@@ -473,7 +473,7 @@ fn soak_sixty_four_tasks_against_a_faulty_upstream() {
         let (addr, server) = serve(upstream.clone()).await;
         let url = format!("http://{addr}");
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .build_http::<retryable_http::ReplayBody<Pieces>>();
+            .build_http::<retryable_http::body::ReplayBody<Pieces>>();
         let client = layer.layer(client);
         let next_id = Arc::new(AtomicU64::new(0));
         let tasks: Vec<_> = (0..TASKS)
@@ -495,7 +495,7 @@ fn soak_sixty_four_tasks_against_a_faulty_upstream() {
                                 .get::<Attempts>()
                                 .map(|a| a.attempts());
                             let body = response.into_body().collect().await?.to_bytes();
-                            Ok::<_, retryable_http::BoxError>((status, n, body))
+                            Ok::<_, retryable_http::error::BoxError>((status, n, body))
                         };
                         let ended = tokio::time::timeout(LOST_AFTER, call).await;
                         // What the upstream saw of this request, checked and forgotten,

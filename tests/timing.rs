@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use retryable_http::backoff::{Backoff, Jitter};
 use retryable_http::retry_after::ServerWaits;
-use retryable_http::{BoxError, ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody, error::BoxError};
 use support::hang::Hang;
 use support::upstream::{Reply, Upstream};
 use tokio::time::Instant;
@@ -313,7 +313,7 @@ async fn a_server_that_never_answers_is_ended_only_by_the_attempt_timeout() {
     assert_eq!(error.attempts(), 3);
     assert!(error.is_attempt_timeout());
     assert!(
-        retryable_http::Report::new(&error)
+        retryable_http::error::Report::new(&error)
             .to_string()
             .ends_with(": attempt timed out after 2s"),
         "{error}"

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use retryable_http::{ReplayBody, RetryLayer};
+use retryable_http::{RetryLayer, body::ReplayBody};
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 

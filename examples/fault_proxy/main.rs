@@ -43,9 +43,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use retryable_http::Report;
+use retryable_http::error::Report;
 use retryable_http::fault::{
-    Action, Answer, FaultBody, FaultLayer, Injected, Match, Rule, Trigger,
+    Answer, Effect, FaultBody, FaultLayer, Injected, Match, Rule, Trigger,
 };
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
@@ -172,11 +172,11 @@ impl Options {
             answer = answer.header(HeaderName::try_from(name)?, HeaderValue::try_from(value)?);
         }
         let action = if self.refuse_stream {
-            Action::RefuseStream
+            Effect::RefuseStream
         } else if self.before {
-            Action::Respond(answer)
+            Effect::Respond(answer)
         } else {
-            Action::Replace(answer)
+            Effect::Replace(answer)
         };
         let mut rule = Rule::new(action)
             .delay(Duration::from_millis(self.delay_ms))

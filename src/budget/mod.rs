@@ -19,7 +19,7 @@
 //! // Two layers that share it: together they stay within the budget.
 //! let orders = RetryLayer::new().budget(budget.clone());
 //! let payments = RetryLayer::new().budget(budget);
-//! # Ok::<(), retryable_http::ConfigError>(())
+//! # Ok::<(), retryable_http::error::ConfigError>(())
 //! ```
 //!
 //! # Arithmetic

@@ -15,15 +15,15 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower_service::Service;
 
-use super::action::{Action, Answer};
 use super::body::FaultBody;
+use super::effect::{Answer, Effect};
 use super::injected::{Injected, InjectedFault};
 use super::record::FaultLog;
 use crate::error::BoxError;
 
 pin_project! {
     /// The future of a [`Fault`] service.
-    pub struct ResponseFuture<S, B>
+    pub struct FaultFuture<S, B>
     where
         S: Service<Request<B>>,
     {
@@ -33,7 +33,7 @@ pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
         service: Option<S>,
         request: Option<Request<B>>,
-        action: Action,
+        effect: Effect,
         rule: Option<Arc<str>>,
         log: FaultLog,
         entry: usize,
@@ -48,38 +48,38 @@ pin_project! {
     }
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+impl<S, B> fmt::Debug for FaultFuture<S, B>
 where
     S: Service<Request<B>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("action", &self.action)
+        f.debug_struct("FaultFuture")
+            .field("effect", &self.effect)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, B> FaultFuture<S, B>
 where
     S: Service<Request<B>>,
 {
     pub(super) fn new(
         service: S,
         request: Request<B>,
-        action: Action,
+        effect: Effect,
         delay: Duration,
         rule: Option<Arc<str>>,
         log: FaultLog,
         entry: usize,
     ) -> Self {
-        ResponseFuture {
+        FaultFuture {
             state: State::Start,
             // A delayed fault is the exception: its timer is boxed to keep the common
             // future small.
             sleep: (!delay.is_zero()).then(|| Box::pin(tokio::time::sleep(delay))),
             service: Some(service),
             request: Some(request),
-            action,
+            effect,
             rule,
             log,
             entry,
@@ -87,7 +87,7 @@ where
     }
 }
 
-impl<S, B, R> Future for ResponseFuture<S, B>
+impl<S, B, R> Future for FaultFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<R>>,
     S::Error: Into<BoxError>,
@@ -106,19 +106,19 @@ where
             match this.state.as_mut().project() {
                 StateProj::Start => {
                     let request = this.request.take().expect("polled after completion");
-                    let answer = match &*this.action {
-                        Action::Respond(answer) => answer,
-                        Action::Fail(kind) => {
+                    let answer = match &*this.effect {
+                        Effect::Respond(answer) => answer,
+                        Effect::Fail(kind) => {
                             this.log.set_status(*this.entry, None);
                             return Poll::Ready(Err(io::Error::new(*kind, InjectedFault).into()));
                         }
-                        Action::RefuseStream => {
+                        Effect::RefuseStream => {
                             this.log.set_status(*this.entry, None);
                             return Poll::Ready(Err(
                                 h2::Error::from(h2::Reason::REFUSED_STREAM).into()
                             ));
                         }
-                        Action::Replace(_) | Action::Forward => {
+                        Effect::Replace(_) | Effect::Forward => {
                             let mut service = this.service.take().expect("polled after completion");
                             let future = service.call(request);
                             this.state.set(State::Calling { future });
@@ -130,9 +130,9 @@ where
                 }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let response = match &*this.action {
+                    let response = match &*this.effect {
                         // The upstream did the work; the client gets the fault.
-                        Action::Replace(answer) => respond(answer, this.rule),
+                        Effect::Replace(answer) => respond(answer, this.rule),
                         _ => response.map(FaultBody::inner),
                     };
                     this.log.set_status(*this.entry, Some(response.status()));

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// A response extension on every response a fault made (by [`Action::Respond`](super::Action::Respond) or
-/// [`Action::Replace`](super::Action::Replace)), naming the rule.
+/// A response extension on every response a fault made (by [`Effect::Respond`](super::Effect::Respond) or
+/// [`Effect::Replace`](super::Effect::Replace)), naming the rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Injected {
     pub(super) rule: Arc<str>,
@@ -18,7 +18,7 @@ impl Injected {
     }
 }
 
-/// The cause of the `io::Error` an [`Action::Fail`](super::Action::Fail) fault returns.
+/// The cause of the `io::Error` an [`Effect::Fail`](super::Effect::Fail) fault returns.
 #[derive(Debug)]
 pub struct InjectedFault;
 

@@ -10,19 +10,19 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
-//! use retryable_http::fault::{Action, Answer, FaultLayer, Match, Rule, Trigger};
-//! use retryable_http::{ReplayBody, RetryLayer, backoff::Backoff};
+//! use retryable_http::fault::{Effect, Answer, FaultLayer, Match, Rule, Trigger};
+//! use retryable_http::{body::ReplayBody, RetryLayer, backoff::Backoff};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), retryable_http::BoxError> {
+//! # async fn main() -> Result<(), retryable_http::error::BoxError> {
 //! // The upstream: always fine.
 //! let upstream = service_fn(|_req: Request<ReplayBody<Full<Bytes>>>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
 //! });
 //! // Two 502s for the matched URL, after the upstream did the work.
 //! let faults = FaultLayer::new().rule(
-//!     Rule::new(Action::Replace(Answer::new(StatusCode::BAD_GATEWAY).body("Bad Gateway Simulation")))
+//!     Rule::new(Effect::Replace(Answer::new(StatusCode::BAD_GATEWAY).body("Bad Gateway Simulation")))
 //!         .matching(Match::url_contains("your-api-endpoint"))
 //!         .trigger(Trigger::first(2)),
 //! );
@@ -43,25 +43,23 @@
 //!
 //! [`RetryLayer`]: crate::RetryLayer
 
-mod action;
 mod body;
+mod effect;
 mod future;
 mod injected;
 mod layer;
 mod matcher;
-mod proxy;
 mod record;
 mod rule;
 mod service;
 mod trigger;
 
-pub use action::{Action, Answer};
 pub use body::FaultBody;
-pub use future::ResponseFuture;
+pub use effect::{Answer, Effect};
+pub use future::FaultFuture;
 pub use injected::{Injected, InjectedFault};
 pub use layer::FaultLayer;
 pub use matcher::Match;
-pub use proxy::{Connecting, HttpProxy, Proxied, ProxyError};
 pub use record::{FaultLog, Seen};
 pub use rule::Rule;
 pub use service::Fault;

@@ -6,21 +6,21 @@ use std::time::Duration;
 
 use http::request;
 
-use super::action::Action;
+use super::effect::Effect;
 use super::matcher::Match;
 use super::trigger::Trigger;
 
-/// A fault: which requests it [matches](Match), what it [does](Action), and [when](Trigger)
+/// A fault: which requests it [matches](Match), what it [does](Effect), and [when](Trigger)
 /// it fires among the requests it matches.
 ///
 /// ```
 /// use std::time::Duration;
 /// use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 /// use http::{Method, StatusCode};
-/// use retryable_http::fault::{Action, Answer, Match, Rule, Trigger};
+/// use retryable_http::fault::{Effect, Answer, Match, Rule, Trigger};
 ///
 /// // The seed experiment: the upstream does the work, the client gets a 502.
-/// let seed = Rule::new(Action::Replace(
+/// let seed = Rule::new(Effect::Replace(
 ///     Answer::new(StatusCode::BAD_GATEWAY)
 ///         .body("Bad Gateway Simulation")
 ///         .header(CONTENT_TYPE, HeaderValue::from_static("text/plain")),
@@ -28,24 +28,24 @@ use super::trigger::Trigger;
 /// .matching(Match::url_contains("your-api-endpoint"));
 ///
 /// // Rate limiting on the first two POSTs.
-/// let throttle = Rule::new(Action::Respond(
+/// let throttle = Rule::new(Effect::Respond(
 ///     Answer::new(StatusCode::TOO_MANY_REQUESTS).header(RETRY_AFTER, HeaderValue::from_static("1")),
 /// ))
 /// .matching(Match::method(Method::POST))
 /// .trigger(Trigger::first(2));
 ///
 /// // A slow upstream, one request in ten, reproducibly.
-/// let slow = Rule::new(Action::Forward)
+/// let slow = Rule::new(Effect::Forward)
 ///     .delay(Duration::from_millis(800))
 ///     .trigger(Trigger::probability(0.1, 42)?);
-/// # Ok::<(), retryable_http::ConfigError>(())
+/// # Ok::<(), retryable_http::error::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rule {
     /// Set by the layer to the rule's position when the rule has no name of its own.
     pub(super) name: Option<Arc<str>>,
     matches: Vec<Match>,
-    pub(super) action: Action,
+    pub(super) effect: Effect,
     pub(super) delay: Duration,
     trigger: Trigger,
     /// Requests matched so far.
@@ -53,12 +53,12 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// A rule that does `action` to every request, every time.
-    pub fn new(action: Action) -> Self {
+    /// A rule that does `effect` to every request, every time.
+    pub fn new(effect: Effect) -> Self {
         Rule {
             name: None,
             matches: Vec::new(),
-            action,
+            effect,
             delay: Duration::ZERO,
             trigger: Trigger::always(),
             matched: Arc::default(),

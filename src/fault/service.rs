@@ -11,9 +11,9 @@ use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::action::Action;
 use super::body::FaultBody;
-use super::future::ResponseFuture;
+use super::effect::Effect;
+use super::future::FaultFuture;
 use super::record::FaultLog;
 use super::rule::Rule;
 use crate::error::BoxError;
@@ -72,13 +72,13 @@ where
 {
     type Response = Response<FaultBody<R>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = FaultFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<B>) -> ResponseFuture<S, B> {
+    fn call(&mut self, request: Request<B>) -> FaultFuture<S, B> {
         let elapsed = self.shared.started.elapsed();
         let (head, body) = request.into_parts();
         let fired = self
@@ -86,18 +86,18 @@ where
             .rules
             .iter()
             .find(|rule| rule.fires(&head, elapsed));
-        let (action, delay, name) = match fired {
-            Some(rule) => (rule.action.clone(), rule.delay, rule.name.clone()),
-            None => (Action::Forward, Duration::ZERO, None),
+        let (effect, delay, name) = match fired {
+            Some(rule) => (rule.effect.clone(), rule.delay, rule.name.clone()),
+            None => (Effect::Forward, Duration::ZERO, None),
         };
         let entry = self.shared.log.push(elapsed, &head, name.clone());
         let request = Request::from_parts(head, body);
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(
+        FaultFuture::new(
             service,
             request,
-            action,
+            effect,
             delay,
             name,
             self.shared.log.clone(),

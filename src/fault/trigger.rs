@@ -18,7 +18,7 @@ use crate::rng::splitmix64;
 /// let every_third = Trigger::every_nth(3)?;
 /// let one_in_ten = Trigger::probability(0.1, 42)?;
 /// let for_a_minute = Trigger::window(Duration::from_secs(10), Duration::from_secs(70))?;
-/// # Ok::<(), retryable_http::ConfigError>(())
+/// # Ok::<(), retryable_http::error::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Trigger {

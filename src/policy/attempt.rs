@@ -10,7 +10,7 @@ use super::StopReason;
 use crate::error::BoxError;
 use crate::redact::{Redacted, RequestHead, ResponseHead};
 
-/// One attempt of a request: what a [`Policy`] sees once it ended, and what every hook sees.
+/// One attempt of a request: what a [`Policy`](super::Policy) sees once it ended, and what every hook sees.
 ///
 /// It holds the request's head, the attempt's number (1 for the first), the time since the
 /// request started, and — once the attempt ended — its [outcome](Attempt::outcome). A

@@ -47,7 +47,7 @@ pub trait Policy: Send + Sync {
     fn decide(&self, attempt: &Attempt<'_>) -> Action;
 
     /// Whether `request` may be sent more than once at the same time: only such requests
-    /// are [hedged](crate::Hedge). By default, [`is_idempotent`]: an idempotent method, or
+    /// are [hedged](crate::hedge::Hedge). By default, [`is_idempotent`]: an idempotent method, or
     /// an idempotency key.
     fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
         is_idempotent(&request.method, &request.headers)

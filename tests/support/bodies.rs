@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use retryable_http::BoxError;
+use retryable_http::error::BoxError;
 use tokio::sync::mpsc;
 
 /// A body that yields a fixed list of frames, then ends.

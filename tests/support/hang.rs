@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use retryable_http::{BoxError, ReplayBody};
+use retryable_http::{body::ReplayBody, error::BoxError};
 use tower::Service;
 
 /// Counts the calls made and the call futures dropped (cut off, or abandoned).

@@ -6,7 +6,7 @@ pub mod duplex;
 pub mod h2;
 pub mod hang;
 pub mod programs;
-#[cfg(feature = "fault")]
+#[cfg(all(feature = "fault", feature = "proxy"))]
 pub mod seed;
 pub mod servers;
 pub mod upstream;

@@ -11,8 +11,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use retryable_http::backoff::Backoff;
-use retryable_http::fault::HttpProxy;
-use retryable_http::{Attempts, ReplayBody, Retry, RetryLayer};
+use retryable_http::proxy::HttpProxy;
+use retryable_http::{Attempts, Retry, RetryLayer, body::ReplayBody};
 use tower::{Layer, ServiceExt};
 
 use super::servers::Received;

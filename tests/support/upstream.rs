@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use retryable_http::BoxError;
+use retryable_http::error::BoxError;
 use tokio::time::Instant;
 use tower::Service;
 

@@ -1,4 +1,4 @@
-//! [`Action`]: what a fault does, and [`Answer`]: the response it sends.
+//! [`Effect`]: what a fault does, and [`Answer`]: the response it sends.
 
 use std::io;
 
@@ -9,7 +9,7 @@ use http::header::{HeaderName, HeaderValue};
 /// What a fault does.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub enum Action {
+pub enum Effect {
     /// Answer without forwarding: the upstream never sees the request.
     Respond(Answer),
     /// Forward, then replace the upstream's answer: the upstream did the work, the client

@@ -1,24 +1,21 @@
-//! Talking to a fault proxy: a connector that goes through an HTTP proxy, as the seed's Go
-//! program goes through mitmproxy.
+//! [`HttpProxy`]: the connector, which picks the way to each origin, and its future.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Uri;
-use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::rt::{Read, Write};
+use hyper_util::client::legacy::connect::Connection;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::proxy::matcher::Matcher;
-use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::error::BoxError;
-use crate::error::ConfigError;
+use super::error::{Kind, ProxyError};
+use super::stream::{Proxied, Via};
+use crate::error::{BoxError, ConfigError};
 use crate::redact::Redacted;
 
 /// A connector for hyper-util's client that goes through an HTTP proxy, the way the seed's
@@ -37,18 +34,18 @@ use crate::redact::Redacted;
 /// ```
 /// use hyper_util::client::legacy::{Client, connect::HttpConnector};
 /// use hyper_util::rt::TokioExecutor;
-/// use retryable_http::fault::HttpProxy;
+/// use retryable_http::proxy::HttpProxy;
 ///
 /// let connector = HttpProxy::new(HttpConnector::new(), "http://127.0.0.1:8888".parse()?)?;
 /// // For https:// too: hyper_rustls::HttpsConnectorBuilder::new()...wrap_connector(connector)
 /// let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
 ///     Client::builder(TokioExecutor::new()).build(connector);
-/// # Ok::<(), retryable_http::BoxError>(())
+/// # Ok::<(), retryable_http::error::BoxError>(())
 /// ```
 ///
 /// # Errors
 ///
-/// A connection that fails because of the proxy fails with an [`io::Error`] whose inner
+/// A connection that fails because of the proxy fails with an [`io::Error`](std::io::Error) whose inner
 /// error is a [`ProxyError`]: the proxy could not be reached (the kind of the underlying
 /// error, such as `ConnectionRefused`), or it answered the `CONNECT` without opening the
 /// tunnel (`ConnectionRefused`: the request never reached the origin, so it is safe to retry
@@ -227,202 +224,5 @@ impl<T> Future for Connecting<T> {
 impl<T> fmt::Debug for Connecting<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connecting").finish_non_exhaustive()
-    }
-}
-
-/// How a [`Proxied`] connection reaches the origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Via {
-    /// Straight to the origin: the proxy settings leave it out.
-    Direct,
-    /// To the proxy, which gets absolute-form requests.
-    Forward,
-    /// Through a `CONNECT` tunnel: the origin's bytes, end to end.
-    Tunnel,
-}
-
-pin_project! {
-    /// A connection made by [`HttpProxy`]: to the proxy, through a tunnel, or straight to the
-    /// origin. hyper-util's client writes absolute-form request targets on a connection to
-    /// the proxy, and origin-form ones on the others.
-    pub struct Proxied<T> {
-        #[pin]
-        io: T,
-        via: Via,
-    }
-}
-
-impl<T> Proxied<T> {
-    fn new(io: T, via: Via) -> Self {
-        Proxied { io, via }
-    }
-
-    /// Whether the connection goes through a `CONNECT` tunnel.
-    pub fn is_tunnel(&self) -> bool {
-        self.via == Via::Tunnel
-    }
-
-    /// Whether requests on this connection go to the proxy in absolute form.
-    pub fn is_forward(&self) -> bool {
-        self.via == Via::Forward
-    }
-}
-
-impl<T> fmt::Debug for Proxied<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Proxied")
-            .field("via", &self.via)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Connection> Connection for Proxied<T> {
-    fn connected(&self) -> Connected {
-        let connected = self.io.connected();
-        match self.via {
-            Via::Forward => connected.proxy(true),
-            Via::Direct | Via::Tunnel => connected,
-        }
-    }
-}
-
-impl<T: Read> Read for Proxied<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.project().io.poll_read(cx, buf)
-    }
-}
-
-impl<T: Write> Write for Proxied<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
-    }
-}
-
-/// A connection through an HTTP proxy that could not be made.
-///
-/// [`HttpProxy`] returns it inside an [`io::Error`], whose kind says what a retry policy
-/// needs to know: the kind of the underlying network error when the proxy could not be
-/// reached, `ConnectionRefused` when the proxy answered without opening a tunnel. Either
-/// way the request never reached the origin.
-#[derive(Debug)]
-pub struct ProxyError {
-    kind: Kind,
-    /// The proxy, without credentials.
-    proxy: String,
-    /// The origin's `host:port`.
-    target: String,
-    source: Option<BoxError>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Unreachable,
-    TunnelRefused,
-    Unsupported,
-}
-
-impl ProxyError {
-    fn new(kind: Kind, proxy: &Uri, target: String, source: Option<BoxError>) -> Self {
-        ProxyError {
-            kind,
-            proxy: Redacted(proxy).to_string().trim_end_matches('/').to_owned(),
-            target,
-            source,
-        }
-    }
-
-    /// A tunnel that could not be opened: the proxy was unreachable when hyper-util's
-    /// `Tunnel` reports a network error, and refused the tunnel otherwise.
-    fn tunnel(proxy: &Uri, target: &str, error: BoxError) -> io::Error {
-        let network = crate::classify::chain(&*error).any(|e| e.is::<io::Error>());
-        let kind = if network {
-            Kind::Unreachable
-        } else {
-            Kind::TunnelRefused
-        };
-        ProxyError::new(kind, proxy, target.to_owned(), Some(error)).into_io()
-    }
-
-    /// Wraps the error in an `io::Error` of the kind that classifies it.
-    fn into_io(self) -> io::Error {
-        let kind = match self.kind {
-            Kind::Unreachable => self
-                .source
-                .as_deref()
-                .and_then(|e| {
-                    crate::classify::chain(e)
-                        .find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
-                })
-                .unwrap_or(io::ErrorKind::NotConnected),
-            Kind::TunnelRefused => io::ErrorKind::ConnectionRefused,
-            Kind::Unsupported => io::ErrorKind::Unsupported,
-        };
-        io::Error::new(kind, self)
-    }
-
-    /// Whether the proxy could not be reached at all.
-    pub fn is_unreachable(&self) -> bool {
-        self.kind == Kind::Unreachable
-    }
-
-    /// Whether the proxy answered a `CONNECT` without opening the tunnel (it refused it,
-    /// could not reach the origin, or asked for credentials).
-    pub fn is_tunnel_refused(&self) -> bool {
-        self.kind == Kind::TunnelRefused
-    }
-
-    /// The proxy, as `http://host:port`, without credentials.
-    pub fn proxy(&self) -> &str {
-        &self.proxy
-    }
-}
-
-impl fmt::Display for ProxyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            Kind::Unreachable => write!(f, "could not reach the proxy {}", self.proxy),
-            Kind::TunnelRefused => write!(
-                f,
-                "the proxy {} did not open a tunnel to {}",
-                self.proxy, self.target
-            ),
-            Kind::Unsupported => write!(f, "the proxy {} is not an http:// proxy", self.proxy),
-        }
-    }
-}
-
-impl StdError for ProxyError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
     }
 }

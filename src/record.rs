@@ -1,4 +1,4 @@
-//! The record of what happened to a request: [`Attempts`].
+//! The record of what happened to a request: [`Attempts`], an [`Entry`] for each attempt.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,11 +20,11 @@ use crate::classify::ErrorClass;
 /// use bytes::Bytes;
 /// use http::{Request, Response, StatusCode};
 /// use http_body_util::Full;
-/// use retryable_http::{Attempts, Ended, ReplayBody, RetryLayer, WaitReason};
+/// use retryable_http::{Attempts, record::Ended, body::ReplayBody, RetryLayer, record::WaitReason};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), retryable_http::BoxError> {
+/// # async fn main() -> Result<(), retryable_http::error::BoxError> {
 /// // Busy once, with `Retry-After: 7`, then fine.
 /// let calls = Arc::new(AtomicU32::new(0));
 /// let flaky = service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
@@ -35,7 +35,7 @@ use crate::classify::ErrorClass;
 ///             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
 ///             response.headers_mut().insert("retry-after", "7".parse()?);
 ///         }
-///         Ok::<_, retryable_http::BoxError>(response)
+///         Ok::<_, retryable_http::error::BoxError>(response)
 ///     }
 /// });
 /// let request = Request::get("http://example.com/").body(Full::new(Bytes::new()))?;
@@ -58,12 +58,13 @@ pub struct Attempts {
     first: Ended,
     /// The attempts after it; empty, and so not allocated, for a request that succeeded at
     /// once.
-    more: Vec<Attempt>,
+    more: Vec<Entry>,
 }
 
-/// One attempt in a request's [`Attempts`].
+/// One attempt in a request's [`Attempts`]: how it ended, the wait before it, and whether
+/// it was a hedge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attempt {
+pub struct Entry {
     ended: Ended,
     waited: Option<(Duration, WaitReason)>,
     hedge: bool,
@@ -115,7 +116,7 @@ impl fmt::Display for WaitReason {
     }
 }
 
-impl Attempt {
+impl Entry {
     /// How the attempt ended.
     pub fn ended(&self) -> Ended {
         self.ended
@@ -149,7 +150,7 @@ impl Attempts {
         waited: Option<(Duration, WaitReason)>,
         hedge: bool,
     ) {
-        self.more.push(Attempt {
+        self.more.push(Entry {
             ended,
             waited,
             hedge,
@@ -170,9 +171,9 @@ impl Attempts {
     }
 
     /// Attempt `i`, from 0.
-    pub fn get(&self, i: usize) -> Option<Attempt> {
+    pub fn get(&self, i: usize) -> Option<Entry> {
         match i {
-            0 => Some(Attempt {
+            0 => Some(Entry {
                 ended: self.first,
                 waited: None,
                 hedge: false,
@@ -182,7 +183,7 @@ impl Attempts {
     }
 
     /// The attempts, in the order they started.
-    pub fn iter(&self) -> impl Iterator<Item = Attempt> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
         (0..self.attempts() as usize).filter_map(|i| self.get(i))
     }
 
