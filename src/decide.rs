@@ -10,8 +10,10 @@ use std::time::Duration;
 use http::request;
 use tokio::time::Instant;
 
-use crate::classify;
+use crate::body::BodyState;
+use crate::classify::{self, classify};
 use crate::config::{Config, after};
+use crate::error::Report;
 use crate::policy::{Action, Attempt, Outcome, Policy, StopReason};
 use crate::record::WaitReason;
 use crate::rng::Rng;
@@ -31,17 +33,6 @@ pub(crate) struct History {
     pub(crate) body: BodyState,
     /// Whether the request is hedged: a retry the backoff would delay starts at once.
     pub(crate) hedging: bool,
-}
-
-/// Whether a later attempt can have the request body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BodyState {
-    /// Empty, or kept in memory so far.
-    Replayable,
-    /// Not kept, but the request carries a way to make it again.
-    Reopenable,
-    /// Neither: it outgrew the replay cap or failed.
-    Spent,
 }
 
 /// The current time, read from the clock the first time it is needed: a request that is
@@ -129,6 +120,46 @@ pub(crate) fn decide(
         return stop(StopReason::Deadline);
     }
     Decision::Retry { wait, why }
+}
+
+/// One event per decision: `retrying` and `not retrying` at debug, a success at trace.
+pub(crate) fn log(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision: &Decision) {
+    let left = max_retries.saturating_sub(attempt);
+    match (decision, outcome) {
+        (Decision::Retry { wait, why }, Outcome::Response(head)) => tracing::debug!(
+            attempt,
+            status = head.status.as_u16(),
+            wait = ?wait,
+            wait_from = %why,
+            retries_left = left,
+            "retrying",
+        ),
+        (Decision::Retry { wait, why }, Outcome::Error(error)) => tracing::debug!(
+            attempt,
+            error = %Report::new(error),
+            class = ?classify(error),
+            wait = ?wait,
+            wait_from = %why,
+            retries_left = left,
+            "retrying",
+        ),
+        (Decision::Stop(_), Outcome::Response(head)) if head.status.is_success() => {
+            tracing::trace!(attempt, status = head.status.as_u16(), "done")
+        }
+        (Decision::Stop(reason), Outcome::Response(head)) => tracing::debug!(
+            attempt,
+            status = head.status.as_u16(),
+            reason = %reason,
+            "not retrying",
+        ),
+        (Decision::Stop(reason), Outcome::Error(error)) => tracing::debug!(
+            attempt,
+            error = %Report::new(error),
+            class = ?classify(error),
+            reason = %reason,
+            "not retrying",
+        ),
+    }
 }
 
 fn backoff(

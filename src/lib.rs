@@ -246,9 +246,7 @@ pub mod record;
 pub mod retry_after;
 
 mod config;
-mod context;
 mod decide;
-mod hedging;
 mod hooks;
 mod layer;
 mod overrides;

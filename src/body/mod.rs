@@ -23,11 +23,11 @@
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), retryable_http::BoxError> {
+//! # async fn main() -> Result<(), retryable_http::error::BoxError> {
 //! // The inner service sees a `ReplayBody` and reads it like any other body.
-//! let client = service_fn(|req: Request<retryable_http::ReplayBody<Full<Bytes>>>| async move {
+//! let client = service_fn(|req: Request<retryable_http::body::ReplayBody<Full<Bytes>>>| async move {
 //!     let body = req.into_body().collect().await?.to_bytes();
-//!     Ok::<_, retryable_http::BoxError>(http::Response::new(Full::new(body)))
+//!     Ok::<_, retryable_http::error::BoxError>(http::Response::new(Full::new(body)))
 //! });
 //! let mut client = ServiceBuilder::new().layer(RetryLayer::new()).service(client);
 //! let response = client
@@ -53,6 +53,7 @@
 
 mod kept;
 mod reopen;
+mod source;
 
 use std::fmt;
 use std::pin::Pin;
@@ -68,6 +69,7 @@ use kept::Kept;
 pub(crate) use kept::Memory;
 pub use reopen::Reopen;
 pub(crate) use reopen::Reopening;
+pub(crate) use source::{BodyState, Source, Unavailable};
 
 /// The default cap on the bytes kept for replay: 1 MiB per request.
 ///

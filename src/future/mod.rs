@@ -58,10 +58,13 @@ use tower_service::Service;
 
 use crate::body::ReplayBody;
 use crate::config::{Config, after};
-use crate::context::{Ctx, Next};
 use crate::error::{AttemptTimedOut, BoxError, Error};
-use crate::hedging::Hedging;
 use crate::redact::Redacted;
+use hedged::Hedging;
+use session::{Next, Released, Session, Step};
+
+mod hedged;
+mod session;
 
 /// The response types [`ResponseFuture`] works with: [`http::Response<B>`] for any `B`.
 ///
@@ -97,7 +100,7 @@ pin_project! {
         #[pin]
         timer: Option<Sleep>,
         service: S,
-        ctx: Ctx<B>,
+        session: Session<B>,
         span: tracing::Span,
     }
 }
@@ -139,28 +142,30 @@ where
             method = %head.method,
             url = %Redacted(&head.uri),
         );
-        let (ctx, body) = Ctx::start(config, head, body);
-        let first = ctx.attempt_request(body);
+        let (mut session, body) = Session::start(config, head, body);
+        let first = session.attempt_request(1, body);
         let future = {
             let _entered = span.enter();
             tracing::trace!(attempt = 1, "sending");
             service.call(first)
         };
-        if let Some(hedge) = ctx.hedge() {
-            let hedging = Box::new(Hedging::new(future, hedge, &ctx, ctx.started()));
+        if session.is_hedged() {
+            let hedging = Box::new(Hedging::new(future, &mut session));
             return ResponseFuture {
                 state: State::Hedging { hedging },
                 timer: None,
                 service,
-                ctx,
+                session,
                 span,
             };
         }
         ResponseFuture {
             state: State::Calling { future },
-            timer: ctx.first_attempt_ends().map(tokio::time::sleep_until),
+            timer: session
+                .attempt_ends(session.started())
+                .map(tokio::time::sleep_until),
             service,
-            ctx,
+            session,
             span,
         }
     }
@@ -178,33 +183,34 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let _entered = this.span.enter();
-        let ctx = &mut *this.ctx;
+        let session = &mut *this.session;
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let outcome = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => {
-                            let timed = ctx.deadline.is_some() || ctx.attempt_timeout().is_some();
+                            let timed =
+                                session.deadline.is_some() || session.attempt_timeout().is_some();
                             if !timed || poll_timer(this.timer.as_mut(), cx).is_pending() {
                                 return Poll::Pending;
                             }
-                            if ctx.past_deadline(Instant::now()) {
+                            if session.past_deadline(Instant::now()) {
                                 // Dropping the attempt's future cuts it off.
                                 this.state.set(State::Done);
-                                return Poll::Ready(Err(ctx.deadline_exceeded(true)));
+                                return Poll::Ready(Err(session.deadline_exceeded(true)));
                             }
-                            let timeout = ctx.attempt_timeout().unwrap_or_default();
+                            let timeout = session.attempt_timeout().unwrap_or_default();
                             Err(AttemptTimedOut::new(timeout).into())
                         }
                     };
                     // Dropping the attempt's future here also ends a timed-out attempt.
                     this.state.set(State::Done);
-                    match ctx.after_attempt(outcome) {
+                    match session.after_attempt(outcome) {
                         Next::Return(output) => return Poll::Ready(output),
                         Next::Retry(outcome) => {
-                            let bound = after(Instant::now(), ctx.config.drain_timeout);
-                            arm(this.timer.as_mut(), bound_by(ctx.deadline, bound));
+                            let bound = after(Instant::now(), session.config.drain_timeout);
+                            arm(this.timer.as_mut(), bound_by(session.deadline, bound));
                             this.state.set(State::Releasing {
                                 outcome: Some(Box::new(outcome)),
                             });
@@ -212,30 +218,31 @@ where
                     }
                 }
                 StateProj::Hedging { hedging } => {
-                    let output = ready!(hedging.poll(cx, this.service, ctx, this.timer.as_mut()));
+                    let output =
+                        ready!(hedging.poll(cx, this.service, session, this.timer.as_mut()));
                     this.state.set(State::Done);
                     return Poll::Ready(output);
                 }
                 StateProj::Releasing { outcome } => {
-                    let released = ctx.poll_released(cx).is_ready();
+                    let released = session.poll_released(cx).is_ready();
                     if !released && poll_timer(this.timer.as_mut(), cx).is_pending() {
                         return Poll::Pending;
                     }
                     let outcome = *outcome.take().expect("outcome is held until released");
-                    if let Err(reason) = ctx.settle_body(released) {
-                        tracing::debug!(attempt = ctx.attempts(), reason = %reason, "not retrying");
-                        this.state.set(State::Done);
-                        return Poll::Ready(ctx.give_back(outcome, reason));
-                    }
-                    match ctx.keep(outcome) {
-                        Some(body) if ctx.config.drain_limit > 0 && !body.is_end_stream() => {
-                            this.state.set(State::Draining { body, read: 0 });
+                    match session.released(released, outcome) {
+                        Released::Return(output) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(output);
                         }
-                        _ => wait(ctx, this.state.as_mut(), this.timer.as_mut()),
+                        Released::Drain(body) => this.state.set(State::Draining { body, read: 0 }),
+                        Released::Proceed => {
+                            let step = session.step(Instant::now());
+                            go(step, session, this.state.as_mut(), this.timer.as_mut());
+                        }
                     }
                 }
                 StateProj::Draining { mut body, read } => {
-                    while *read < ctx.config.drain_limit {
+                    while *read < session.config.drain_limit {
                         match body.as_mut().poll_frame(cx) {
                             Poll::Ready(Some(Ok(frame))) => {
                                 if let Some(data) = frame.data_ref() {
@@ -252,22 +259,24 @@ where
                         }
                     }
                     // Dropping the body here: fully read, HTTP/1.1 reuses the connection.
-                    wait(ctx, this.state.as_mut(), this.timer.as_mut());
+                    let step = session.step(Instant::now());
+                    go(step, session, this.state.as_mut(), this.timer.as_mut());
                 }
                 StateProj::Waiting => {
                     ready!(poll_timer(this.timer.as_mut(), cx));
-                    ready_next(ctx, this.state.as_mut(), this.timer.as_mut());
+                    let step = session.after_wait();
+                    go(step, session, this.state.as_mut(), this.timer.as_mut());
                 }
                 StateProj::Reopening => {
-                    let made = match ctx.poll_reopened(cx) {
+                    let made = match session.poll_reopened(cx) {
                         Poll::Ready(made) => made,
                         Poll::Pending => {
                             // Only the deadline ends it.
-                            if !past_deadline(ctx, this.timer.as_mut(), cx) {
+                            if !past_deadline(session, this.timer.as_mut(), cx) {
                                 return Poll::Pending;
                             }
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(ctx.deadline_exceeded(false)));
+                            return Poll::Ready(Err(session.deadline_exceeded(false)));
                         }
                     };
                     if let Err(error) = made {
@@ -281,25 +290,25 @@ where
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
                             // Only the deadline ends a wait for readiness.
-                            if !past_deadline(ctx, this.timer.as_mut(), cx) {
+                            if !past_deadline(session, this.timer.as_mut(), cx) {
                                 return Poll::Pending;
                             }
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(ctx.deadline_exceeded(false)));
+                            return Poll::Ready(Err(session.deadline_exceeded(false)));
                         }
                     };
                     if let Err(error) = ready {
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(ctx.not_ready(error.into())));
+                        return Poll::Ready(Err(session.not_ready(error.into())));
                     }
-                    let request = match ctx.next_request() {
+                    let request = match session.next_request() {
                         Ok(request) => request,
                         Err(error) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
                     };
-                    if let Some(at) = ctx.attempt_ends(Instant::now()) {
+                    if let Some(at) = session.attempt_ends(Instant::now()) {
                         arm(this.timer.as_mut(), at);
                     }
                     let future = this.service.call(request);
@@ -311,41 +320,35 @@ where
     }
 }
 
-/// Moves to the backoff, or straight on when the next attempt's time has come.
-fn wait<B, F, R>(
-    ctx: &mut Ctx<B>,
+/// Moves to the state `step` names. Making the body again and readiness are bounded by
+/// the deadline only, which the timer is then armed for.
+fn go<B, F, R>(
+    step: Step,
+    session: &Session<B>,
     mut state: Pin<&mut State<F, R, B>>,
     timer: Pin<&mut Option<Sleep>>,
 ) {
-    let at = ctx.next_at();
-    if at > Instant::now() {
-        arm(timer, at);
-        state.set(State::Waiting);
-    } else {
-        ready_next(ctx, state, timer);
+    match step {
+        Step::Wait(at) => {
+            arm(timer, at);
+            state.set(State::Waiting);
+            return;
+        }
+        Step::Reopen => state.set(State::Reopening),
+        Step::Ready => state.set(State::Ready),
     }
-}
-
-/// Moves to making the body again if the next attempt needs that, else to driving the
-/// service to readiness. Only the deadline bounds either.
-fn ready_next<B, F, R>(
-    ctx: &mut Ctx<B>,
-    mut state: Pin<&mut State<F, R, B>>,
-    timer: Pin<&mut Option<Sleep>>,
-) {
-    if let Some(deadline) = ctx.deadline {
+    if let Some(deadline) = session.deadline {
         arm(timer, deadline);
-    }
-    if ctx.start_reopening() {
-        state.set(State::Reopening);
-    } else {
-        state.set(State::Ready);
     }
 }
 
 /// Whether the deadline, which the timer is armed for, has passed.
-fn past_deadline<B>(ctx: &Ctx<B>, timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
-    ctx.deadline.is_some() && poll_timer(timer, cx).is_ready()
+fn past_deadline<B>(
+    session: &Session<B>,
+    timer: Pin<&mut Option<Sleep>>,
+    cx: &mut Context<'_>,
+) -> bool {
+    session.deadline.is_some() && poll_timer(timer, cx).is_ready()
 }
 
 /// `at`, or the deadline if that comes first.
@@ -376,9 +379,9 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("method", &self.ctx.head().method)
-            .field("url", &Redacted(&self.ctx.head().uri))
-            .field("attempt", &self.ctx.attempts())
+            .field("method", &self.session.head().method)
+            .field("url", &Redacted(&self.session.head().uri))
+            .field("attempt", &self.session.attempts())
             .finish_non_exhaustive()
     }
 }

@@ -26,22 +26,18 @@ use http::{Request, Response, response};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::session::{Session, ended};
 use crate::body::ReplayBody;
 use crate::config::after;
-use crate::context::{Ctx, ended};
-use crate::decide::Decision;
+use crate::decide::{Decision, Now};
 use crate::error::{AttemptTimedOut, BoxError, Error};
-use crate::hedge::Hedge;
 use crate::policy::{Outcome, StopReason};
-use crate::record::{Attempts, Ended, WaitReason};
+use crate::record::WaitReason;
 
 /// The attempts of a hedged request.
 pub(crate) struct Hedging<F, R, B> {
     /// The attempts in flight, in the order they started.
     flights: Vec<Flight<F>>,
-    /// Every attempt started, in order; those still in flight, or dropped, are recorded as
-    /// abandoned until they end.
-    record: Attempts,
     /// The attempts started.
     started: u32,
     /// The attempts allowed.
@@ -75,19 +71,29 @@ struct Flight<F> {
 type Split<R> = Result<(response::Parts, R), BoxError>;
 
 impl<F, R, B> Hedging<F, R, B> {
-    /// The attempts of a request whose first attempt, `first`, started at `now`.
-    pub(crate) fn new(first: F, hedge: &Hedge, ctx: &Ctx<B>, now: Instant) -> Self {
+    /// The attempts of a hedged request whose first attempt, `first`, started with it.
+    /// Every attempt started is recorded in the session, in order; those still in flight,
+    /// or dropped, count as abandoned until they end.
+    pub(crate) fn new(first: F, session: &mut Session<B>) -> Self {
+        let hedge = session
+            .config
+            .hedge
+            .as_ref()
+            .expect("the request is hedged");
+        let now = session.started();
         let delay = hedge.delay(2);
+        let max = hedge.max().min(session.max_retries().saturating_add(1));
+        let hedge_on_timeout = hedge.hedges_on_attempt_timeout();
+        session.record_started(None, false);
         Hedging {
             flights: vec![Flight {
                 future: Box::pin(first),
                 index: 0,
-                ends: ctx.attempt_timeout().map(|t| after(now, t)),
+                ends: session.attempt_timeout().map(|t| after(now, t)),
             }],
-            record: Attempts::first(Ended::Abandoned),
             started: 1,
-            max: ctx.hedged_attempts(hedge),
-            hedge_on_timeout: hedge.hedges_on_attempt_timeout(),
+            max,
+            hedge_on_timeout,
             next: Some((after(now, delay), delay, WaitReason::Hedge)),
             stopped: StopReason::Exhausted,
             last: None,
@@ -101,7 +107,7 @@ impl<F, R, B> Hedging<F, R, B> {
         &mut self,
         cx: &mut Context<'_>,
         service: &mut S,
-        ctx: &mut Ctx<B>,
+        session: &mut Session<B>,
         mut timer: Pin<&mut Option<Sleep>>,
     ) -> Poll<Result<Response<R>, Error>>
     where
@@ -111,8 +117,9 @@ impl<F, R, B> Hedging<F, R, B> {
     {
         loop {
             let now = Instant::now();
-            if ctx.past_deadline(now) {
-                return Poll::Ready(Err(self.abandon(ctx, None)));
+            if session.past_deadline(now) {
+                self.drop_all();
+                return Poll::Ready(Err(session.deadline_exceeded(false)));
             }
 
             let mut i = 0;
@@ -122,7 +129,7 @@ impl<F, R, B> Hedging<F, R, B> {
                     Poll::Ready(result) => result.map_err(Into::into),
                     Poll::Pending => match flight.ends {
                         Some(ends) if ends <= now => {
-                            let timeout = ctx.attempt_timeout().unwrap_or_default();
+                            let timeout = session.attempt_timeout().unwrap_or_default();
                             if !self.hedge_on_timeout {
                                 Err(AttemptTimedOut::new(timeout).into())
                             } else {
@@ -144,7 +151,7 @@ impl<F, R, B> Hedging<F, R, B> {
                 };
                 // Dropping the flight also cuts off an attempt that timed out.
                 let index = self.flights.remove(i).index;
-                if let Some(output) = self.settle(ctx, index, outcome, now) {
+                if let Some(output) = self.settle(session, index, outcome, now) {
                     return Poll::Ready(output);
                 }
             }
@@ -154,7 +161,7 @@ impl<F, R, B> Hedging<F, R, B> {
             let mut held = false;
             if let Some((at, wait, why)) = self.next {
                 if at <= now {
-                    match self.start(cx, service, ctx, now, (wait, why)) {
+                    match self.start(cx, service, session, now, (wait, why)) {
                         Poll::Ready(Ok(())) => continue,
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                         Poll::Pending => held = true,
@@ -162,19 +169,18 @@ impl<F, R, B> Hedging<F, R, B> {
                 }
             }
 
-            let mut wake = ctx.deadline;
+            let mut wake = session.deadline;
             if self.flights.is_empty() {
                 let Some(_) = self.next else {
                     let last = self.last.take().expect("an attempt ended");
-                    let record = self.take_record();
                     let output = last.map(|(head, body)| Response::from_parts(head, body));
-                    return Poll::Ready(ctx.give_back_hedged(record, output, self.stopped));
+                    return Poll::Ready(session.give_back(output, self.stopped));
                 };
                 if held && self.body.is_none() {
                     // An ended attempt's body is still being read: wait for it as a retry
                     // would, for at most the drain timeout.
                     let since = *self.held_since.get_or_insert(now);
-                    let bound = after(since, ctx.config.drain_timeout);
+                    let bound = after(since, session.config.drain_timeout);
                     if bound <= now {
                         self.next = None;
                         self.stopped = StopReason::BodyInUse;
@@ -212,23 +218,30 @@ impl<F, R, B> Hedging<F, R, B> {
     /// outcome wins.
     fn settle(
         &mut self,
-        ctx: &mut Ctx<B>,
+        session: &mut Session<B>,
         index: usize,
         outcome: Result<Response<R>, BoxError>,
         now: Instant,
     ) -> Option<Result<Response<R>, Error>> {
         let outcome = outcome.map(Response::into_parts);
         let seen = view(&outcome);
-        let decision = ctx.decide_hedged(index as u32 + 1, self.started, self.max, seen);
-        self.record.set_ended(index, ended(seen));
+        let max_retries = self.max.saturating_sub(1);
+        let number = index as u32 + 1;
+        let decision = session.judge(
+            number,
+            self.started,
+            max_retries,
+            true,
+            seen,
+            &mut Now::lazy(),
+        );
+        session.record_ended(index, ended(seen));
         match decision {
             Decision::Stop(StopReason::Policy) => {
                 // The winner: every other attempt is dropped, which cancels it.
-                self.flights.clear();
-                self.body = None;
-                let record = self.take_record();
+                self.drop_all();
                 let output = outcome.map(|(head, body)| Response::from_parts(head, body));
-                return Some(ctx.give_back_hedged(record, output, StopReason::Policy));
+                return Some(session.give_back(output, StopReason::Policy));
             }
             Decision::Stop(reason) => {
                 self.next = None;
@@ -250,7 +263,7 @@ impl<F, R, B> Hedging<F, R, B> {
         &mut self,
         cx: &mut Context<'_>,
         service: &mut S,
-        ctx: &mut Ctx<B>,
+        session: &mut Session<B>,
         now: Instant,
         waited: (Duration, WaitReason),
     ) -> Poll<Result<(), Error>>
@@ -264,13 +277,13 @@ impl<F, R, B> Hedging<F, R, B> {
             return Poll::Ready(Ok(()));
         }
         if self.body.is_none() {
-            let Some(body) = std::task::ready!(ctx.poll_concurrent_body(cx)) else {
+            let Some(body) = std::task::ready!(session.poll_concurrent_body(cx)) else {
                 self.next = None;
                 self.stopped = StopReason::BodyNotReplayable;
                 return Poll::Ready(Ok(()));
             };
             self.held_since = None;
-            if !ctx.pay_for_attempt(now) {
+            if !session.pay_for_attempt(now) {
                 // A hedge the budget refuses is not started.
                 tracing::debug!(
                     attempt = self.started + 1,
@@ -286,7 +299,7 @@ impl<F, R, B> Hedging<F, R, B> {
             self.body = None;
             let error = error.into();
             if self.flights.is_empty() {
-                return Poll::Ready(Err(ctx.not_ready(error)));
+                return Poll::Ready(Err(session.not_ready(error)));
             }
             // The attempts in flight go on; no other starts.
             tracing::debug!(error = %crate::error::Report::new(&*error), "the service failed: not hedging");
@@ -294,22 +307,28 @@ impl<F, R, B> Hedging<F, R, B> {
             return Poll::Ready(Ok(()));
         }
         if let Some(last) = &self.last {
-            if let Err(error) = ctx.prepare_hedged(view(last)) {
-                return Poll::Ready(Err(self.abandon(ctx, Some(error))));
+            if let Err(error) = session.prepare(view(last)) {
+                self.drop_all();
+                return Poll::Ready(Err(error));
             }
         }
         let body = self.body.take().expect("the body was made above");
         let hedge = !self.flights.is_empty();
         self.started += 1;
-        self.record.push(Ended::Abandoned, Some(waited), hedge);
-        let request = ctx.hedged_request(self.started, body);
+        session.record_started(Some(waited), hedge);
+        tracing::trace!(attempt = self.started, "sending");
+        let request = session.attempt_request(self.started, body);
         self.flights.push(Flight {
             future: Box::pin(service.call(request)),
             index: self.started as usize - 1,
-            ends: ctx.attempt_timeout().map(|t| after(now, t)),
+            ends: session.attempt_timeout().map(|t| after(now, t)),
         });
         self.next = if self.started < self.max {
-            let delay = ctx.hedge_delay(self.started + 1);
+            let delay = session
+                .config
+                .hedge
+                .as_ref()
+                .map_or(Duration::ZERO, |h| h.delay(self.started + 1));
             Some((after(now, delay), delay, WaitReason::Hedge))
         } else {
             self.stopped = StopReason::Exhausted;
@@ -318,17 +337,10 @@ impl<F, R, B> Hedging<F, R, B> {
         Poll::Ready(Ok(()))
     }
 
-    /// Drops every attempt and ends the request: the deadline passed, or the prepare-retry
-    /// hook failed with `error`.
-    fn abandon(&mut self, ctx: &mut Ctx<B>, error: Option<BoxError>) -> Error {
+    /// Drops every attempt in flight, which cancels it, and the body of the next one.
+    fn drop_all(&mut self) {
         self.flights.clear();
         self.body = None;
-        let record = self.take_record();
-        ctx.fail_hedged(record, error)
-    }
-
-    fn take_record(&mut self) -> Attempts {
-        std::mem::replace(&mut self.record, Attempts::first(Ended::Abandoned))
     }
 }
 

@@ -1,0 +1,600 @@
+//! [`Session`]: one request and its retries — tower's "request session" — as the response
+//! future sees it.
+//!
+//! The future holds the states and the timer; the session holds everything else and answers
+//! each state's one question with the transition that follows: after an attempt, return or
+//! retry ([`Next`]); once the earlier bodies are released, return, drain or go on
+//! ([`Released`]); then wait, make the body again, or get ready ([`Step`]). Sequential and
+//! hedged attempts share its one way to judge an outcome, to make the next request, and to
+//! give the caller what it gets.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, request, response};
+use http_body::Body;
+use tokio::time::Instant;
+
+use crate::body::{Reopen, ReplayBody, Source, Unavailable};
+use crate::classify::classify;
+use crate::config::{Config, after};
+use crate::decide::{Decision, History, Now, decide, log};
+use crate::error::{BoxError, DeadlineExceeded, Error, Report};
+use crate::hooks::PrepareRetry;
+use crate::overrides::RetryOverride;
+use crate::policy::{Attempt, Outcome, Policy, StopReason};
+use crate::record::{Attempts, Ended, WaitReason};
+use crate::rng::Rng;
+
+/// What follows an attempt's outcome.
+pub(crate) enum Next<R> {
+    /// It goes to the caller.
+    Return(Result<Response<R>, Error>),
+    /// It is retried; the outcome is kept until the earlier bodies are released.
+    Retry(Result<Response<R>, BoxError>),
+}
+
+/// What follows once the earlier attempts' bodies are released, or the wait for them ended.
+pub(crate) enum Released<R> {
+    /// The outcome goes to the caller after all: the body cannot be had again.
+    Return(Result<Response<R>, Error>),
+    /// Read a little of this response, so that its connection can be reused, then go on.
+    Drain(R),
+    /// Go on to the next attempt.
+    Proceed,
+}
+
+/// What comes before the next attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Wait until then.
+    Wait(Instant),
+    /// Make the body again with the request's `Reopen`.
+    Reopen,
+    /// Drive the service to readiness, then send.
+    Ready,
+}
+
+/// One request and its retries.
+pub(crate) struct Session<B> {
+    pub(crate) config: Arc<Config>,
+    /// The request's own policy, in place of the layer's.
+    policy: Option<Arc<dyn Policy>>,
+    /// The retries this request may make: its own setting, or the layer's.
+    max_retries: u32,
+    /// This request's attempt timeout: its own, or the layer's.
+    attempt_timeout: Option<Duration>,
+    /// When the whole request must be done by, if it has a deadline.
+    pub(crate) deadline: Option<Instant>,
+    /// The caller's request head: every attempt starts from a copy of it.
+    head: request::Parts,
+    body: Source<B>,
+    /// The attempts made, the one in flight included.
+    attempts: u32,
+    started: Instant,
+    /// The jitter's generator, made when a backoff first needs it.
+    rng: Option<Rng>,
+    /// What only a request that is retried or hedged needs; made on its first retry, so
+    /// that the future of a request that succeeds at once stays small.
+    retry: Option<Box<Retrying>>,
+}
+
+/// The state of a request that is being retried or hedged.
+struct Retrying {
+    /// When the next attempt may start.
+    at: Instant,
+    /// The wait before it.
+    wait: Duration,
+    /// The outcome being retried, for the prepare-retry hook: its head, or its error.
+    last: Option<Result<response::Parts, BoxError>>,
+    /// What happened so far; on the success path the record is made when it is given.
+    record: Option<Attempts>,
+    /// The wait before the attempt in flight, and why, for the record.
+    waited: Option<(Duration, WaitReason)>,
+}
+
+impl Retrying {
+    /// Records how the attempt in flight ended.
+    fn note(&mut self, ended: Ended) {
+        match &mut self.record {
+            None => self.record = Some(Attempts::first(ended)),
+            Some(record) => record.push(ended, self.waited.take(), false),
+        }
+    }
+}
+
+impl<B> Session<B> {
+    /// The session of a request that starts now, and the body of its first attempt. The
+    /// request's [`RetryOverride`] is resolved here, once.
+    #[inline(always)]
+    pub(crate) fn start(
+        config: Arc<Config>,
+        mut head: request::Parts,
+        body: B,
+    ) -> (Self, ReplayBody<B>)
+    where
+        B: Body + 'static,
+    {
+        let now = Instant::now();
+        if let Some(budget) = &config.budget {
+            budget.deposit_at(now);
+        }
+        // NOTE: most requests carry no extension at all; looking one up costs more than
+        // asking that.
+        let (reopen, overrides) = if head.extensions.is_empty() {
+            (None, None)
+        } else {
+            (
+                head.extensions.remove::<Reopen<B>>(),
+                head.extensions.remove::<RetryOverride>(),
+            )
+        };
+        let (max_retries, attempt_timeout, deadline, policy) = match overrides {
+            None => (
+                config.max_retries,
+                config.attempt_timeout,
+                config.deadline,
+                None,
+            ),
+            Some(o) => (
+                o.max_retries.unwrap_or(config.max_retries),
+                o.attempt_timeout.or(config.attempt_timeout),
+                o.deadline.or(config.deadline),
+                o.policy,
+            ),
+        };
+        // With no retry to come, nothing is kept.
+        let cap = (max_retries > 0).then_some(config.replay_limit);
+        let (first, replay) = ReplayBody::new(body, cap, config.memory.clone());
+        let session = Session {
+            deadline: deadline.map(|d| after(now, d)),
+            config,
+            policy,
+            max_retries,
+            attempt_timeout,
+            head,
+            body: Source::new(replay, reopen),
+            attempts: 1,
+            started: now,
+            rng: None,
+            retry: None,
+        };
+        (session, first)
+    }
+
+    /// The number of the attempt in flight or last made, from 1.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The retries this request may make.
+    pub(crate) fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// This request's attempt timeout, if it has one.
+    pub(crate) fn attempt_timeout(&self) -> Option<Duration> {
+        self.attempt_timeout
+    }
+
+    /// The caller's request head.
+    pub(crate) fn head(&self) -> &request::Parts {
+        &self.head
+    }
+
+    /// When the request started.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The policy of this request: its own, or the layer's.
+    fn policy(&self) -> &dyn Policy {
+        match &self.policy {
+            Some(policy) => &**policy,
+            None => &*self.config.policy,
+        }
+    }
+
+    /// The request of attempt `number`: a copy of the caller's head, with `body`. Runs the
+    /// attempt hook.
+    #[inline(always)]
+    pub(crate) fn attempt_request(
+        &mut self,
+        number: u32,
+        body: ReplayBody<B>,
+    ) -> Request<ReplayBody<B>> {
+        self.attempts = number;
+        let mut head = self.head.clone();
+        if let Some(name) = &self.config.attempt_header {
+            head.headers.insert(name.clone(), HeaderValue::from(number));
+        }
+        if let Some(hook) = &self.config.hooks.on_attempt {
+            hook(&Attempt::started_at(&head, None, number, self.started));
+        }
+        Request::from_parts(head, body)
+    }
+
+    /// When an attempt started at `now` must end, if ever: its timeout or the deadline.
+    pub(crate) fn attempt_ends(&self, now: Instant) -> Option<Instant> {
+        let timeout = self.attempt_timeout.map(|t| after(now, t));
+        match (timeout, self.deadline) {
+            (Some(t), Some(d)) => Some(t.min(d)),
+            (t, d) => t.or(d),
+        }
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub(crate) fn past_deadline(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Judges the outcome of attempt `number`: runs the response hook, and decides what
+    /// follows it when `attempts` attempts of at most `max_retries + 1` were made.
+    /// `hedging` when other attempts may be in flight. Nothing is paid or recorded here.
+    #[inline]
+    pub(crate) fn judge(
+        &mut self,
+        number: u32,
+        attempts: u32,
+        max_retries: u32,
+        hedging: bool,
+        outcome: Outcome<'_>,
+        now: &mut Now,
+    ) -> Decision {
+        if let (Some(hook), Outcome::Response(_)) = (&self.config.hooks.on_response, outcome) {
+            hook(&Attempt::started_at(
+                &self.head,
+                Some(outcome),
+                number,
+                self.started,
+            ));
+        }
+        let history = History {
+            attempts,
+            max_retries,
+            started: self.started,
+            deadline: self.deadline,
+            previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
+            body: self.body.state(),
+            hedging,
+        };
+        let policy = match &self.policy {
+            Some(policy) => &**policy,
+            None => &*self.config.policy,
+        };
+        let decision = decide(
+            &self.config,
+            policy,
+            &self.head,
+            outcome,
+            &history,
+            now,
+            &mut self.rng,
+        );
+        log(number, max_retries, outcome, &decision);
+        decision
+    }
+
+    /// What follows the outcome of the attempt in flight: a retry is paid from the budget
+    /// here, the one side effect of deciding to retry.
+    #[inline(always)]
+    pub(crate) fn after_attempt<R>(&mut self, outcome: Result<Response<R>, BoxError>) -> Next<R> {
+        match outcome {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                let decision = self.decide(Outcome::Response(&head));
+                let response = Response::from_parts(head, body);
+                match decision {
+                    Decision::Retry { .. } => Next::Retry(Ok(response)),
+                    Decision::Stop(reason) => Next::Return(self.give_back(Ok(response), reason)),
+                }
+            }
+            Err(error) => match self.decide(Outcome::Error(&*error)) {
+                Decision::Retry { .. } => Next::Retry(Err(error)),
+                Decision::Stop(reason) => Next::Return(self.give_back(Err(error), reason)),
+            },
+        }
+    }
+
+    /// The decision after the attempt in flight, paid from the budget when it is a retry,
+    /// and noted in the record.
+    #[inline]
+    fn decide(&mut self, outcome: Outcome<'_>) -> Decision {
+        // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
+        // when it starts.
+        let mut now = Now::lazy();
+        let (number, max) = (self.attempts, self.max_retries);
+        let mut decision = self.judge(number, number, max, false, outcome, &mut now);
+        if let Decision::Retry { wait, why } = decision {
+            let now = now.get();
+            // The last check: a retry that will happen is the only one paid for.
+            if !self.pay_for_attempt(now) {
+                decision = Decision::Stop(StopReason::Budget);
+            } else {
+                let retry = self.retrying();
+                retry.note(ended(outcome));
+                retry.wait = wait;
+                retry.waited = Some((wait, why));
+                retry.at = after(now, wait);
+            }
+        }
+        if let (Decision::Stop(_), Some(retry)) = (decision, self.retry.as_mut()) {
+            retry.note(ended(outcome));
+        }
+        decision
+    }
+
+    /// Pays for an attempt after the first from the budget; `false` when it refuses.
+    pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
+        self.config
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.withdraw_at(now))
+    }
+
+    /// Ready once the earlier attempts' bodies are out of the way of the next one.
+    pub(crate) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.body.poll_released(cx)
+    }
+
+    /// What follows the outcome being retried, once the earlier bodies were handed back
+    /// (`released`) or the wait for them ended.
+    pub(crate) fn released<R: Body>(
+        &mut self,
+        released: bool,
+        outcome: Result<Response<R>, BoxError>,
+    ) -> Released<R> {
+        if let Err(unavailable) = self.body.settle(released) {
+            let reason = match unavailable {
+                // The body outgrew the cap while the attempt still sent it.
+                Unavailable::NotReplayable => StopReason::BodyNotReplayable,
+                // It was not handed back in time.
+                Unavailable::InUse => StopReason::BodyInUse,
+            };
+            tracing::debug!(attempt = self.attempts, reason = %reason, "not retrying");
+            return Released::Return(self.give_back(outcome, reason));
+        }
+        // The outcome is kept for the prepare-retry hook; its body, if any, is drained.
+        let (kept, body) = match outcome {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                (Ok(head), Some(body))
+            }
+            Err(error) => (Err(error), None),
+        };
+        self.retrying().last = Some(kept);
+        match body {
+            Some(body) if self.config.drain_limit > 0 && !body.is_end_stream() => {
+                Released::Drain(body)
+            }
+            _ => Released::Proceed,
+        }
+    }
+
+    /// What comes before the next attempt, at `now`: the rest of the wait, making the body
+    /// again, or readiness.
+    pub(crate) fn step(&mut self, now: Instant) -> Step {
+        let at = self.retry.as_ref().map_or(now, |r| r.at);
+        if at > now {
+            return Step::Wait(at);
+        }
+        self.after_wait()
+    }
+
+    /// What comes before the next attempt once its time has come: making the body again,
+    /// or readiness.
+    pub(crate) fn after_wait(&mut self) -> Step {
+        if self.body.start_reopening() {
+            tracing::trace!(attempt = self.attempts + 1, "reopening the body");
+            Step::Reopen
+        } else {
+            Step::Ready
+        }
+    }
+
+    /// Polls the body being made again; ready with the error that ends the request if it
+    /// could not be.
+    pub(crate) fn poll_reopened(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let made = std::task::ready!(self.body.poll_reopened(cx));
+        Poll::Ready(made.map_err(|error| {
+            tracing::debug!(attempt = self.attempts, error = %Report::new(&*error), "reopening the body failed");
+            let record = self.record(Ended::Abandoned);
+            Error::reopen(&self.head.method, &self.head.uri, self.attempts, error)
+                .with_record(record)
+        }))
+    }
+
+    /// The request of the next attempt, after the prepare-retry hook ran on the outcome
+    /// being retried.
+    pub(crate) fn next_request(&mut self) -> Result<Request<ReplayBody<B>>, Error> {
+        if let Some(Some(last)) = self.retry.as_mut().map(|r| r.last.take()) {
+            let result = self.prepare(Outcome::of(last.as_ref()));
+            self.retrying().last = Some(last);
+            result?;
+        }
+        let number = self.attempts.saturating_add(1);
+        // No attempt follows the last one: its body need not keep anything.
+        let body = self.body.next_body(number > self.max_retries);
+        tracing::trace!(attempt = number, "sending");
+        Ok(self.attempt_request(number, body))
+    }
+
+    /// Runs the prepare-retry hook before an attempt that follows `last`, an outcome that is
+    /// retried; the hook changes the head that attempt and every later one start from.
+    pub(crate) fn prepare(&mut self, last: Outcome<'_>) -> Result<(), Error> {
+        let Some(hook) = &self.config.hooks.prepare_retry else {
+            return Ok(());
+        };
+        let result = run_prepare_retry(hook, &mut self.head, last, self.attempts, self.started);
+        result.map_err(|error| self.hook_failed(error))
+    }
+
+    /// The error that ends a request whose prepare-retry hook failed with `error`.
+    fn hook_failed(&mut self, error: BoxError) -> Error {
+        self.body.finish();
+        let record = self.record(Ended::Abandoned);
+        Error::inner(&self.head.method, &self.head.uri, self.attempts, error).with_record(record)
+    }
+
+    /// The caller's output for an outcome that is not retried.
+    pub(crate) fn give_back<R>(
+        &mut self,
+        outcome: Result<Response<R>, BoxError>,
+        reason: StopReason,
+    ) -> Result<Response<R>, Error> {
+        self.body.finish();
+        let (error, record) = match outcome {
+            Ok(mut response) => {
+                let exhausted = match &self.config.hooks.when_exhausted {
+                    Some(hook) if reason != StopReason::Policy => {
+                        let (head, body) = response.into_parts();
+                        let attempt = Attempt::started_at(
+                            &self.head,
+                            Some(Outcome::Response(&head)),
+                            self.attempts,
+                            self.started,
+                        )
+                        .stopping(reason);
+                        let verdict = hook(&attempt);
+                        response = Response::from_parts(head, body);
+                        verdict.err()
+                    }
+                    _ => None,
+                };
+                let record = self.record(Ended::Status(response.status()));
+                match exhausted {
+                    Some(error) => (error, record),
+                    None => {
+                        response.extensions_mut().insert(record);
+                        return Ok(response);
+                    }
+                }
+            }
+            Err(error) => {
+                let record = self.record(Ended::Error(classify(&*error)));
+                (error, record)
+            }
+        };
+        Err(
+            Error::inner(&self.head.method, &self.head.uri, self.attempts, error)
+                .with_record(record),
+        )
+    }
+
+    /// The record of the request so far; `last` is how the last attempt ended, when nothing
+    /// has recorded it yet.
+    fn record(&mut self, last: Ended) -> Attempts {
+        self.retry
+            .as_mut()
+            .and_then(|r| r.record.take())
+            .unwrap_or_else(|| Attempts::first(last))
+    }
+
+    /// The error for a request cut off by the deadline; `in_flight` when an attempt was
+    /// under way, which is abandoned.
+    pub(crate) fn deadline_exceeded(&mut self, in_flight: bool) -> Error {
+        self.body.finish();
+        let deadline = self.deadline.map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(self.started)
+        });
+        tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
+        if in_flight {
+            if let Some(retry) = self.retry.as_mut() {
+                retry.note(Ended::Abandoned);
+            }
+        }
+        let record = self.record(Ended::Abandoned);
+        Error::inner(
+            &self.head.method,
+            &self.head.uri,
+            self.attempts,
+            DeadlineExceeded::new(deadline).into(),
+        )
+        .with_record(record)
+    }
+
+    /// The error for an inner service that failed to become ready for a retry.
+    pub(crate) fn not_ready(&mut self, error: BoxError) -> Error {
+        self.body.finish();
+        Error::not_ready(
+            Some((&self.head.method, &self.head.uri)),
+            self.attempts,
+            error,
+        )
+    }
+
+    /// Whether this request is hedged: the layer hedges, a retry is allowed, the policy
+    /// treats the request as idempotent (or the hedge's own rule admits it), and its body
+    /// can be replayed from memory.
+    pub(crate) fn is_hedged(&self) -> bool {
+        let Some(hedge) = &self.config.hedge else {
+            return false;
+        };
+        if self.max_retries == 0 || !self.body.is_concurrent() {
+            return false;
+        }
+        hedge.admits(&self.head, || {
+            self.policy().treats_as_idempotent(&self.head)
+        })
+    }
+
+    /// The body of a hedged attempt: see [`Source::poll_concurrent_body`].
+    pub(crate) fn poll_concurrent_body(&self, cx: &mut Context<'_>) -> Poll<Option<ReplayBody<B>>> {
+        self.body.poll_concurrent_body(cx)
+    }
+
+    /// Records that an attempt started, after `waited`, as a hedge when others are in
+    /// flight; it counts as abandoned until it ends.
+    pub(crate) fn record_started(&mut self, waited: Option<(Duration, WaitReason)>, hedge: bool) {
+        let retry = self.retrying();
+        match &mut retry.record {
+            None => retry.record = Some(Attempts::first(Ended::Abandoned)),
+            Some(record) => record.push(Ended::Abandoned, waited, hedge),
+        }
+    }
+
+    /// Records how attempt `index`, from 0, ended.
+    pub(crate) fn record_ended(&mut self, index: usize, ended: Ended) {
+        if let Some(record) = self.retrying().record.as_mut() {
+            record.set_ended(index, ended);
+        }
+    }
+
+    /// The retry state, made on first use.
+    fn retrying(&mut self) -> &mut Retrying {
+        let started = self.started;
+        self.retry.get_or_insert_with(|| {
+            Box::new(Retrying {
+                at: started,
+                wait: Duration::ZERO,
+                last: None,
+                record: None,
+                waited: None,
+            })
+        })
+    }
+}
+
+/// Runs the prepare-retry `hook` on `head`, the head every attempt starts from, after
+/// attempt `attempts` ended with `last`.
+fn run_prepare_retry(
+    hook: &PrepareRetry,
+    head: &mut request::Parts,
+    last: Outcome<'_>,
+    attempts: u32,
+    started: Instant,
+) -> Result<(), BoxError> {
+    // The hook changes the head the attempt it describes started from: it sees a copy.
+    let before = head.clone();
+    let attempt = Attempt::started_at(&before, Some(last), attempts, started);
+    hook(head, &attempt)
+}
+
+/// How an attempt ended, for the record.
+pub(crate) fn ended(outcome: Outcome<'_>) -> Ended {
+    match outcome {
+        Outcome::Response(head) => Ended::Status(head.status),
+        Outcome::Error(error) => Ended::Error(classify(error)),
+    }
+}
