@@ -171,6 +171,9 @@
 //! - [`classify`]: which transport errors may have reached the server.
 //! - [`body`]: the replayable request body.
 //! - [`budget`]: the retry budget that keeps retries from multiplying an outage.
+//! - [`hedge`]: when to start another attempt while the earlier ones are slow.
+//! - [`record`]: what happened to a request, attempt by attempt.
+//! - [`error`]: the error a request ends with, and the small errors it may carry.
 //! - [`future`]: the response future's state machine.
 //!
 //! # Hooks
