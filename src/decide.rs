@@ -123,7 +123,19 @@ pub(crate) fn decide(
 }
 
 /// One event per decision: `retrying` and `not retrying` at debug, a success at trace.
+#[inline]
 pub(crate) fn log(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision: &Decision) {
+    // NOTE: the success, by far the most common decision, is checked inline; the others
+    // are worth a call.
+    match (decision, outcome) {
+        (Decision::Stop(_), Outcome::Response(head)) if head.status.is_success() => {
+            tracing::trace!(attempt, status = head.status.as_u16(), "done")
+        }
+        _ => log_retry_or_stop(attempt, max_retries, outcome, decision),
+    }
+}
+
+fn log_retry_or_stop(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision: &Decision) {
     let left = max_retries.saturating_sub(attempt);
     match (decision, outcome) {
         (Decision::Retry { wait, why }, Outcome::Response(head)) => tracing::debug!(
@@ -143,9 +155,6 @@ pub(crate) fn log(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision
             retries_left = left,
             "retrying",
         ),
-        (Decision::Stop(_), Outcome::Response(head)) if head.status.is_success() => {
-            tracing::trace!(attempt, status = head.status.as_u16(), "done")
-        }
         (Decision::Stop(reason), Outcome::Response(head)) => tracing::debug!(
             attempt,
             status = head.status.as_u16(),

@@ -26,11 +26,13 @@ impl Slot {
     /// Epochs whose tags are equal are a multiple of this apart.
     pub(super) const ALIAS: u64 = 1 << 16;
 
+    #[inline]
     pub(super) fn tag_of(epoch: u64) -> u16 {
         epoch as u16
     }
 
     /// The bucket word, or `None` when `amount` does not fit in 48 bits.
+    #[inline]
     pub(super) fn pack(tag: u16, amount: i64) -> Option<u64> {
         let limit = 1i64 << (Self::AMOUNT_BITS - 1);
         if !(-limit..limit).contains(&amount) {
@@ -40,6 +42,7 @@ impl Slot {
         Some(u64::from(tag) << Self::AMOUNT_BITS | low)
     }
 
+    #[inline]
     pub(super) fn unpack(word: u64) -> Slot {
         let shift = 64 - Self::AMOUNT_BITS;
         Slot {
@@ -53,6 +56,7 @@ impl Slot {
     /// buckets, so this is exact for epochs less than 32 768 buckets apart; the window moves
     /// so that live epochs never are further apart than that, and `advance` deals with a
     /// window that jumped further.
+    #[inline]
     pub(super) fn age(tag: u16, held: u16) -> Age {
         match tag.wrapping_sub(held) {
             0 => Age::Same,

@@ -59,12 +59,10 @@ pub(crate) enum Step {
 /// One request and its retries.
 pub(crate) struct Session<B> {
     pub(crate) config: Arc<Config>,
-    /// The request's own policy, in place of the layer's.
-    policy: Option<Arc<dyn Policy>>,
-    /// The retries this request may make: its own setting, or the layer's.
-    max_retries: u32,
-    /// This request's attempt timeout: its own, or the layer's.
-    attempt_timeout: Option<Duration>,
+    /// The request's own settings, resolved against the layer's, when it has a
+    /// [`RetryOverride`]; the layer's settings apply otherwise. Boxed: most requests have
+    /// none, and the future stays small.
+    own: Option<Box<Own>>,
     /// When the whole request must be done by, if it has a deadline.
     pub(crate) deadline: Option<Instant>,
     /// The caller's request head: every attempt starts from a copy of it.
@@ -78,6 +76,14 @@ pub(crate) struct Session<B> {
     /// What only a request that is retried or hedged needs; made on its first retry, so
     /// that the future of a request that succeeds at once stays small.
     retry: Option<Box<Retrying>>,
+}
+
+/// A request's own settings: its [`RetryOverride`], with what it leaves unset taken from
+/// the layer.
+struct Own {
+    max_retries: u32,
+    attempt_timeout: Option<Duration>,
+    policy: Option<Arc<dyn Policy>>,
 }
 
 /// The state of a request that is being retried or hedged.
@@ -121,38 +127,32 @@ impl<B> Session<B> {
             budget.deposit_at(now);
         }
         // NOTE: most requests carry no extension at all; looking one up costs more than
-        // asking that.
-        let (reopen, overrides) = if head.extensions.is_empty() {
-            (None, None)
+        // asking that. The override is resolved into a box at once, so that what a request
+        // without one moves around is a null pointer.
+        let (reopen, own, deadline) = if head.extensions.is_empty() {
+            (None, None, config.deadline)
         } else {
-            (
-                head.extensions.remove::<Reopen<B>>(),
-                head.extensions.remove::<RetryOverride>(),
-            )
+            let reopen = head.extensions.remove::<Reopen<B>>();
+            match head.extensions.remove::<RetryOverride>() {
+                None => (reopen, None, config.deadline),
+                Some(o) => {
+                    let own = Own {
+                        max_retries: o.max_retries.unwrap_or(config.max_retries),
+                        attempt_timeout: o.attempt_timeout.or(config.attempt_timeout),
+                        policy: o.policy,
+                    };
+                    (reopen, Some(Box::new(own)), o.deadline.or(config.deadline))
+                }
+            }
         };
-        let (max_retries, attempt_timeout, deadline, policy) = match overrides {
-            None => (
-                config.max_retries,
-                config.attempt_timeout,
-                config.deadline,
-                None,
-            ),
-            Some(o) => (
-                o.max_retries.unwrap_or(config.max_retries),
-                o.attempt_timeout.or(config.attempt_timeout),
-                o.deadline.or(config.deadline),
-                o.policy,
-            ),
-        };
+        let max_retries = own.as_ref().map_or(config.max_retries, |o| o.max_retries);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
         let (first, replay) = ReplayBody::new(body, cap, config.memory.clone());
         let session = Session {
             deadline: deadline.map(|d| after(now, d)),
             config,
-            policy,
-            max_retries,
-            attempt_timeout,
+            own,
             head,
             body: Source::new(replay, reopen),
             attempts: 1,
@@ -170,12 +170,16 @@ impl<B> Session<B> {
 
     /// The retries this request may make.
     pub(crate) fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.own
+            .as_ref()
+            .map_or(self.config.max_retries, |o| o.max_retries)
     }
 
     /// This request's attempt timeout, if it has one.
     pub(crate) fn attempt_timeout(&self) -> Option<Duration> {
-        self.attempt_timeout
+        self.own
+            .as_ref()
+            .map_or(self.config.attempt_timeout, |o| o.attempt_timeout)
     }
 
     /// The caller's request head.
@@ -190,10 +194,7 @@ impl<B> Session<B> {
 
     /// The policy of this request: its own, or the layer's.
     fn policy(&self) -> &dyn Policy {
-        match &self.policy {
-            Some(policy) => &**policy,
-            None => &*self.config.policy,
-        }
+        policy_of(&self.config, &self.own)
     }
 
     /// The request of attempt `number`: a copy of the caller's head, with `body`. Runs the
@@ -217,7 +218,7 @@ impl<B> Session<B> {
 
     /// When an attempt started at `now` must end, if ever: its timeout or the deadline.
     pub(crate) fn attempt_ends(&self, now: Instant) -> Option<Instant> {
-        let timeout = self.attempt_timeout.map(|t| after(now, t));
+        let timeout = self.attempt_timeout().map(|t| after(now, t));
         match (timeout, self.deadline) {
             (Some(t), Some(d)) => Some(t.min(d)),
             (t, d) => t.or(d),
@@ -259,10 +260,7 @@ impl<B> Session<B> {
             body: self.body.state(),
             hedging,
         };
-        let policy = match &self.policy {
-            Some(policy) => &**policy,
-            None => &*self.config.policy,
-        };
+        let policy = policy_of(&self.config, &self.own);
         let decision = decide(
             &self.config,
             policy,
@@ -304,7 +302,7 @@ impl<B> Session<B> {
         // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
         // when it starts.
         let mut now = Now::lazy();
-        let (number, max) = (self.attempts, self.max_retries);
+        let (number, max) = (self.attempts, self.max_retries());
         let mut decision = self.judge(number, number, max, false, outcome, &mut now);
         if let Decision::Retry { wait, why } = decision {
             let now = now.get();
@@ -415,7 +413,7 @@ impl<B> Session<B> {
         }
         let number = self.attempts.saturating_add(1);
         // No attempt follows the last one: its body need not keep anything.
-        let body = self.body.next_body(number > self.max_retries);
+        let body = self.body.next_body(number > self.max_retries());
         tracing::trace!(attempt = number, "sending");
         Ok(self.attempt_request(number, body))
     }
@@ -531,7 +529,7 @@ impl<B> Session<B> {
         let Some(hedge) = &self.config.hedge else {
             return false;
         };
-        if self.max_retries == 0 || !self.body.is_concurrent() {
+        if self.max_retries() == 0 || !self.body.is_concurrent() {
             return false;
         }
         hedge.admits(&self.head, || {
@@ -573,6 +571,14 @@ impl<B> Session<B> {
                 waited: None,
             })
         })
+    }
+}
+
+/// The policy of a request: its own, or the layer's.
+fn policy_of<'a>(config: &'a Config, own: &'a Option<Box<Own>>) -> &'a dyn Policy {
+    match own.as_ref().and_then(|o| o.policy.as_deref()) {
+        Some(policy) => policy,
+        None => &*config.policy,
     }
 }
 
