@@ -206,6 +206,48 @@ impl Attempts {
     }
 }
 
+/// The record of a request as it is written: each attempt as it starts and ends, with the
+/// wait before it.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    /// What happened so far, once anything did.
+    record: Option<Attempts>,
+    /// The wait before the attempt in flight, and why.
+    waited: Option<(Duration, WaitReason)>,
+}
+
+impl Recorder {
+    /// The attempt in flight ended with `ended`; the next one, if any, follows `waited`.
+    pub(crate) fn ended(&mut self, ended: Ended, then: Option<(Duration, WaitReason)>) {
+        match &mut self.record {
+            None => self.record = Some(Attempts::first(ended)),
+            Some(record) => record.push(ended, self.waited.take(), false),
+        }
+        self.waited = then;
+    }
+
+    /// An attempt started after `waited` (none for the first), a hedge when others are in
+    /// flight. It counts as abandoned until it ends.
+    pub(crate) fn started(&mut self, waited: Option<(Duration, WaitReason)>, hedge: bool) {
+        match &mut self.record {
+            None => self.record = Some(Attempts::first(Ended::Abandoned)),
+            Some(record) => record.push(Ended::Abandoned, waited, hedge),
+        }
+    }
+
+    /// Attempt `i`, from 0, which [`started`](Self::started), ended with `ended`.
+    pub(crate) fn set_ended(&mut self, i: usize, ended: Ended) {
+        if let Some(record) = &mut self.record {
+            record.set_ended(i, ended);
+        }
+    }
+
+    /// The record; `last` is how the last attempt ended, when nothing has recorded it.
+    pub(crate) fn take(&mut self, last: Ended) -> Attempts {
+        self.record.take().unwrap_or_else(|| Attempts::first(last))
+    }
+}
+
 impl fmt::Debug for Attempts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Attempts")
@@ -214,3 +256,6 @@ impl fmt::Debug for Attempts {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

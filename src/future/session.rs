@@ -24,7 +24,7 @@ use crate::error::{BoxError, DeadlineExceeded, Error, Report};
 use crate::hooks::PrepareRetry;
 use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
-use crate::record::{Attempts, Ended, WaitReason};
+use crate::record::{Attempts, Ended, Recorder, WaitReason};
 use crate::rng::Rng;
 
 /// What follows an attempt's outcome.
@@ -95,19 +95,7 @@ struct Retrying {
     /// The outcome being retried, for the prepare-retry hook: its head, or its error.
     last: Option<Result<response::Parts, BoxError>>,
     /// What happened so far; on the success path the record is made when it is given.
-    record: Option<Attempts>,
-    /// The wait before the attempt in flight, and why, for the record.
-    waited: Option<(Duration, WaitReason)>,
-}
-
-impl Retrying {
-    /// Records how the attempt in flight ended.
-    fn note(&mut self, ended: Ended) {
-        match &mut self.record {
-            None => self.record = Some(Attempts::first(ended)),
-            Some(record) => record.push(ended, self.waited.take(), false),
-        }
-    }
+    record: Recorder,
 }
 
 impl<B> Session<B> {
@@ -311,14 +299,13 @@ impl<B> Session<B> {
                 decision = Decision::Stop(StopReason::Budget);
             } else {
                 let retry = self.retrying();
-                retry.note(ended(outcome));
+                retry.record.ended(ended(outcome), Some((wait, why)));
                 retry.wait = wait;
-                retry.waited = Some((wait, why));
                 retry.at = after(now, wait);
             }
         }
         if let (Decision::Stop(_), Some(retry)) = (decision, self.retry.as_mut()) {
-            retry.note(ended(outcome));
+            retry.record.ended(ended(outcome), None);
         }
         decision
     }
@@ -483,10 +470,10 @@ impl<B> Session<B> {
     /// The record of the request so far; `last` is how the last attempt ended, when nothing
     /// has recorded it yet.
     fn record(&mut self, last: Ended) -> Attempts {
-        self.retry
-            .as_mut()
-            .and_then(|r| r.record.take())
-            .unwrap_or_else(|| Attempts::first(last))
+        match self.retry.as_mut() {
+            Some(retry) => retry.record.take(last),
+            None => Attempts::first(last),
+        }
     }
 
     /// The error for a request cut off by the deadline; `in_flight` when an attempt was
@@ -499,7 +486,7 @@ impl<B> Session<B> {
         tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
         if in_flight {
             if let Some(retry) = self.retry.as_mut() {
-                retry.note(Ended::Abandoned);
+                retry.record.ended(Ended::Abandoned, None);
             }
         }
         let record = self.record(Ended::Abandoned);
@@ -545,18 +532,12 @@ impl<B> Session<B> {
     /// Records that an attempt started, after `waited`, as a hedge when others are in
     /// flight; it counts as abandoned until it ends.
     pub(crate) fn record_started(&mut self, waited: Option<(Duration, WaitReason)>, hedge: bool) {
-        let retry = self.retrying();
-        match &mut retry.record {
-            None => retry.record = Some(Attempts::first(Ended::Abandoned)),
-            Some(record) => record.push(Ended::Abandoned, waited, hedge),
-        }
+        self.retrying().record.started(waited, hedge);
     }
 
     /// Records how attempt `index`, from 0, ended.
     pub(crate) fn record_ended(&mut self, index: usize, ended: Ended) {
-        if let Some(record) = self.retrying().record.as_mut() {
-            record.set_ended(index, ended);
-        }
+        self.retrying().record.set_ended(index, ended);
     }
 
     /// The retry state, made on first use.
@@ -567,8 +548,7 @@ impl<B> Session<B> {
                 at: started,
                 wait: Duration::ZERO,
                 last: None,
-                record: None,
-                waited: None,
+                record: Recorder::default(),
             })
         })
     }

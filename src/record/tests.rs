@@ -1,0 +1,55 @@
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::*;
+
+const BUSY: Ended = Ended::Status(StatusCode::SERVICE_UNAVAILABLE);
+const OK: Ended = Ended::Status(StatusCode::OK);
+
+#[test]
+fn a_recorder_that_saw_nothing_gives_the_last_attempt_alone() {
+    let mut recorder = Recorder::default();
+    assert_eq!(recorder.take(OK), Attempts::first(OK));
+}
+
+#[test]
+fn each_retry_is_recorded_after_the_wait_before_it() {
+    let mut recorder = Recorder::default();
+    let wait = (Duration::from_secs(2), WaitReason::RetryAfter);
+    recorder.ended(BUSY, Some(wait));
+    recorder.ended(OK, None);
+    let record = recorder.take(Ended::Abandoned);
+    assert_eq!(record.attempts(), 2);
+    assert_eq!(record.get(0).map(|a| a.ended()), Some(BUSY));
+    assert_eq!(
+        record.get(1).map(|a| (a.ended(), a.waited())),
+        Some((OK, Some(wait)))
+    );
+    // Taken: what is left is the last attempt alone.
+    assert_eq!(recorder.take(OK).attempts(), 1);
+}
+
+#[test]
+fn hedges_start_abandoned_and_end_in_place() {
+    let mut recorder = Recorder::default();
+    let hedge = (Duration::from_millis(10), WaitReason::Hedge);
+    recorder.started(None, false);
+    recorder.started(Some(hedge), true);
+    recorder.set_ended(1, OK);
+    let record = recorder.take(BUSY);
+    assert_eq!(record.get(0).map(|a| a.ended()), Some(Ended::Abandoned));
+    assert_eq!(
+        record.get(1).map(|a| (a.ended(), a.is_hedge())),
+        Some((OK, true))
+    );
+    assert_eq!(record.hedges(), 1);
+    assert_eq!(record.abandoned(), 1);
+}
+
+#[test]
+fn an_end_with_nothing_started_is_not_recorded() {
+    let mut recorder = Recorder::default();
+    recorder.set_ended(0, OK);
+    assert_eq!(recorder.take(BUSY), Attempts::first(BUSY));
+}
