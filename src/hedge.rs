@@ -195,3 +195,6 @@ impl fmt::Debug for Hedge {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

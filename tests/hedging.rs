@@ -618,3 +618,38 @@ fn max_attempts_outside_2_to_5_is_refused_when_built() {
         assert!(Hedge::after(MS).max_attempts(n).is_ok());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_hooks_see_each_hedged_attempt_by_its_own_number() {
+    let upstream = Upstream::new([
+        Reply::status(503).after(15 * MS),
+        Reply::ok().after(20 * MS),
+    ]);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (sent, answered) = (seen.clone(), seen.clone());
+    let layer = hedged(10 * MS)
+        .on_attempt(move |attempt| {
+            sent.lock()
+                .unwrap()
+                .push(("sent", attempt.attempts(), None))
+        })
+        .on_response(move |attempt| {
+            let status = attempt.status().map(|s| s.as_u16());
+            answered
+                .lock()
+                .unwrap()
+                .push(("answered", attempt.attempts(), status));
+        });
+    let response = layer.layer(upstream).oneshot(get("/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("sent", 1, None),
+            ("sent", 2, None),
+            ("answered", 1, Some(503)),
+            ("answered", 2, Some(200)),
+        ]
+    );
+    assert_eq!(endings(&response), [status(503), status(200)]);
+}
