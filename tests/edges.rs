@@ -110,6 +110,29 @@ async fn a_future_polled_after_it_finished_panics() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_future_shows_the_attempt_in_flight() {
+    let upstream = Upstream::new([
+        Reply::status(503),
+        Reply::ok().after(Duration::from_secs(1)),
+    ]);
+    let mut service = layer().layer(upstream.clone());
+    let future = ServiceExt::<Request<Full<Bytes>>>::ready(&mut service)
+        .await
+        .unwrap()
+        .call(get("/x"));
+    let mut future = Box::pin(future);
+    // The 503 is retried at once; the second attempt takes a second.
+    let pending = tokio::time::timeout(Duration::from_millis(500), &mut future).await;
+    assert!(pending.is_err());
+    assert_eq!(upstream.attempts(), 2);
+    let shown = format!("{future:?}");
+    assert_eq!(
+        shown,
+        "ResponseFuture { method: GET, url: http://upstream.test/x, attempt: 2, .. }"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_future_shows_its_request_without_secrets() {
     let mut service = layer().layer(Upstream::always(Reply::ok()));
     let request = Request::get("http://user:hunter2@upstream.test/x?token=s3cret")

@@ -653,3 +653,50 @@ async fn the_hooks_see_each_hedged_attempt_by_its_own_number() {
     );
     assert_eq!(endings(&response), [status(503), status(200)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_server_wait_between_hedged_attempts_is_kept() {
+    // Longer than the drain timeout: only a held body is bounded by that.
+    let upstream = Upstream::new([Reply::status(503).header("retry-after", "3")]);
+    let (response, took) = timed(hedged(10 * MS), upstream.clone(), get("/")).await;
+    assert_eq!(response.unwrap().status(), 200);
+    assert_eq!(took, Duration::from_secs(3));
+    assert_eq!(upstream.attempts(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_waits_for_a_body_an_ended_attempt_still_reads() {
+    // The first attempt answers 503 at once but reads the rest of its body for 300 ms: the
+    // next attempt, due at once, waits for it, within the drain timeout.
+    let upstream = Upstream::new([Reply::status(503).early(1, 300 * MS), Reply::ok()]);
+    let (tx, body) = channel();
+    tx.data("part one, ");
+    tx.data("part two");
+    drop(tx);
+    let request = Request::put("http://upstream.test/doc").body(body).unwrap();
+    let started = Instant::now();
+    let response = hedged(10 * MS)
+        .layer(upstream.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(started.elapsed(), 300 * MS);
+    // The first attempt answered having read a prefix; the hedge sent the body whole.
+    let bodies: Vec<_> = upstream.seen().iter().map(|s| s.body()).collect();
+    assert_eq!(bodies, ["part one, ", "part one, part two"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_wait_is_left_once_the_last_attempt_allowed_has_started() {
+    // The hedge is the last attempt allowed: its 503's Retry-After leads nowhere, and the
+    // first attempt's 503 goes back as soon as it comes.
+    let upstream = Upstream::new([
+        Reply::status(503).after(20 * MS),
+        Reply::status(503).header("retry-after", "5").after(MS),
+    ]);
+    let (response, took) = timed(hedged(10 * MS), upstream.clone(), get("/")).await;
+    assert_eq!(response.unwrap().status(), 503);
+    assert_eq!(took, 20 * MS);
+    assert_eq!(upstream.attempts(), 2);
+}

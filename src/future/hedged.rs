@@ -102,7 +102,8 @@ impl<F, R, B> Hedging<F, R, B> {
         }
     }
 
-    /// Drives the attempts; ready with the caller's output.
+    /// Drives the attempts; ready with the caller's output. The future drops this set as
+    /// soon as it is ready, and with it every attempt still in flight, which cancels it.
     pub(crate) fn poll<S>(
         &mut self,
         cx: &mut Context<'_>,
@@ -118,7 +119,7 @@ impl<F, R, B> Hedging<F, R, B> {
         loop {
             let now = Instant::now();
             if session.past_deadline(now) {
-                self.drop_all();
+                // The attempts in flight are dropped with this, which cancels them.
                 return Poll::Ready(Err(session.deadline_exceeded(false)));
             }
 
@@ -127,27 +128,23 @@ impl<F, R, B> Hedging<F, R, B> {
                 let flight = &mut self.flights[i];
                 let outcome = match flight.future.as_mut().poll(cx) {
                     Poll::Ready(result) => result.map_err(Into::into),
-                    Poll::Pending => match flight.ends {
-                        Some(ends) if ends <= now => {
-                            let timeout = session.attempt_timeout().unwrap_or_default();
-                            if !self.hedge_on_timeout {
-                                Err(AttemptTimedOut::new(timeout).into())
-                            } else {
-                                // The slow attempt goes on; the next one starts now,
-                                // unless the server asked for a wait.
-                                flight.ends = None;
-                                if let Some((_, _, WaitReason::Hedge)) = self.next {
-                                    self.next = Some((now, timeout, WaitReason::Hedge));
-                                }
-                                i += 1;
-                                continue;
+                    Poll::Pending => {
+                        let timed_out = flight.ends.is_some_and(|ends| ends <= now);
+                        let timeout = session.attempt_timeout().unwrap_or_default();
+                        if timed_out && self.hedge_on_timeout {
+                            // The slow attempt goes on; the next one starts now, unless the
+                            // server asked for a wait.
+                            flight.ends = None;
+                            if let Some((_, _, WaitReason::Hedge)) = self.next {
+                                self.next = Some((now, timeout, WaitReason::Hedge));
                             }
                         }
-                        _ => {
+                        if !timed_out || self.hedge_on_timeout {
                             i += 1;
                             continue;
                         }
-                    },
+                        Err(AttemptTimedOut::new(timeout).into())
+                    }
                 };
                 // Dropping the flight also cuts off an attempt that timed out.
                 let index = self.flights.remove(i).index;
@@ -238,8 +235,7 @@ impl<F, R, B> Hedging<F, R, B> {
         session.record_ended(index, ended(seen));
         match decision {
             Decision::Stop(StopReason::Policy) => {
-                // The winner: every other attempt is dropped, which cancels it.
-                self.drop_all();
+                // The winner: every other attempt is dropped with this, which cancels it.
                 let output = outcome.map(|(head, body)| Response::from_parts(head, body));
                 return Some(session.give_back(output, StopReason::Policy));
             }
@@ -308,7 +304,6 @@ impl<F, R, B> Hedging<F, R, B> {
         }
         if let Some(last) = &self.last {
             if let Err(error) = session.prepare(view(last)) {
-                self.drop_all();
                 return Poll::Ready(Err(error));
             }
         }
@@ -335,12 +330,6 @@ impl<F, R, B> Hedging<F, R, B> {
             None
         };
         Poll::Ready(Ok(()))
-    }
-
-    /// Drops every attempt in flight, which cancels it, and the body of the next one.
-    fn drop_all(&mut self) {
-        self.flights.clear();
-        self.body = None;
     }
 }
 
