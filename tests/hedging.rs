@@ -700,3 +700,21 @@ async fn no_wait_is_left_once_the_last_attempt_allowed_has_started() {
     assert_eq!(took, 20 * MS);
     assert_eq!(upstream.attempts(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_makes_its_body_again_is_not_hedged() {
+    // A `Reopen` means the body may not be kept: attempts take turns, as retries do.
+    let upstream = Upstream::with_default([Reply::ok().after(100 * MS)], Reply::ok());
+    let mut request = Request::put("http://upstream.test/doc")
+        .body(Full::new(Bytes::from("document")))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(retryable_http::body::Reopen::new(|| async {
+            Ok::<_, std::convert::Infallible>(Full::new(Bytes::from("document")))
+        }));
+    let (response, took) = timed(hedged(10 * MS), upstream.clone(), request).await;
+    assert_eq!(response.unwrap().status(), 200);
+    assert_eq!(took, 100 * MS);
+    assert_eq!(upstream.attempts(), 1);
+}
