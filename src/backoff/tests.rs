@@ -203,3 +203,96 @@ fn uniform_covers_both_ends_and_handles_huge_spans() {
         assert!(d == Duration::from_nanos(5) || d == Duration::from_nanos(6));
     }
 }
+
+#[test]
+fn a_custom_backoff_sees_the_retry_the_previous_wait_and_the_response() {
+    let backoff = Backoff::custom(|input| {
+        let busy =
+            input.response().map(|head| head.status) == Some(http::StatusCode::SERVICE_UNAVAILABLE);
+        secs(u64::from(input.retry()))
+            + input.previous()
+            + if busy { secs(100) } else { Duration::ZERO }
+    });
+    let (head, ()) = http::Response::builder()
+        .status(503)
+        .body(())
+        .unwrap()
+        .into_parts();
+    let mut rng = Rng::from_seed(1);
+    assert_eq!(
+        backoff.compute(3, secs(2), Some(&head), &mut rng),
+        secs(105)
+    );
+    assert_eq!(backoff.compute(1, Duration::ZERO, None, &mut rng), secs(1));
+    let input = BackoffInput::new(2, secs(7), Some(&head));
+    assert_eq!((input.retry(), input.previous()), (2, secs(7)));
+    assert_eq!(input.response().map(|h| h.status.as_u16()), Some(503));
+}
+
+#[test]
+fn backoffs_say_what_they_are() {
+    assert_eq!(
+        format!("{:?}", exp(Jitter::None)),
+        "Backoff { kind: \"exponential\", min: 1s, max: 30s, jitter: None }"
+    );
+    assert_eq!(
+        format!("{:?}", Backoff::constant(secs(2))),
+        "Backoff { kind: \"constant\", delay: 2s }"
+    );
+    assert_eq!(
+        format!("{:?}", Backoff::linear_jitter(secs(1), secs(3)).unwrap()),
+        "Backoff { kind: \"linear_jitter\", min: 1s, max: 3s }"
+    );
+    assert_eq!(
+        format!("{:?}", Backoff::custom(|_| Duration::ZERO)),
+        "Backoff { kind: \"custom\" }"
+    );
+    let (head, ()) = http::Response::builder()
+        .status(429)
+        .header("set-cookie", "session=secret")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let shown = format!("{:?}", BackoffInput::new(1, secs(1), Some(&head)));
+    assert!(
+        shown.starts_with("BackoffInput { retry: 1, previous: 1s, response: Some("),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("429") && !shown.contains("secret"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn uniform_draws_reach_both_ends_of_a_closed_range() {
+    let mut rng = Rng::from_seed(7);
+    let one = Duration::from_nanos(1);
+    let draws: Vec<_> = (0..64)
+        .map(|_| uniform(Duration::ZERO, one, &mut rng))
+        .collect();
+    assert!(draws.contains(&Duration::ZERO) && draws.contains(&one));
+    assert!(draws.iter().all(|d| *d <= one));
+    assert_eq!(uniform(secs(3), secs(2), &mut rng), secs(3));
+}
+
+#[test]
+fn half_open_draws_stay_below_the_top() {
+    let mut rng = Rng::from_seed(7);
+    let ten = Duration::from_nanos(10);
+    let draws: Vec<_> = (0..64)
+        .map(|_| uniform_half_open(Duration::ZERO, ten, &mut rng))
+        .collect();
+    assert!(draws.iter().any(|d| *d > Duration::ZERO));
+    assert!(draws.iter().all(|d| *d < ten));
+    assert_eq!(uniform_half_open(secs(3), secs(3), &mut rng), secs(3));
+}
+
+#[test]
+fn scaling_a_span_above_64_bits_uses_its_high_part() {
+    let mut rng = Rng::from_seed(7);
+    let span = 3u128 << 64;
+    let draws: Vec<_> = (0..16).map(|_| scale(span, &mut rng)).collect();
+    assert!(draws.iter().all(|n| *n < span));
+    assert!(draws.iter().any(|n| *n >= 1u128 << 64));
+}
