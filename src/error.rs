@@ -360,3 +360,6 @@ impl fmt::Display for UnexpectedStatus {
 }
 
 impl StdError for UnexpectedStatus {}
+
+#[cfg(test)]
+mod tests;
