@@ -60,3 +60,43 @@ fn each_kind_of_error_says_which_it_is() {
     let status = Error::inner(&Method::GET, &uri(), 4, status.into());
     assert_eq!(status.status(), Some(StatusCode::BAD_GATEWAY));
 }
+
+#[test]
+fn errors_show_what_they_hold_without_secrets() {
+    let error = Error::inner(&Method::POST, &uri(), 2, reset());
+    let shown = format!("{error:?}");
+    assert!(
+        shown.starts_with(
+            "Error { kind: Inner, method: POST, url: \"http://upstream.test/orders\", attempts: 2, source: "
+        ),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("secret") && !shown.contains("token"),
+        "{shown}"
+    );
+    let report = Report::new(&error);
+    assert_eq!(format!("{report:?}"), report.to_string());
+    assert_eq!(
+        report.to_string(),
+        "POST http://upstream.test/orders giving up after 2 attempt(s): connection reset"
+    );
+}
+
+#[test]
+fn the_small_errors_keep_what_they_were_made_with() {
+    let second = Duration::from_secs(1);
+    assert_eq!(AttemptTimedOut::new(second).after(), second);
+    assert_eq!(
+        AttemptTimedOut::new(second).to_string(),
+        "attempt timed out after 1s"
+    );
+    assert_eq!(DeadlineExceeded::new(second).after(), second);
+    assert_eq!(
+        DeadlineExceeded::new(second).to_string(),
+        "deadline of 1s exceeded"
+    );
+    let status = UnexpectedStatus::new(StatusCode::BAD_GATEWAY);
+    assert_eq!(status.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(status.to_string(), "unexpected HTTP status 502 Bad Gateway");
+}

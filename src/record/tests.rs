@@ -53,3 +53,29 @@ fn an_end_with_nothing_started_is_not_recorded() {
     recorder.set_ended(0, OK);
     assert_eq!(recorder.take(BUSY), Attempts::first(BUSY));
 }
+
+#[test]
+fn each_wait_reason_has_its_name() {
+    let names: Vec<_> = [
+        WaitReason::Backoff,
+        WaitReason::RetryAfter,
+        WaitReason::RateLimitReset,
+        WaitReason::Policy,
+        WaitReason::GracefulShutdown,
+        WaitReason::Hedge,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "backoff",
+            "Retry-After",
+            "rate-limit reset",
+            "policy",
+            "graceful shutdown",
+            "hedge"
+        ]
+    );
+}
