@@ -99,3 +99,6 @@ pub(crate) fn after(now: Instant, delay: Duration) -> Instant {
     now.checked_add(delay)
         .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
 }
+
+#[cfg(test)]
+mod tests;

@@ -79,3 +79,15 @@ fn each_wait_reason_has_its_name() {
         ]
     );
 }
+
+#[test]
+fn a_record_shows_each_attempt_and_the_time_waited() {
+    let mut recorder = Recorder::default();
+    recorder.ended(BUSY, Some((Duration::from_secs(1), WaitReason::Backoff)));
+    recorder.ended(OK, None);
+    assert_eq!(
+        format!("{:?}", recorder.take(OK)),
+        "Attempts { attempts: [Entry { ended: Status(503), waited: None, hedge: false }, \
+         Entry { ended: Status(200), waited: Some((1s, Backoff)), hedge: false }], waited: 1s }"
+    );
+}
