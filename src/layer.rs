@@ -340,3 +340,6 @@ impl fmt::Debug for RetryLayer {
         fmt::Debug::fmt(&*self.config, f)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -106,3 +106,38 @@ async fn logs_errors_and_debug_output_never_show_credentials_queries_or_header_v
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_is_logged_at_trace_and_a_failure_kept_at_debug() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let upstream = Upstream::new([Reply::ok(), Reply::status(404)]);
+    let client = RetryLayer::new().layer(upstream.clone());
+    let get = || {
+        Request::get("http://upstream.test/x")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(client.clone().oneshot(get()).await.unwrap().status(), 200);
+    assert_eq!(client.oneshot(get()).await.unwrap().status(), 404);
+
+    let logs = captured.text();
+    let lines: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("attempt=1 status="))
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(lines[0].contains("TRACE"), "{logs}");
+    assert!(lines[0].ends_with("done attempt=1 status=200"), "{logs}");
+    assert!(lines[1].contains("DEBUG"), "{logs}");
+    assert!(
+        lines[1].contains("not retrying attempt=1 status=404"),
+        "{logs}"
+    );
+}
