@@ -99,3 +99,6 @@ impl fmt::Debug for RetryOverride {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

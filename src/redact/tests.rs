@@ -35,3 +35,21 @@ fn origin_and_authority_forms() {
     assert_eq!(redacted("/path?key=secret"), "/path");
     assert_eq!(redacted("example.com:443"), "example.com:443");
 }
+
+#[test]
+fn every_credential_header_is_masked_by_name() {
+    let value = HeaderValue::from_static("s3cret");
+    for name in [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+    ] {
+        let name = HeaderName::from_static(name);
+        assert!(is_sensitive(&name, &value), "{name}");
+    }
+    let plain = HeaderName::from_static("x-request-id");
+    assert!(!is_sensitive(&plain, &value));
+}
