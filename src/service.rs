@@ -92,3 +92,6 @@ impl<S: fmt::Debug> fmt::Debug for Retry<S> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,6 +19,7 @@ use support::upstream::{Reply, Upstream};
 use tower::{Layer, ServiceExt, service_fn};
 
 const SECOND: Duration = Duration::from_secs(1);
+const MILLI: Duration = Duration::from_millis(1);
 
 fn layer() -> RetryLayer {
     RetryLayer::new().backoff(Backoff::constant(SECOND))
@@ -712,4 +713,49 @@ async fn a_body_an_earlier_attempt_still_holds_is_reopened_instead_of_given_up()
     assert_eq!(seen[1].body(), "hello world!");
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(upstream.late_bodies(), [Bytes::from(" world!")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_made_again_does_not_wait_for_one_an_earlier_attempt_still_reads() {
+    // Each attempt answers after its first chunk, already over the cap, and reads the rest
+    // for 300 ms: a retry that makes its body again has nothing to wait for.
+    let chunks = vec![Bytes::from(vec![1u8; 1100]), Bytes::from(vec![2u8; 500])];
+    let (reopen, calls) = reopen_frames(chunks.clone());
+    let mut request = put(Frames::chunks(chunks).hint(SizeHint::new()));
+    request.extensions_mut().insert(reopen);
+    let upstream = Upstream::new([
+        Reply::status(503).early(1, 300 * MILLI),
+        Reply::status(503).early(1, 300 * MILLI),
+    ]);
+    let started = tokio::time::Instant::now();
+    let response = RetryLayer::new()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .replay_limit(1024)
+        .layer(upstream.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response), 3);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(started.elapsed() < 300 * MILLI, "{:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_kept_in_memory_is_replayed_even_with_a_reopen() {
+    let chunks: Vec<Bytes> = (0..3u8).map(|i| Bytes::from(vec![i; 100])).collect();
+    let (reopen, calls) = reopen_frames(chunks.clone());
+    let mut request = put(Frames::chunks(chunks.clone()).hint(SizeHint::new()));
+    request.extensions_mut().insert(reopen);
+    let upstream = Upstream::new([Reply::status(503)]);
+    let response = layer()
+        .layer(upstream.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The kept bytes cover the retry: the factory is never called.
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let seen = upstream.seen();
+    assert_eq!(seen[1].chunks, chunks);
 }
