@@ -47,6 +47,17 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
+/// Captures every event, down to trace, for as long as the guard lives.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 const SECRETS: [&str; 5] = [
     "hunter2",
     "s3cret-token",
@@ -66,13 +77,7 @@ fn secret_request() -> Request<Full<Bytes>> {
 
 #[tokio::test(start_paused = true)]
 async fn logs_errors_and_debug_output_never_show_credentials_queries_or_header_values() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture();
 
     // A response that is retried, then transport errors until retries run out.
     let upstream = Upstream::with_default(
@@ -109,13 +114,7 @@ async fn logs_errors_and_debug_output_never_show_credentials_queries_or_header_v
 
 #[tokio::test(start_paused = true)]
 async fn a_success_is_logged_at_trace_and_a_failure_kept_at_debug() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture();
 
     let upstream = Upstream::new([Reply::ok(), Reply::status(404)]);
     let client = RetryLayer::new().layer(upstream.clone());
