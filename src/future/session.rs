@@ -21,7 +21,6 @@ use crate::classify::classify;
 use crate::config::{Config, after};
 use crate::decide::{Decision, History, Now, decide, log};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
-use crate::hooks::PrepareRetry;
 use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
 use crate::record::{Attempts, Ended, Recorder, WaitReason};
@@ -133,7 +132,7 @@ impl<B> Session<B> {
                 }
             }
         };
-        let max_retries = own.as_ref().map_or(config.max_retries, |o| o.max_retries);
+        let max_retries = max_retries_of(&config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
         let (first, replay) = ReplayBody::new(body, cap, config.memory.clone());
@@ -158,9 +157,7 @@ impl<B> Session<B> {
 
     /// The retries this request may make.
     pub(crate) fn max_retries(&self) -> u32 {
-        self.own
-            .as_ref()
-            .map_or(self.config.max_retries, |o| o.max_retries)
+        max_retries_of(&self.config, &self.own)
     }
 
     /// This request's attempt timeout, if it has one.
@@ -393,10 +390,9 @@ impl<B> Session<B> {
     /// The request of the next attempt, after the prepare-retry hook ran on the outcome
     /// being retried.
     pub(crate) fn next_request(&mut self) -> Result<Request<ReplayBody<B>>, Error> {
+        // The outcome is needed no longer than the hook: the next one replaces it.
         if let Some(Some(last)) = self.retry.as_mut().map(|r| r.last.take()) {
-            let result = self.prepare(Outcome::of(last.as_ref()));
-            self.retrying().last = Some(last);
-            result?;
+            self.prepare(Outcome::of(last.as_ref()))?;
         }
         let number = self.attempts.saturating_add(1);
         // No attempt follows the last one: its body need not keep anything.
@@ -411,7 +407,10 @@ impl<B> Session<B> {
         let Some(hook) = &self.config.hooks.prepare_retry else {
             return Ok(());
         };
-        let result = run_prepare_retry(hook, &mut self.head, last, self.attempts, self.started);
+        // The hook changes the head the attempt it describes started from: it sees a copy.
+        let before = self.head.clone();
+        let attempt = Attempt::started_at(&before, Some(last), self.attempts, self.started);
+        let result = hook(&mut self.head, &attempt);
         result.map_err(|error| self.hook_failed(error))
     }
 
@@ -554,27 +553,17 @@ impl<B> Session<B> {
     }
 }
 
+/// The retries a request may make: its own setting, or the layer's.
+fn max_retries_of(config: &Config, own: &Option<Box<Own>>) -> u32 {
+    own.as_ref().map_or(config.max_retries, |o| o.max_retries)
+}
+
 /// The policy of a request: its own, or the layer's.
 fn policy_of<'a>(config: &'a Config, own: &'a Option<Box<Own>>) -> &'a dyn Policy {
     match own.as_ref().and_then(|o| o.policy.as_deref()) {
         Some(policy) => policy,
         None => &*config.policy,
     }
-}
-
-/// Runs the prepare-retry `hook` on `head`, the head every attempt starts from, after
-/// attempt `attempts` ended with `last`.
-fn run_prepare_retry(
-    hook: &PrepareRetry,
-    head: &mut request::Parts,
-    last: Outcome<'_>,
-    attempts: u32,
-    started: Instant,
-) -> Result<(), BoxError> {
-    // The hook changes the head the attempt it describes started from: it sees a copy.
-    let before = head.clone();
-    let attempt = Attempt::started_at(&before, Some(last), attempts, started);
-    hook(head, &attempt)
 }
 
 /// How an attempt ended, for the record.
