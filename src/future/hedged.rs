@@ -38,8 +38,6 @@ use crate::record::WaitReason;
 pub(crate) struct Hedging<F, R, B> {
     /// The attempts in flight, in the order they started.
     flights: Vec<Flight<F>>,
-    /// The attempts started.
-    started: u32,
     /// The attempts allowed.
     max: u32,
     /// Whether an attempt timeout starts the next attempt instead of cutting the slow one
@@ -91,7 +89,6 @@ impl<F, R, B> Hedging<F, R, B> {
                 index: 0,
                 ends: session.attempt_timeout().map(|t| after(now, t)),
             }],
-            started: 1,
             max,
             hedge_on_timeout,
             next: Some((after(now, delay), delay, WaitReason::Hedge)),
@@ -226,7 +223,7 @@ impl<F, R, B> Hedging<F, R, B> {
         let number = index as u32 + 1;
         let decision = session.judge(
             number,
-            self.started,
+            session.attempts(),
             max_retries,
             true,
             seen,
@@ -267,7 +264,9 @@ impl<F, R, B> Hedging<F, R, B> {
         S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>>,
         S::Error: Into<BoxError>,
     {
-        if self.started >= self.max {
+        // The session counts the attempts started: the last one started is its number.
+        let started = session.attempts();
+        if started >= self.max {
             self.next = None;
             self.stopped = StopReason::Exhausted;
             return Poll::Ready(Ok(()));
@@ -282,7 +281,7 @@ impl<F, R, B> Hedging<F, R, B> {
             if !session.pay_for_attempt(now) {
                 // A hedge the budget refuses is not started.
                 tracing::debug!(
-                    attempt = self.started + 1,
+                    attempt = started + 1,
                     "the retry budget is spent: not hedging"
                 );
                 self.next = None;
@@ -309,21 +308,21 @@ impl<F, R, B> Hedging<F, R, B> {
         }
         let body = self.body.take().expect("the body was made above");
         let hedge = !self.flights.is_empty();
-        self.started += 1;
+        let number = started + 1;
         session.record_started(Some(waited), hedge);
-        tracing::trace!(attempt = self.started, "sending");
-        let request = session.attempt_request(self.started, body);
+        tracing::trace!(attempt = number, "sending");
+        let request = session.attempt_request(number, body);
         self.flights.push(Flight {
             future: Box::pin(service.call(request)),
-            index: self.started as usize - 1,
+            index: number as usize - 1,
             ends: session.attempt_timeout().map(|t| after(now, t)),
         });
-        self.next = if self.started < self.max {
+        self.next = if number < self.max {
             let delay = session
                 .config
                 .hedge
                 .as_ref()
-                .map_or(Duration::ZERO, |h| h.delay(self.started + 1));
+                .map_or(Duration::ZERO, |h| h.delay(number + 1));
             Some((after(now, delay), delay, WaitReason::Hedge))
         } else {
             self.stopped = StopReason::Exhausted;
