@@ -272,11 +272,9 @@ where
                         Poll::Ready(made) => made,
                         Poll::Pending => {
                             // Only the deadline ends it.
-                            if !past_deadline(session, this.timer.as_mut(), cx) {
-                                return Poll::Pending;
-                            }
+                            let error = ready!(deadline_passed(session, this.timer.as_mut(), cx));
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(session.deadline_exceeded(false)));
+                            return Poll::Ready(Err(error));
                         }
                     };
                     if let Err(error) = made {
@@ -290,11 +288,9 @@ where
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
                             // Only the deadline ends a wait for readiness.
-                            if !past_deadline(session, this.timer.as_mut(), cx) {
-                                return Poll::Pending;
-                            }
+                            let error = ready!(deadline_passed(session, this.timer.as_mut(), cx));
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(session.deadline_exceeded(false)));
+                            return Poll::Ready(Err(error));
                         }
                     };
                     if let Err(error) = ready {
@@ -342,13 +338,18 @@ fn go<B, F, R>(
     }
 }
 
-/// Whether the deadline, which the timer is armed for, has passed.
-fn past_deadline<B>(
-    session: &Session<B>,
+/// Ready with the error that ends the request once the deadline, which the timer is armed
+/// for, has passed; pending until then, and for good when the request has no deadline.
+fn deadline_passed<B>(
+    session: &mut Session<B>,
     timer: Pin<&mut Option<Sleep>>,
     cx: &mut Context<'_>,
-) -> bool {
-    session.deadline.is_some() && poll_timer(timer, cx).is_ready()
+) -> Poll<Error> {
+    if session.deadline.is_none() {
+        return Poll::Pending;
+    }
+    ready!(poll_timer(timer, cx));
+    Poll::Ready(session.deadline_exceeded(false))
 }
 
 /// `at`, or the deadline if that comes first.
