@@ -1,7 +1,7 @@
 use super::*;
 
 #[test]
-fn each_setter_changes_its_setting_and_no_other() {
+fn later_setters_keep_what_earlier_ones_set() {
     let shown = format!(
         "{:?}",
         RetryLayer::new()
