@@ -554,11 +554,15 @@ impl<B> Session<B> {
 }
 
 /// The retries a request may make: its own setting, or the layer's.
+// NOTE: `#[inline]` on this and `policy_of`: they are not generic, and the code that calls
+// them is inlined into the client's crate, which can inline them only when marked.
+#[inline]
 fn max_retries_of(config: &Config, own: &Option<Box<Own>>) -> u32 {
     own.as_ref().map_or(config.max_retries, |o| o.max_retries)
 }
 
 /// The policy of a request: its own, or the layer's.
+#[inline]
 fn policy_of<'a>(config: &'a Config, own: &'a Option<Box<Own>>) -> &'a dyn Policy {
     match own.as_ref().and_then(|o| o.policy.as_deref()) {
         Some(policy) => policy,
