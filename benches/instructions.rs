@@ -4,18 +4,29 @@
 //! ```text
 //! cargo bench --bench instructions --no-run
 //! BIN=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
+//! count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN $1 $2 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$'; }
 //! for v in bare tower layer no_budget no_retries hedged; do
-//!   a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN 1000 $v 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$')
-//!   b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN 11000 $v 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$')
-//!   echo "$v $(( (b - a) / 10000 )) instructions per request"
+//!   echo "$v $(( ($(count 11000 $v) - $(count 1000 $v)) / 10000 )) instructions per request"
+//! done
+//! for v in h1_bare h1_layer h1_tower h2_bare h2_layer h2_tower; do
+//!   echo "$v $(( ($(count 5500 $v) - $(count 500 $v)) / 5000 )) instructions per request"
 //! done
 //! ```
 //!
-//! Each run sends N GETs through an in-memory `service_fn`: `bare`, `tower` (tower's retry
-//! with a policy that clones the request), `layer` (the defaults), `no_budget`,
-//! `no_retries` (`max_retries(0)`), `hedged` (`Hedge::after(10 ms)`, answered at once). The
-//! difference between 11 000 and 1 000 requests, divided by 10 000, leaves out the start-up.
-//! Run without an argument it does nothing, so `cargo bench` passes over it.
+//! Each in-memory run sends N GETs through an in-memory `service_fn`: `bare`, `tower`
+//! (tower's retry with a policy that clones the request), `layer` (the defaults),
+//! `no_budget`, `no_retries` (`max_retries(0)`), `hedged` (`Hedge::after(10 ms)`, answered at
+//! once).
+//!
+//! The loopback runs (`h1_*`, `h2_*`) send N GETs one after another through hyper-util's
+//! client to a hyper server on 127.0.0.1, over HTTP/1.1 keep-alive or HTTP/2 with prior
+//! knowledge: `bare`, `layer` (the defaults) and `tower`. The server is a child process
+//! that callgrind does not follow, so the count is the client's alone: what a user of the
+//! client pays on the thread that sends.
+//!
+//! The difference between the long and the short run, divided by the requests between
+//! them, leaves out the start-up. Run without an argument it does nothing, so `cargo bench`
+//! passes over it.
 
 #![allow(missing_docs)]
 
@@ -30,7 +41,9 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use retryable_http::{RetryLayer, body::ReplayBody, hedge::Hedge};
-use support::{exchange, request, tower_retry};
+use support::{
+    bare_client, bare_h2_client, exchange, replay_client, replay_h2_client, request, tower_retry,
+};
 use tower::{Layer, service_fn};
 
 const URL: &str = "http://bench.test/";
@@ -40,7 +53,13 @@ fn main() {
     let (Some(n), Some(variant)) = (args.next(), args.next()) else {
         return;
     };
+    if n == "serve" {
+        return serve(&variant);
+    }
     let n: usize = n.parse().expect("a number of requests");
+    if let Some((version, client)) = variant.split_once('_').filter(|(v, _)| *v == "h1" || *v == "h2") {
+        return loopback(n, version, client);
+    }
     let rt = support::current_thread();
     let ok = || Response::new(Full::new(Bytes::from_static(b"ok")));
     let bare = service_fn(move |_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok())));
@@ -74,4 +93,63 @@ fn main() {
             }
         }
     });
+}
+
+/// Sends `n` GETs through hyper-util's client, over `version` (`h1` or `h2`), to a server
+/// in a child process.
+fn loopback(n: usize, version: &str, client: &str) {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().expect("the path of this program");
+    let mut server = std::process::Command::new(exe)
+        .args(["serve", version])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("the server's address");
+    let url = format!("http://{}/", line.trim());
+    let h2 = version == "h2";
+    let rt = support::current_thread();
+    let empty = Bytes::new();
+    rt.block_on(async {
+        match client {
+            "bare" => {
+                let bare = if h2 { bare_h2_client() } else { bare_client() };
+                for _ in 0..n {
+                    exchange(bare.clone(), request(&url, &empty)).await;
+                }
+            }
+            "tower" => {
+                let peer = tower_retry(if h2 { bare_h2_client() } else { bare_client() });
+                for _ in 0..n {
+                    exchange(peer.clone(), request(&url, &empty)).await;
+                }
+            }
+            "layer" => {
+                let client = if h2 { replay_h2_client() } else { replay_client() };
+                let retry = RetryLayer::new().layer(client);
+                for _ in 0..n {
+                    exchange(retry.clone(), request(&url, &empty)).await;
+                }
+            }
+            other => panic!("no loopback variant {other}"),
+        }
+    });
+    drop(server.stdin.take());
+    let _ = server.wait();
+}
+
+/// The server of the loopback runs: prints its address, and serves until its standard
+/// input closes.
+fn serve(version: &str) {
+    let addr = if version == "h2" {
+        support::server_h2()
+    } else {
+        support::server()
+    };
+    println!("{addr}");
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
 }

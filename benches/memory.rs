@@ -1,6 +1,6 @@
-//! Memory: allocations per request, what replaying a 1 MiB body costs, and the peak heap of
-//! a 256 MiB streamed upload, measured with a counting global allocator, bare client and
-//! layer side by side.
+//! Memory: the sizes of the values a request moves, allocations per request, what replaying
+//! a 1 MiB body costs, and the peak heap of a 256 MiB streamed upload, measured with a
+//! counting global allocator, bare client and layer side by side.
 //!
 //! ```text
 //! cargo bench --bench memory
@@ -115,12 +115,46 @@ fn peak_above_start<F: Future<Output = ()>>(rt: &tokio::runtime::Runtime, f: F) 
     PEAK.load(Ordering::SeqCst).saturating_sub(start)
 }
 
+/// The sizes of what a request through hyper-util's client moves, bare and through the
+/// layer: every byte of them is copied each time the value moves.
+fn sizes() {
+    use std::mem::size_of;
+    type Bare = Client<HttpConnector, Full<Bytes>>;
+    type Inner = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+    type Layered = retryable_http::Retry<Inner>;
+    let rows = [
+        ("Full<Bytes>", size_of::<Full<Bytes>>()),
+        ("ReplayBody<Full<Bytes>>", size_of::<ReplayBody<Full<Bytes>>>()),
+        ("Request<Full<Bytes>>", size_of::<Request<Full<Bytes>>>()),
+        (
+            "Request<ReplayBody<Full<Bytes>>>",
+            size_of::<Request<ReplayBody<Full<Bytes>>>>(),
+        ),
+        ("hyper-util Client (bare)", size_of::<Bare>()),
+        ("Retry<Client>", size_of::<Layered>()),
+        (
+            "hyper-util ResponseFuture",
+            size_of::<<Bare as Service<Request<Full<Bytes>>>>::Future>(),
+        ),
+        (
+            "Retry<Client>'s ResponseFuture",
+            size_of::<<Layered as Service<Request<Full<Bytes>>>>::Future>(),
+        ),
+    ];
+    println!("{:<44} {:>12}", "size of", "bytes");
+    for (name, size) in rows {
+        println!("{name:<44} {size:>12}");
+    }
+    println!();
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut failures = Vec::new();
+    sizes();
     println!(
         "{:<44} {:>12} {:>14}",
         "per request", "allocations", "bytes"
