@@ -130,19 +130,22 @@ async fn a_body_that_lies_about_its_size_is_capped_on_bytes_read() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_body_whose_exact_size_is_over_the_cap_is_not_buffered_at_all() {
+async fn a_body_whose_exact_size_is_over_the_cap_is_kept_until_it_outgrows_it() {
+    // Its size hint says it cannot fit, but the cap counts bytes read: nothing is given up
+    // before the overflow, and everything is freed at it.
     let gauge = Gauge::default();
     let body = Full::new(tracked(4096, b'x', &gauge));
     let probe_gauge = gauge.clone();
     let service = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
         let gauge = probe_gauge.clone();
         async move {
-            let body = req.into_body();
-            // Nothing has been kept, so nothing can be replayed ...
+            let mut body = req.into_body();
+            assert!(body.is_replayable(), "nothing was read yet");
+            let chunk = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            assert_eq!(chunk.len(), 4096);
+            // The chunk outgrew the cap: nothing is kept, so nothing can be replayed ...
             assert!(!body.is_replayable());
-            let bytes = body.collect().await.unwrap().to_bytes();
-            assert_eq!(bytes.len(), 4096);
-            drop(bytes);
+            drop(chunk);
             // ... and once this service lets go of the chunk, nobody else holds it.
             assert_eq!(gauge.live(), 0);
             let mut response = Response::new(Full::new(Bytes::new()));
@@ -157,6 +160,32 @@ async fn a_body_whose_exact_size_is_over_the_cap_is_not_buffered_at_all() {
         .await
         .unwrap();
     assert_eq!(attempts(&response), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_over_the_cap_answered_early_is_replayed_from_memory() {
+    // 3 MiB of exact size, in 48 chunks of 64 KiB, against the default 1 MiB cap. The
+    // server answers 503 after 512 KiB and drops the rest: the retry sends the kept 512 KiB
+    // and then the rest of the original body, without a `Reopen`.
+    let chunks: Vec<Vec<u8>> = (0..48u8).map(|i| vec![i; 64 * 1024]).collect();
+    let whole: Vec<u8> = chunks.concat();
+    let mut hint = SizeHint::new();
+    hint.set_exact(whole.len() as u64);
+    let body = Frames::chunks(chunks).hint(hint);
+    let upstream = Upstream::new([Reply::status(503).cut(512 * 1024), Reply::ok()]);
+    let response = layer()
+        .layer(upstream.clone())
+        .oneshot(put(body))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response), 2);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[0].len, seen[0].complete), (512 * 1024, false));
+    assert_eq!(seen[1].exact_hint, Some(whole.len() as u64));
+    assert_eq!((seen[1].len, seen[1].complete), (whole.len(), true));
+    assert!(seen[1].body() == whole, "the retry carries every byte, in order");
 }
 
 #[tokio::test(start_paused = true)]

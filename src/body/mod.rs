@@ -92,15 +92,17 @@ pub struct ReplayBody<B> {
     kind: Kind<B>,
 }
 
+// NOTE: every variant is at most two words and a flag, so that a request moves no more than
+// it would with the original body: what only a retry or a hedge makes is boxed.
 enum Kind<B> {
     /// Empty from the start: every attempt's body is empty too, nothing is shared.
     Empty,
     /// Made again by the request's [`Reopen`]: streamed as it is, nothing kept.
-    Fresh(B),
+    Fresh(Box<B>),
     /// Shares the replay state with the request's other bodies.
     Shared(Sharing<B>),
     /// A copy of a body that was kept whole: read alongside the other attempts' bodies.
-    Snapshot(Snapshot),
+    Snapshot(Box<Snapshot>),
 }
 
 /// A hedge's body: references to the chunks of a body kept whole, and its trailers.
@@ -112,14 +114,9 @@ struct Snapshot {
 /// One attempt's body over the request's shared replay state.
 struct Sharing<B> {
     shared: Arc<Shared<B>>,
-    /// The replay state, while this body holds it: from its first poll to its end.
-    state: Option<State<B>>,
-    /// How many kept chunks this body has yielded.
-    pos: usize,
-    /// Data bytes this body has yielded, for `size_hint`.
-    yielded: u64,
-    /// Whether this body has yielded the trailers (or ended without any).
-    trailers_done: bool,
+    /// The replay state, while this body holds it: from its first poll (from the start, for
+    /// the first attempt's body) to its end.
+    state: Option<Box<State<B>>>,
     /// Whether this is the first attempt's body, the only one allowed to start from a state
     /// that cannot be replayed.
     first: bool,
@@ -140,7 +137,7 @@ struct Shared<B> {
 
 struct Slot<B> {
     /// The state, when no body holds it.
-    state: Option<State<B>>,
+    state: Option<Box<State<B>>>,
     /// Bodies that may still take or hold the state: made and not yet ended or dropped.
     live: usize,
     /// Woken when `live` drops to zero.
@@ -148,6 +145,8 @@ struct Slot<B> {
 }
 
 struct State<B> {
+    /// Where the body holding the state is: set back to the start when a body takes it.
+    at: Cursor,
     kept: Kept,
     cap: usize,
     /// The original body, until it ends or fails.
@@ -158,6 +157,17 @@ struct State<B> {
     complete: bool,
     /// The original body yielded an error.
     failed: bool,
+}
+
+/// How far the body holding the state has got.
+#[derive(Default)]
+struct Cursor {
+    /// How many kept chunks it has yielded.
+    pos: usize,
+    /// Data bytes it has yielded, for `size_hint`.
+    yielded: u64,
+    /// Whether it has yielded the trailers (or ended without any).
+    trailers_done: bool,
 }
 
 /// The retry future's handle on a request body: it makes the body of each attempt.
@@ -192,29 +202,35 @@ where
             return (replay.body(), replay);
         }
         let hint = body.size_hint();
-        // NOTE: an exact (or lower) size hint above the cap means the body would be dropped
-        // from the buffer anyway, so it is not buffered at all.
-        let keep = cap.is_some_and(|cap| hint.lower() <= cap as u64);
-        let state = State {
+        // NOTE: a body whose size hint is over the cap is kept too, up to the cap, as the
+        // cap counts bytes read: when the server answers before the upload passes the cap,
+        // a retry replays the kept prefix and goes on with the rest of the original body.
+        // Keeping a chunk costs a reference count, never a copy.
+        // The first attempt's body holds the state from the start: boxed, so that the body
+        // stays small, and handed back when it ends.
+        let state = Box::new(State {
+            at: Cursor::default(),
             kept: Kept::new(memory),
             cap: cap.unwrap_or(0),
             rest: Some(body),
             trailers: None,
             complete: false,
             failed: false,
-        };
+        });
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot {
-                state: Some(state),
+                state: None,
                 live: 1,
                 waiter: None,
             }),
             hint,
-            replayable: AtomicBool::new(keep),
+            replayable: AtomicBool::new(cap.is_some()),
             done: AtomicBool::new(cap.is_none()),
         });
+        let mut first = Sharing::new(shared.clone(), true);
+        first.state = Some(state);
         let body = ReplayBody {
-            kind: Kind::Shared(Sharing::new(shared.clone(), true)),
+            kind: Kind::Shared(first),
         };
         let replay = Replay {
             shared: Some(shared),
@@ -228,7 +244,7 @@ impl<B> ReplayBody<B> {
     /// A body made again by a [`Reopen`], sent as it is.
     pub(crate) fn fresh(body: B) -> Self {
         ReplayBody {
-            kind: Kind::Fresh(body),
+            kind: Kind::Fresh(Box::new(body)),
         }
     }
 
@@ -263,7 +279,7 @@ where
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Fresh(body) => {
-                let frame = ready!(Pin::new(body).poll_frame(cx));
+                let frame = ready!(Pin::new(&mut **body).poll_frame(cx));
                 Poll::Ready(frame.map(|frame| match frame {
                     Ok(frame) => {
                         Ok(frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
@@ -314,9 +330,6 @@ impl<B> Sharing<B> {
         Sharing {
             shared,
             state: None,
-            pos: 0,
-            yielded: 0,
-            trailers_done: false,
             first,
             ended: false,
         }
@@ -328,8 +341,8 @@ impl<B> Sharing<B> {
         match &self.state {
             Some(state) => {
                 state.complete
-                    && self.pos >= state.kept.len()
-                    && (self.trailers_done || state.trailers.is_none())
+                    && state.at.pos >= state.kept.len()
+                    && (state.at.trailers_done || state.trailers.is_none())
             }
             None => self.ended,
         }
@@ -346,12 +359,14 @@ impl<B> Sharing<B> {
             return SizeHint::with_exact(0);
         }
         // Every attempt yields the same bytes as the original, so the original's hint less
-        // what this body has yielded is the remaining length.
+        // what this body has yielded is the remaining length. A body yields only while it
+        // holds the state.
+        let yielded = self.state.as_ref().map_or(0, |state| state.at.yielded);
         let original = &self.shared.hint;
         let mut hint = SizeHint::new();
-        hint.set_lower(original.lower().saturating_sub(self.yielded));
+        hint.set_lower(original.lower().saturating_sub(yielded));
         if let Some(upper) = original.upper() {
-            hint.set_upper(upper.saturating_sub(self.yielded));
+            hint.set_upper(upper.saturating_sub(yielded));
         }
         hint
     }
@@ -422,7 +437,10 @@ where
         if self.state.is_none() {
             let state = lock(&shared.slot).state.take();
             match state {
-                Some(state) => self.state = Some(state),
+                Some(mut state) => {
+                    state.at = Cursor::default();
+                    self.state = Some(state);
+                }
                 // NOTE: the retry future makes a body only when no other body of the request
                 // is live, so no other body can hold the state now. Failing is the only
                 // answer that never sends a partial body, should that ever be broken.
@@ -438,20 +456,20 @@ where
         let keeping = !shared.done.load(Ordering::Acquire);
 
         // First the chunks an earlier attempt kept.
-        if self.pos < state.kept.len() {
+        if state.at.pos < state.kept.len() {
             let chunk = if keeping {
-                state.kept.get(self.pos)
+                state.kept.get(state.at.pos)
             } else {
                 // No attempt will follow: hand the chunk over instead of keeping a reference.
-                state.kept.take(self.pos)
+                state.kept.take(state.at.pos)
             };
-            self.pos += 1;
-            self.yielded += chunk.len() as u64;
+            state.at.pos += 1;
+            state.at.yielded += chunk.len() as u64;
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if !keeping && !state.kept.is_empty() {
             state.kept.clear();
-            self.pos = 0;
+            state.at.pos = 0;
         }
 
         // Then whatever the original body has not yielded yet.
@@ -477,12 +495,12 @@ where
                         let chunk = data.copy_to_bytes(data.remaining());
                         if keeping && shared.replayable.load(Ordering::Acquire) {
                             if state.kept.push(chunk.clone(), state.cap) {
-                                self.pos += 1;
+                                state.at.pos += 1;
                             } else {
                                 // Over a cap: this attempt still sends everything, but
                                 // nothing more is kept and the request cannot be replayed.
                                 state.kept.clear();
-                                self.pos = 0;
+                                state.at.pos = 0;
                                 shared.not_replayable();
                             }
                         }
@@ -491,7 +509,7 @@ where
                             state.rest = None;
                             state.complete = true;
                         }
-                        self.yielded += chunk.len() as u64;
+                        state.at.yielded += chunk.len() as u64;
                         return Poll::Ready(Some(Ok(Frame::data(chunk))));
                     }
                     Err(frame) => {
@@ -499,7 +517,7 @@ where
                             // Trailers end the body.
                             state.rest = None;
                             state.complete = true;
-                            self.trailers_done = true;
+                            state.at.trailers_done = true;
                             if keeping {
                                 state.trailers = Some(Box::new(trailers.clone()));
                             }
@@ -515,8 +533,8 @@ where
             // The original failed on an earlier attempt: ending here would truncate the body.
             return Poll::Ready(Some(Err(ReplayError::NotReplayable.into())));
         }
-        if !self.trailers_done {
-            self.trailers_done = true;
+        if !state.at.trailers_done {
+            state.at.trailers_done = true;
             let trailers = if keeping {
                 state.trailers.clone()
             } else {
@@ -545,7 +563,10 @@ impl<B> fmt::Debug for ReplayBody<B> {
             Kind::Shared(sharing) => d
                 .field("first", &sharing.first)
                 .field("replayable", &self.is_replayable())
-                .field("yielded", &sharing.yielded),
+                .field(
+                    "yielded",
+                    &sharing.state.as_ref().map_or(0, |state| state.at.yielded),
+                ),
             Kind::Snapshot(copy) => d
                 .field("snapshot", &true)
                 .field("remaining", &copy.remaining()),
@@ -587,10 +608,10 @@ impl<B> Replay<B> {
             return Poll::Ready(None);
         }
         let kind = match &slot.state {
-            Some(state) if state.complete && !state.failed => Kind::Snapshot(Snapshot {
+            Some(state) if state.complete && !state.failed => Kind::Snapshot(Box::new(Snapshot {
                 chunks: state.kept.to_vec().into_iter(),
                 trailers: state.trailers.as_deref().cloned(),
-            }),
+            })),
             Some(_) if slot.live == 0 => {
                 slot.live += 1;
                 Kind::Shared(Sharing::new(shared.clone(), false))

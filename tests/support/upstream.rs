@@ -38,6 +38,9 @@ enum Read {
     Prefix { bytes: usize, later: Duration },
     /// Nothing: the body is dropped unread.
     Nothing,
+    /// This many bytes; the rest is dropped unread: the server answered and closed the
+    /// upload.
+    Cut { bytes: usize },
 }
 
 impl Reply {
@@ -80,6 +83,12 @@ impl Reply {
     /// Answers after reading only `bytes` of the request body; the rest is read `later`.
     pub fn early(mut self, bytes: usize, later: Duration) -> Self {
         self.read = Read::Prefix { bytes, later };
+        self
+    }
+
+    /// Answers after reading only `bytes` of the request body, and drops the rest unread.
+    pub fn cut(mut self, bytes: usize) -> Self {
+        self.read = Read::Cut { bytes };
         self
     }
 
@@ -239,7 +248,7 @@ where
             };
             let limit = match reply.read {
                 Read::All => usize::MAX,
-                Read::Prefix { bytes, .. } => bytes,
+                Read::Prefix { bytes, .. } | Read::Cut { bytes } => bytes,
                 Read::Nothing => 0,
             };
             let mut read = 0;
