@@ -1,7 +1,7 @@
 //! The configuration a [`RetryLayer`](crate::RetryLayer) builds, and its services share.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -91,6 +91,36 @@ impl fmt::Debug for Config {
             .field("hooks", &self.hooks)
             .field("hedge", &self.hedge)
             .finish_non_exhaustive()
+    }
+}
+
+/// What every request of one [`Retry`](crate::Retry) shares: the layer's configuration, and
+/// the service its retries are made from.
+pub(crate) struct Setup<S> {
+    pub(crate) config: Arc<Config>,
+    /// A clone of the wrapped service, never called itself: each request that is retried
+    /// clones it once. Behind a lock only so that the setup is `Sync` for any `Send`
+    /// service; it is taken only to clone, on a retry.
+    template: Mutex<S>,
+}
+
+impl<S> Setup<S> {
+    pub(crate) fn new(config: Arc<Config>, template: S) -> Self {
+        Setup {
+            config,
+            template: Mutex::new(template),
+        }
+    }
+
+    /// A new clone of the wrapped service, for a request's retries.
+    pub(crate) fn service(&self) -> S
+    where
+        S: Clone,
+    {
+        // NOTE: a clone that panicked leaves the template as it was: the lock's poison
+        // says nothing about it.
+        let template = self.template.lock().unwrap_or_else(|e| e.into_inner());
+        template.clone()
     }
 }
 

@@ -9,7 +9,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ReplayBody;
-use crate::config::Config;
+use crate::config::{Config, Setup};
 use crate::error::{BoxError, Error};
 use crate::future::ResponseFuture;
 
@@ -20,18 +20,36 @@ use crate::future::ResponseFuture;
 /// it: the inner service receives `http::Request<ReplayBody<B>>`. It is usually made with
 /// [`RetryLayer`](crate::RetryLayer); [`Retry::new`] wraps a service with the defaults.
 ///
-/// # Readiness
+/// # Readiness, and what a retry runs on
 ///
-/// `poll_ready` asks the inner service. `call` moves the service that was made ready into
-/// the response future, leaving a clone in its place, and the future drives its service to
-/// readiness again before every retry.
+/// `poll_ready` asks the inner service, and `call` sends the first attempt on that same
+/// service, as tower's contract says: nothing is cloned for a request that succeeds at once.
+///
+/// A retry needs a service of its own, as the response future outlives the call. When the
+/// wrap is made, the `Retry` keeps one clone of the inner service aside, shared by all its
+/// requests and never called itself; a request's first retry clones it once, drives that
+/// clone to readiness and sends every later attempt (and, for a hedged request, every hedge)
+/// on it. A change made through [`get_mut`](Retry::get_mut) is carried over to that clone
+/// on the next `call`.
+///
+/// Peers take other shapes. tower's `Retry` clones its inner service on every `call` and
+/// moves the ready one into the future, so a request that succeeds pays for a clone it
+/// never uses; hyper-util's `Client` clones itself into every request's future too, which
+/// a wrapper cannot avoid. tower's `Buffer` shares one service through a channel to a
+/// worker task, which costs a task and a channel send on every request. Cloning on the
+/// first retry only costs nothing on the success path and keeps the future small, and for
+/// the clients this layer wraps (hyper-util's `Client`, tonic's `Channel`, tower stacks of
+/// them) every clone shares the same connection pool, so a retry goes out on the same pool
+/// the first attempt used.
 #[derive(Clone)]
 pub struct Retry<S> {
     inner: S,
-    config: Arc<Config>,
+    setup: Arc<Setup<S>>,
+    /// `inner` was handed out mutably: the clone retries start from is made again.
+    changed: bool,
 }
 
-impl<S> Retry<S> {
+impl<S: Clone> Retry<S> {
     /// Wraps `inner` with the default configuration of
     /// [`RetryLayer::new`](crate::RetryLayer::new).
     pub fn new(inner: S) -> Self {
@@ -39,16 +57,25 @@ impl<S> Retry<S> {
     }
 
     pub(crate) fn with_config(inner: S, config: Arc<Config>) -> Self {
-        Retry { inner, config }
+        let setup = Arc::new(Setup::new(config, inner.clone()));
+        Retry {
+            inner,
+            setup,
+            changed: false,
+        }
     }
+}
 
+impl<S> Retry<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. What is changed applies to retries too, from the next
+    /// `call` on.
     pub fn get_mut(&mut self) -> &mut S {
+        self.changed = true;
         &mut self.inner
     }
 
@@ -76,11 +103,14 @@ where
             .map_err(|e| Error::not_ready(None, 0, e.into()))
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> ResponseFuture<S, B> {
-        // The service that was made ready goes with the request; a clone takes its place.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(ready, request, self.config.clone())
+        if std::mem::take(&mut self.changed) {
+            let config = self.setup.config.clone();
+            self.setup = Arc::new(Setup::new(config, self.inner.clone()));
+        }
+        // The first attempt goes out on the service that was made ready.
+        ResponseFuture::new(&mut self.inner, request, self.setup.clone())
     }
 }
 
@@ -88,7 +118,7 @@ impl<S: fmt::Debug> fmt::Debug for Retry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("config", &*self.config)
+            .field("config", &*self.setup.config)
             .finish()
     }
 }

@@ -56,6 +56,7 @@ async fn timed<S>(
     Duration,
 )
 where
+    S: Clone,
     Retry<S>: Service<
             Request<Full<Bytes>>,
             Response = http::Response<Full<Bytes>>,

@@ -72,9 +72,9 @@ impl<F, R, B> Hedging<F, R, B> {
     /// The attempts of a hedged request whose first attempt, `first`, started with it.
     /// Every attempt started is recorded in the session, in order; those still in flight,
     /// or dropped, count as abandoned until they end.
-    pub(crate) fn new(first: F, session: &mut Session<B>) -> Self {
+    pub(crate) fn new<S>(first: F, session: &mut Session<S, B>) -> Self {
         let hedge = session
-            .config
+            .config()
             .hedge
             .as_ref()
             .expect("the request is hedged");
@@ -104,12 +104,11 @@ impl<F, R, B> Hedging<F, R, B> {
     pub(crate) fn poll<S>(
         &mut self,
         cx: &mut Context<'_>,
-        service: &mut S,
-        session: &mut Session<B>,
+        session: &mut Session<S, B>,
         mut timer: Pin<&mut Option<Sleep>>,
     ) -> Poll<Result<Response<R>, Error>>
     where
-        S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>>,
+        S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>> + Clone,
         S::Error: Into<BoxError>,
         F: Future<Output = Result<Response<R>, S::Error>>,
     {
@@ -155,7 +154,7 @@ impl<F, R, B> Hedging<F, R, B> {
             let mut held = false;
             if let Some((at, wait, why)) = self.next {
                 if at <= now {
-                    match self.start(cx, service, session, now, (wait, why)) {
+                    match self.start(cx, session, now, (wait, why)) {
                         Poll::Ready(Ok(())) => continue,
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                         Poll::Pending => held = true,
@@ -174,7 +173,7 @@ impl<F, R, B> Hedging<F, R, B> {
                     // An ended attempt's body is still being read: wait for it as a retry
                     // would, for at most the drain timeout.
                     let since = *self.held_since.get_or_insert(now);
-                    let bound = after(since, session.config.drain_timeout);
+                    let bound = after(since, session.config().drain_timeout);
                     if bound <= now {
                         self.next = None;
                         self.stopped = StopReason::BodyInUse;
@@ -210,9 +209,9 @@ impl<F, R, B> Hedging<F, R, B> {
 
     /// Applies the decision after attempt `index`: ready with the caller's output when the
     /// outcome wins.
-    fn settle(
+    fn settle<S>(
         &mut self,
-        session: &mut Session<B>,
+        session: &mut Session<S, B>,
         index: usize,
         outcome: Result<Response<R>, BoxError>,
         now: Instant,
@@ -255,13 +254,12 @@ impl<F, R, B> Hedging<F, R, B> {
     fn start<S>(
         &mut self,
         cx: &mut Context<'_>,
-        service: &mut S,
-        session: &mut Session<B>,
+        session: &mut Session<S, B>,
         now: Instant,
         waited: (Duration, WaitReason),
     ) -> Poll<Result<(), Error>>
     where
-        S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>>,
+        S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>> + Clone,
         S::Error: Into<BoxError>,
     {
         // The session counts the attempts started: the last one started is its number.
@@ -290,7 +288,7 @@ impl<F, R, B> Hedging<F, R, B> {
             }
             self.body = Some(body);
         }
-        if let Err(error) = std::task::ready!(service.poll_ready(cx)) {
+        if let Err(error) = std::task::ready!(session.service().poll_ready(cx)) {
             self.body = None;
             let error = error.into();
             if self.flights.is_empty() {
@@ -313,13 +311,13 @@ impl<F, R, B> Hedging<F, R, B> {
         tracing::trace!(attempt = number, "sending");
         let request = session.attempt_request(number, body);
         self.flights.push(Flight {
-            future: Box::pin(service.call(request)),
+            future: Box::pin(session.service().call(request)),
             index: number as usize - 1,
             ends: session.attempt_timeout().map(|t| after(now, t)),
         });
         self.next = if number < self.max {
             let delay = session
-                .config
+                .config()
                 .hedge
                 .as_ref()
                 .map_or(Duration::ZERO, |h| h.delay(number + 1));

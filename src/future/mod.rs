@@ -57,7 +57,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::ReplayBody;
-use crate::config::{Config, after};
+use crate::config::{Setup, after};
 use crate::error::{AttemptTimedOut, BoxError, Error};
 use crate::redact::Redacted;
 use hedged::Hedging;
@@ -99,8 +99,7 @@ pin_project! {
         // the timer wheel.
         #[pin]
         timer: Option<Sleep>,
-        service: S,
-        session: Session<B>,
+        session: Session<S, B>,
         span: tracing::Span,
     }
 }
@@ -135,14 +134,15 @@ where
     S::Response: HttpResponse,
     B: Body + 'static,
 {
-    pub(crate) fn new(mut service: S, request: Request<B>, config: Arc<Config>) -> Self {
+    /// Sends the first attempt on `service`, which was made ready.
+    pub(crate) fn new(service: &mut S, request: Request<B>, setup: Arc<Setup<S>>) -> Self {
         let (head, body) = request.into_parts();
         let span = tracing::debug_span!(
             "retry",
             method = %head.method,
             url = %Redacted(&head.uri),
         );
-        let (mut session, body) = Session::start(config, head, body);
+        let (mut session, body) = Session::start(setup, head, body);
         let first = session.attempt_request(1, body);
         let future = {
             let _entered = span.enter();
@@ -154,7 +154,6 @@ where
             return ResponseFuture {
                 state: State::Hedging { hedging },
                 timer: None,
-                service,
                 session,
                 span,
             };
@@ -164,7 +163,6 @@ where
             timer: session
                 .attempt_ends(session.started())
                 .map(tokio::time::sleep_until),
-            service,
             session,
             span,
         }
@@ -173,7 +171,7 @@ where
 
 impl<S, B, R> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<R>>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
     R: Body,
@@ -209,7 +207,7 @@ where
                     match session.after_attempt(outcome) {
                         Next::Return(output) => return Poll::Ready(output),
                         Next::Retry(outcome) => {
-                            let bound = after(Instant::now(), session.config.drain_timeout);
+                            let bound = after(Instant::now(), session.config().drain_timeout);
                             arm(this.timer.as_mut(), bound_by(session.deadline, bound));
                             this.state.set(State::Releasing {
                                 outcome: Some(Box::new(outcome)),
@@ -219,7 +217,7 @@ where
                 }
                 StateProj::Hedging { hedging } => {
                     let output =
-                        ready!(hedging.poll(cx, this.service, session, this.timer.as_mut()));
+                        ready!(hedging.poll(cx, session, this.timer.as_mut()));
                     this.state.set(State::Done);
                     return Poll::Ready(output);
                 }
@@ -242,7 +240,7 @@ where
                     }
                 }
                 StateProj::Draining { mut body, read } => {
-                    while *read < session.config.drain_limit {
+                    while *read < session.config().drain_limit {
                         match body.as_mut().poll_frame(cx) {
                             Poll::Ready(Some(Ok(frame))) => {
                                 if let Some(data) = frame.data_ref() {
@@ -284,7 +282,7 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    let ready = match this.service.poll_ready(cx) {
+                    let ready = match session.service().poll_ready(cx) {
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
                             // Only the deadline ends a wait for readiness.
@@ -307,7 +305,7 @@ where
                     if let Some(at) = session.attempt_ends(Instant::now()) {
                         arm(this.timer.as_mut(), at);
                     }
-                    let future = this.service.call(request);
+                    let future = session.service().call(request);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
@@ -318,9 +316,9 @@ where
 
 /// Moves to the state `step` names. Making the body again and readiness are bounded by
 /// the deadline only, which the timer is then armed for.
-fn go<B, F, R>(
+fn go<S, B, F, R>(
     step: Step,
-    session: &Session<B>,
+    session: &Session<S, B>,
     mut state: Pin<&mut State<F, R, B>>,
     timer: Pin<&mut Option<Sleep>>,
 ) {
@@ -340,8 +338,8 @@ fn go<B, F, R>(
 
 /// Ready with the error that ends the request once the deadline, which the timer is armed
 /// for, has passed; pending until then, and for good when the request has no deadline.
-fn deadline_passed<B>(
-    session: &mut Session<B>,
+fn deadline_passed<S, B>(
+    session: &mut Session<S, B>,
     timer: Pin<&mut Option<Sleep>>,
     cx: &mut Context<'_>,
 ) -> Poll<Error> {

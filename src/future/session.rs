@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::body::{Reopen, ReplayBody, Source, Unavailable};
 use crate::classify::classify;
-use crate::config::{Config, after};
+use crate::config::{Config, Setup, after};
 use crate::decide::{Decision, History, Now, decide, log};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
 use crate::overrides::RetryOverride;
@@ -56,8 +56,9 @@ pub(crate) enum Step {
 }
 
 /// One request and its retries.
-pub(crate) struct Session<B> {
-    pub(crate) config: Arc<Config>,
+pub(crate) struct Session<S, B> {
+    /// The layer's configuration, and the service retries are made from.
+    setup: Arc<Setup<S>>,
     /// The request's own settings, resolved against the layer's, when it has a
     /// [`RetryOverride`]; the layer's settings apply otherwise. Boxed: most requests have
     /// none, and the future stays small.
@@ -74,7 +75,7 @@ pub(crate) struct Session<B> {
     rng: Option<Rng>,
     /// What only a request that is retried or hedged needs; made on its first retry, so
     /// that the future of a request that succeeds at once stays small.
-    retry: Option<Box<Retrying>>,
+    retry: Option<Box<Retrying<S>>>,
 }
 
 /// A request's own settings: its [`RetryOverride`], with what it leaves unset taken from
@@ -86,7 +87,10 @@ struct Own {
 }
 
 /// The state of a request that is being retried or hedged.
-struct Retrying {
+struct Retrying<S> {
+    /// The service every attempt after the first goes out on: a clone of the one the layer
+    /// wrapped, made when the first of them gets ready.
+    service: Option<S>,
     /// When the next attempt may start.
     at: Instant,
     /// The wait before it.
@@ -97,18 +101,19 @@ struct Retrying {
     record: Recorder,
 }
 
-impl<B> Session<B> {
+impl<S, B> Session<S, B> {
     /// The session of a request that starts now, and the body of its first attempt. The
     /// request's [`RetryOverride`] is resolved here, once.
     #[inline(always)]
     pub(crate) fn start(
-        config: Arc<Config>,
+        setup: Arc<Setup<S>>,
         mut head: request::Parts,
         body: B,
     ) -> (Self, ReplayBody<B>)
     where
         B: Body + 'static,
     {
+        let config = &*setup.config;
         let now = Instant::now();
         if let Some(budget) = &config.budget {
             budget.deposit_at(now);
@@ -132,13 +137,13 @@ impl<B> Session<B> {
                 }
             }
         };
-        let max_retries = max_retries_of(&config, &own);
+        let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
         let (first, replay) = ReplayBody::new(body, cap, config.memory.clone());
         let session = Session {
             deadline: deadline.map(|d| after(now, d)),
-            config,
+            setup,
             own,
             head,
             body: Source::new(replay, reopen),
@@ -150,6 +155,21 @@ impl<B> Session<B> {
         (session, first)
     }
 
+    /// The layer's configuration.
+    pub(crate) fn config(&self) -> &Config {
+        &self.setup.config
+    }
+
+    /// The service the attempts after the first go out on, made on first use.
+    pub(crate) fn service(&mut self) -> &mut S
+    where
+        S: Clone,
+    {
+        let started = self.started;
+        let retry = self.retry.get_or_insert_with(|| Retrying::new(started));
+        retry.service.get_or_insert_with(|| self.setup.service())
+    }
+
     /// The number of the attempt in flight or last made, from 1.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts
@@ -157,14 +177,14 @@ impl<B> Session<B> {
 
     /// The retries this request may make.
     pub(crate) fn max_retries(&self) -> u32 {
-        max_retries_of(&self.config, &self.own)
+        max_retries_of(&self.setup.config, &self.own)
     }
 
     /// This request's attempt timeout, if it has one.
     pub(crate) fn attempt_timeout(&self) -> Option<Duration> {
         self.own
             .as_ref()
-            .map_or(self.config.attempt_timeout, |o| o.attempt_timeout)
+            .map_or(self.setup.config.attempt_timeout, |o| o.attempt_timeout)
     }
 
     /// The caller's request head.
@@ -179,7 +199,7 @@ impl<B> Session<B> {
 
     /// The policy of this request: its own, or the layer's.
     fn policy(&self) -> &dyn Policy {
-        policy_of(&self.config, &self.own)
+        policy_of(&self.setup.config, &self.own)
     }
 
     /// The request of attempt `number`: a copy of the caller's head, with `body`. Runs the
@@ -192,10 +212,10 @@ impl<B> Session<B> {
     ) -> Request<ReplayBody<B>> {
         self.attempts = number;
         let mut head = self.head.clone();
-        if let Some(name) = &self.config.attempt_header {
+        if let Some(name) = &self.setup.config.attempt_header {
             head.headers.insert(name.clone(), HeaderValue::from(number));
         }
-        if let Some(hook) = &self.config.hooks.on_attempt {
+        if let Some(hook) = &self.setup.config.hooks.on_attempt {
             hook(&Attempt::started_at(&head, None, number, self.started));
         }
         Request::from_parts(head, body)
@@ -228,7 +248,7 @@ impl<B> Session<B> {
         outcome: Outcome<'_>,
         now: &mut Now,
     ) -> Decision {
-        if let (Some(hook), Outcome::Response(_)) = (&self.config.hooks.on_response, outcome) {
+        if let (Some(hook), Outcome::Response(_)) = (&self.setup.config.hooks.on_response, outcome) {
             hook(&Attempt::started_at(
                 &self.head,
                 Some(outcome),
@@ -245,9 +265,9 @@ impl<B> Session<B> {
             body: self.body.state(),
             hedging,
         };
-        let policy = policy_of(&self.config, &self.own);
+        let policy = policy_of(&self.setup.config, &self.own);
         let decision = decide(
-            &self.config,
+            &self.setup.config,
             policy,
             &self.head,
             outcome,
@@ -282,7 +302,6 @@ impl<B> Session<B> {
 
     /// The decision after the attempt in flight, paid from the budget when it is a retry,
     /// and noted in the record.
-    #[inline]
     fn decide(&mut self, outcome: Outcome<'_>) -> Decision {
         // NOTE: the clock is read only for a retry: a request that succeeds reads it once,
         // when it starts.
@@ -309,7 +328,8 @@ impl<B> Session<B> {
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.
     pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
-        self.config
+        self.setup
+            .config
             .budget
             .as_ref()
             .is_none_or(|budget| budget.withdraw_at(now))
@@ -347,7 +367,7 @@ impl<B> Session<B> {
         };
         self.retrying().last = Some(kept);
         match body {
-            Some(body) if self.config.drain_limit > 0 && !body.is_end_stream() => {
+            Some(body) if self.setup.config.drain_limit > 0 && !body.is_end_stream() => {
                 Released::Drain(body)
             }
             _ => Released::Proceed,
@@ -404,7 +424,7 @@ impl<B> Session<B> {
     /// Runs the prepare-retry hook before an attempt that follows `last`, an outcome that is
     /// retried; the hook changes the head that attempt and every later one start from.
     pub(crate) fn prepare(&mut self, last: Outcome<'_>) -> Result<(), Error> {
-        let Some(hook) = &self.config.hooks.prepare_retry else {
+        let Some(hook) = &self.setup.config.hooks.prepare_retry else {
             return Ok(());
         };
         // The hook changes the head the attempt it describes started from: it sees a copy.
@@ -430,7 +450,7 @@ impl<B> Session<B> {
         self.body.finish();
         let (error, record) = match outcome {
             Ok(mut response) => {
-                let exhausted = match &self.config.hooks.when_exhausted {
+                let exhausted = match &self.setup.config.hooks.when_exhausted {
                     Some(hook) if reason != StopReason::Policy => {
                         let (head, body) = response.into_parts();
                         let attempt = Attempt::started_at(
@@ -512,7 +532,7 @@ impl<B> Session<B> {
     /// treats the request as idempotent (or the hedge's own rule admits it), and its body
     /// can be replayed from memory.
     pub(crate) fn is_hedged(&self) -> bool {
-        let Some(hedge) = &self.config.hedge else {
+        let Some(hedge) = &self.setup.config.hedge else {
             return false;
         };
         if self.max_retries() == 0 || !self.body.is_concurrent() {
@@ -540,15 +560,20 @@ impl<B> Session<B> {
     }
 
     /// The retry state, made on first use.
-    fn retrying(&mut self) -> &mut Retrying {
+    fn retrying(&mut self) -> &mut Retrying<S> {
         let started = self.started;
-        self.retry.get_or_insert_with(|| {
-            Box::new(Retrying {
-                at: started,
-                wait: Duration::ZERO,
-                last: None,
-                record: Recorder::default(),
-            })
+        self.retry.get_or_insert_with(|| Retrying::new(started))
+    }
+}
+
+impl<S> Retrying<S> {
+    fn new(started: Instant) -> Box<Self> {
+        Box::new(Retrying {
+            service: None,
+            at: started,
+            wait: Duration::ZERO,
+            last: None,
+            record: Recorder::default(),
         })
     }
 }
