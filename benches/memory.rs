@@ -487,11 +487,7 @@ fn upload_reopened(rt: &tokio::runtime::Runtime, total: usize) -> Reopened {
     let counted = attempts.clone();
     let layer_peak = peak_above_start(rt, async move {
         let response = layer.oneshot(request).await.unwrap();
-        let n = response
-            .extensions()
-            .get::<retryable_http::Attempts>()
-            .unwrap()
-            .attempts();
+        let n = retryable_http::Attempts::of(&response).attempts();
         counted.store(u64::from(n), Ordering::SeqCst);
         assert_eq!(response.status(), StatusCode::OK, "after {n} attempt(s)");
         std::hint::black_box(response.into_body().collect().await.unwrap());

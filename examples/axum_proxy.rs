@@ -107,10 +107,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     };
     match proxy.client.oneshot(Request::from_parts(head, body)).await {
         Ok(response) => {
-            let attempts = response
-                .extensions()
-                .get::<Attempts>()
-                .map_or(1, |a| a.attempts());
+            let attempts = Attempts::of(&response).attempts();
             let mut response = response.map(Body::new);
             response
                 .headers_mut()

@@ -106,11 +106,9 @@ async fn main() -> Result<(), BoxError> {
         let response = client.clone().oneshot(request).await?;
         let elapsed = start.elapsed();
         let status = response.status();
-        let record = response.extensions().get::<Attempts>().cloned();
-        let attempts = record.as_ref().map_or(0, Attempts::attempts);
-        if let Some(record) = &record {
-            print_record(record);
-        }
+        let record = Attempts::of(&response);
+        let attempts = record.attempts();
+        print_record(&record);
         let body = response.into_body().collect().await?.to_bytes();
         println!(
             "  => {status} after {attempts} attempt(s) in {:.2} s, body {:?}\n",

@@ -192,10 +192,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
     }
     timeline.restart();
     let response = client.oneshot(request).await?;
-    let attempts = response
-        .extensions()
-        .get::<Attempts>()
-        .map_or(1, |a| a.attempts());
+    let attempts = Attempts::of(&response).attempts();
     println!("attempts: {attempts}");
     println!("final status: {}", response.status().as_u16());
     Ok(())

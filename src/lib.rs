@@ -66,7 +66,7 @@
 //!     .body(Full::new(Bytes::from(r#"{"item":1}"#)))?;
 //! let response = client.oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
-//! assert_eq!(response.extensions().get::<Attempts>().unwrap().attempts(), 3);
+//! assert_eq!(Attempts::of(&response).attempts(), 3);
 //! # Ok(())
 //! # }
 //! ```

@@ -1,5 +1,6 @@
 //! The record of what happened to a request: [`Attempts`], an [`Entry`] for each attempt.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -8,9 +9,17 @@ use http::StatusCode;
 use crate::classify::ErrorClass;
 
 /// What happened to a request: how many attempts it took, how each ended, how long the layer
-/// waited before each retry and why, and the hedges it started. A response extension on every
-/// response the layer returns, and in every [`Error`](crate::Error) it returns
-/// ([`Error::record`](crate::Error::record)).
+/// waited before each retry and why, and the hedges it started. [`Attempts::of`] gives it
+/// for every response the layer returns, and [`Error::record`](crate::Error::record) for
+/// every error.
+///
+/// # Where it is kept
+///
+/// A request that took more than one attempt carries its record as a response extension. A
+/// request that succeeded at once carries none: its record is fully known from the response
+/// (one attempt, ended with the response's status), and [`Attempts::of`] makes it when
+/// asked. So a request that succeeds at once allocates nothing for its record, where
+/// inserting an extension into a response that has none costs three allocations.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -41,7 +50,7 @@ use crate::classify::ErrorClass;
 /// let request = Request::get("http://example.com/").body(Full::new(Bytes::new()))?;
 /// let response = RetryLayer::new().layer(flaky).oneshot(request).await?;
 ///
-/// let record = response.extensions().get::<Attempts>().unwrap();
+/// let record = Attempts::of(&response);
 /// assert_eq!(record.attempts(), 2);
 /// assert_eq!(record.get(0).unwrap().ended(), Ended::Status(StatusCode::SERVICE_UNAVAILABLE));
 /// assert_eq!(record.get(1).unwrap().waited(), Some((Duration::from_secs(7), WaitReason::RetryAfter)));
@@ -50,8 +59,7 @@ use crate::classify::ErrorClass;
 /// # }
 /// ```
 ///
-/// A request that succeeds at once keeps its one entry inline: the record costs what a bare
-/// count would.
+/// A record keeps its first entry inline: only the attempts after it allocate.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Attempts {
     /// How the first attempt ended: it had no wait before it, and is no hedge.
@@ -135,6 +143,43 @@ impl Entry {
 }
 
 impl Attempts {
+    /// The record of the request that produced `response`, a response the layer returned:
+    /// the one it carries, or, when it carries none, the record of a request that succeeded
+    /// at once — one attempt, ended with the response's status.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use retryable_http::{Attempts, RetryLayer, body::ReplayBody, record::Ended};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), retryable_http::error::BoxError> {
+    /// let ok = service_fn(|_req: Request<ReplayBody<Full<Bytes>>>| async {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+    /// });
+    /// let request = Request::get("http://example.com/").body(Full::new(Bytes::new()))?;
+    /// let response = RetryLayer::new().layer(ok).oneshot(request).await?;
+    ///
+    /// let record = Attempts::of(&response);
+    /// assert_eq!(record.attempts(), 1);
+    /// assert_eq!(record.get(0).unwrap().ended(), Ended::Status(http::StatusCode::OK));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn of<B>(response: &http::Response<B>) -> Cow<'_, Attempts> {
+        match response.extensions().get::<Attempts>() {
+            Some(record) => Cow::Borrowed(record),
+            None => Cow::Owned(Attempts::first(Ended::Status(response.status()))),
+        }
+    }
+
+    /// Whether the record says more than its response does: more than one attempt.
+    pub(crate) fn is_more_than_first(&self) -> bool {
+        !self.more.is_empty()
+    }
+
     /// The record of one attempt that ended with `ended`.
     pub(crate) fn first(ended: Ended) -> Self {
         Attempts {

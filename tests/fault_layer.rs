@@ -64,7 +64,7 @@ async fn the_seed_experiment_upstream_does_the_work_and_the_client_sees_502() {
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(response.headers()["content-type"], "text/plain");
     assert_eq!(
-        response.extensions().get::<Attempts>().unwrap().attempts(),
+        Attempts::of(&response).attempts(),
         4
     );
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -208,7 +208,7 @@ async fn a_delay_slows_the_upstream_down() {
         .await
         .unwrap();
     assert_eq!(
-        response.extensions().get::<Attempts>().unwrap().attempts(),
+        Attempts::of(&response).attempts(),
         2
     );
 }

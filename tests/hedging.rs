@@ -34,7 +34,7 @@ fn hedged(delay: Duration) -> RetryLayer {
 }
 
 fn record<B>(response: &http::Response<B>) -> Attempts {
-    response.extensions().get::<Attempts>().unwrap().clone()
+    Attempts::of(response).into_owned()
 }
 
 /// How each attempt of the request behind `response` ended, in the order they started.

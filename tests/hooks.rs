@@ -170,7 +170,7 @@ async fn fail_when_exhausted_leaves_successes_and_final_answers_alone() {
             .unwrap();
         assert_eq!(response.status().as_u16(), code);
         assert_eq!(
-            response.extensions().get::<Attempts>().unwrap().attempts(),
+            Attempts::of(&response).attempts(),
             attempts
         );
     }

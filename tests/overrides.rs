@@ -239,7 +239,7 @@ async fn never_keeps_nothing_of_the_body() {
             request.extensions_mut().insert(o);
         }
         let response = service.ready().await.unwrap().call(request).await.unwrap();
-        let record = response.extensions().get::<Attempts>().unwrap();
+        let record = Attempts::of(&response);
         assert_eq!(record.attempts(), 1);
     }
     // With the layer's settings the body is kept while it is sent; with `never` it is not.

@@ -21,7 +21,7 @@ fn layer() -> RetryLayer {
 }
 
 fn record<B>(response: &http::Response<B>) -> Attempts {
-    response.extensions().get::<Attempts>().unwrap().clone()
+    Attempts::of(response).into_owned()
 }
 
 fn status(code: u16) -> Ended {
@@ -41,6 +41,31 @@ async fn a_request_answered_at_once_has_one_attempt_and_no_wait() {
     assert_eq!(record.get(0).unwrap().waited(), None);
     assert_eq!(record.waited(), Duration::ZERO);
     assert_eq!((record.hedges(), record.abandoned()), (0, 0));
+    // It is what the response says: nothing is inserted to say it.
+    assert!(response.extensions().get::<Attempts>().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_request_carries_its_record_as_an_extension() {
+    let response = layer()
+        .layer(Upstream::new([Reply::status(503)]))
+        .oneshot(get("/"))
+        .await
+        .unwrap();
+    let carried = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(carried, &*Attempts::of(&response));
+    assert_eq!(carried.attempts(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outer_layer_s_record_replaces_an_inner_one() {
+    // Layers nested: the inner one retried, the outer one made one attempt. The response
+    // says what the outer layer did.
+    let inner = layer().layer(Upstream::new([Reply::status(503)]));
+    let outer = layer().layer(inner);
+    let response = outer.oneshot(get("/")).await.unwrap();
+    assert!(response.extensions().get::<Attempts>().is_none());
+    assert_eq!(Attempts::of(&response).attempts(), 1);
 }
 
 #[tokio::test(start_paused = true)]

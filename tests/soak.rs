@@ -490,10 +490,7 @@ fn soak_sixty_four_tasks_against_a_faulty_upstream() {
                         let call = async {
                             let response = client.clone().oneshot(req).await?;
                             let status = response.status();
-                            let n = response
-                                .extensions()
-                                .get::<Attempts>()
-                                .map(|a| a.attempts());
+                            let n = Some(Attempts::of(&response).attempts());
                             let body = response.into_body().collect().await?.to_bytes();
                             Ok::<_, retryable_http::error::BoxError>((status, n, body))
                         };

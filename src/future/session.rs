@@ -470,7 +470,15 @@ impl<S, B> Session<S, B> {
                 match exhausted {
                     Some(error) => (error, record),
                     None => {
-                        response.extensions_mut().insert(record);
+                        // NOTE: a record of one attempt is what `Attempts::of` makes of a
+                        // response without one: it is not inserted, which would cost three
+                        // allocations. A record an inner layer left is taken off, so that
+                        // the response says what this layer did.
+                        if record.is_more_than_first() {
+                            response.extensions_mut().insert(record);
+                        } else {
+                            response.extensions_mut().remove::<Attempts>();
+                        }
                         return Ok(response);
                     }
                 }

@@ -23,13 +23,9 @@ pub async fn within<F: std::future::Future>(f: F) -> F::Output {
         .expect("the test took longer than its time limit")
 }
 
-/// The `Attempts` extension of a response the layer returned.
+/// How many attempts the layer made for a response it returned.
 pub fn attempts<B>(response: &http::Response<B>) -> u32 {
-    response
-        .extensions()
-        .get::<retryable_http::Attempts>()
-        .expect("every response the layer returns says how many attempts it took")
-        .attempts()
+    retryable_http::Attempts::of(response).attempts()
 }
 
 /// A GET with an empty body to the scripted upstream's host.

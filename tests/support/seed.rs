@@ -34,7 +34,7 @@ pub fn client(proxy: &str) -> Proxied {
 }
 
 fn attempts<B>(response: &http::Response<B>) -> u32 {
-    response.extensions().get::<Attempts>().unwrap().attempts()
+    Attempts::of(response).attempts()
 }
 
 /// A GET with max 3 retries makes 4 attempts and ends with the 502 and its body; the
