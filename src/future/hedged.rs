@@ -23,9 +23,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response, response};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_service::Service;
 
+use super::Timer;
 use super::session::{Session, ended};
 use crate::body::ReplayBody;
 use crate::config::after;
@@ -105,7 +106,7 @@ impl<F, R, B> Hedging<F, R, B> {
         &mut self,
         cx: &mut Context<'_>,
         session: &mut Session<S, B>,
-        mut timer: Pin<&mut Option<Sleep>>,
+        timer: &mut Timer,
     ) -> Poll<Result<Response<R>, Error>>
     where
         S: Service<Request<ReplayBody<B>>, Future = F, Response = Response<R>> + Clone,
@@ -193,15 +194,8 @@ impl<F, R, B> Hedging<F, R, B> {
             let Some(at) = wake else {
                 return Poll::Pending;
             };
-            match timer.as_mut().as_pin_mut() {
-                Some(sleep) => sleep.reset(at),
-                None => timer.set(Some(tokio::time::sleep_until(at))),
-            }
-            let sleep = timer
-                .as_mut()
-                .as_pin_mut()
-                .expect("the timer was just armed");
-            if sleep.poll(cx).is_pending() {
+            timer.arm(at);
+            if timer.poll(cx).is_pending() {
                 return Poll::Pending;
             }
         }

@@ -94,11 +94,7 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, <S::Response as HttpResponse>::Body, B>,
-        // The one timer, armed in turn for the attempt timeout, the release and drain bound,
-        // and the backoff. Made on first use: a request that needs no timer never touches
-        // the timer wheel.
-        #[pin]
-        timer: Option<Sleep>,
+        timer: Timer,
         session: Session<S, B>,
         span: tracing::Span,
     }
@@ -153,16 +149,14 @@ where
             let hedging = Box::new(Hedging::new(future, &mut session));
             return ResponseFuture {
                 state: State::Hedging { hedging },
-                timer: None,
+                timer: Timer::default(),
                 session,
                 span,
             };
         }
         ResponseFuture {
             state: State::Calling { future },
-            timer: session
-                .attempt_ends(session.started())
-                .map(tokio::time::sleep_until),
+            timer: Timer::at(session.attempt_ends(session.started())),
             session,
             span,
         }
@@ -190,7 +184,7 @@ where
                         Poll::Pending => {
                             let timed =
                                 session.deadline.is_some() || session.attempt_timeout().is_some();
-                            if !timed || poll_timer(this.timer.as_mut(), cx).is_pending() {
+                            if !timed || this.timer.poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
                             if session.past_deadline(Instant::now()) {
@@ -208,7 +202,7 @@ where
                         Next::Return(output) => return Poll::Ready(output),
                         Next::Retry(outcome) => {
                             let bound = after(Instant::now(), session.config().drain_timeout);
-                            arm(this.timer.as_mut(), bound_by(session.deadline, bound));
+                            this.timer.arm(bound_by(session.deadline, bound));
                             this.state.set(State::Releasing {
                                 outcome: Some(Box::new(outcome)),
                             });
@@ -217,13 +211,13 @@ where
                 }
                 StateProj::Hedging { hedging } => {
                     let output =
-                        ready!(hedging.poll(cx, session, this.timer.as_mut()));
+                        ready!(hedging.poll(cx, session, this.timer));
                     this.state.set(State::Done);
                     return Poll::Ready(output);
                 }
                 StateProj::Releasing { outcome } => {
                     let released = session.poll_released(cx).is_ready();
-                    if !released && poll_timer(this.timer.as_mut(), cx).is_pending() {
+                    if !released && this.timer.poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     let outcome = *outcome.take().expect("outcome is held until released");
@@ -235,7 +229,7 @@ where
                         Released::Drain(body) => this.state.set(State::Draining { body, read: 0 }),
                         Released::Proceed => {
                             let step = session.step(Instant::now());
-                            go(step, session, this.state.as_mut(), this.timer.as_mut());
+                            go(step, session, this.state.as_mut(), this.timer);
                         }
                     }
                 }
@@ -249,7 +243,7 @@ where
                             }
                             Poll::Ready(_) => break,
                             Poll::Pending => {
-                                if poll_timer(this.timer.as_mut(), cx).is_pending() {
+                                if this.timer.poll(cx).is_pending() {
                                     return Poll::Pending;
                                 }
                                 break;
@@ -258,19 +252,19 @@ where
                     }
                     // Dropping the body here: fully read, HTTP/1.1 reuses the connection.
                     let step = session.step(Instant::now());
-                    go(step, session, this.state.as_mut(), this.timer.as_mut());
+                    go(step, session, this.state.as_mut(), this.timer);
                 }
                 StateProj::Waiting => {
-                    ready!(poll_timer(this.timer.as_mut(), cx));
+                    ready!(this.timer.poll(cx));
                     let step = session.after_wait();
-                    go(step, session, this.state.as_mut(), this.timer.as_mut());
+                    go(step, session, this.state.as_mut(), this.timer);
                 }
                 StateProj::Reopening => {
                     let made = match session.poll_reopened(cx) {
                         Poll::Ready(made) => made,
                         Poll::Pending => {
                             // Only the deadline ends it.
-                            let error = ready!(deadline_passed(session, this.timer.as_mut(), cx));
+                            let error = ready!(deadline_passed(session, this.timer, cx));
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
@@ -286,7 +280,7 @@ where
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
                             // Only the deadline ends a wait for readiness.
-                            let error = ready!(deadline_passed(session, this.timer.as_mut(), cx));
+                            let error = ready!(deadline_passed(session, this.timer, cx));
                             this.state.set(State::Done);
                             return Poll::Ready(Err(error));
                         }
@@ -303,7 +297,7 @@ where
                         }
                     };
                     if let Some(at) = session.attempt_ends(Instant::now()) {
-                        arm(this.timer.as_mut(), at);
+                        this.timer.arm(at);
                     }
                     let future = session.service().call(request);
                     this.state.set(State::Calling { future });
@@ -320,11 +314,11 @@ fn go<S, B, F, R>(
     step: Step,
     session: &Session<S, B>,
     mut state: Pin<&mut State<F, R, B>>,
-    timer: Pin<&mut Option<Sleep>>,
+    timer: &mut Timer,
 ) {
     match step {
         Step::Wait(at) => {
-            arm(timer, at);
+            timer.arm(at);
             state.set(State::Waiting);
             return;
         }
@@ -332,7 +326,7 @@ fn go<S, B, F, R>(
         Step::Ready => state.set(State::Ready),
     }
     if let Some(deadline) = session.deadline {
-        arm(timer, deadline);
+        timer.arm(deadline);
     }
 }
 
@@ -340,13 +334,13 @@ fn go<S, B, F, R>(
 /// for, has passed; pending until then, and for good when the request has no deadline.
 fn deadline_passed<S, B>(
     session: &mut Session<S, B>,
-    timer: Pin<&mut Option<Sleep>>,
+    timer: &mut Timer,
     cx: &mut Context<'_>,
 ) -> Poll<Error> {
     if session.deadline.is_none() {
         return Poll::Pending;
     }
-    ready!(poll_timer(timer, cx));
+    ready!(timer.poll(cx));
     Poll::Ready(session.deadline_exceeded(false))
 }
 
@@ -355,19 +349,35 @@ fn bound_by(deadline: Option<Instant>, at: Instant) -> Instant {
     deadline.map_or(at, |d| d.min(at))
 }
 
-/// Sets the timer to fire at `deadline`, reusing its registration when it has one.
-fn arm(mut timer: Pin<&mut Option<Sleep>>, deadline: Instant) {
-    match timer.as_mut().as_pin_mut() {
-        Some(sleep) => sleep.reset(deadline),
-        None => timer.set(Some(tokio::time::sleep_until(deadline))),
-    }
-}
+/// A request's one timer, armed in turn for the attempt timeout, the release and drain
+/// bound, the backoff and the deadline.
+///
+/// Made on first use, so that a request that needs no timer never touches the timer wheel,
+/// and boxed: a tokio `Sleep` is 112 bytes, which every request would otherwise move
+/// around, where registering one in the wheel already costs far more than the allocation.
+#[derive(Default)]
+pub(crate) struct Timer(Option<Pin<Box<Sleep>>>);
 
-/// Polls the timer; one that was never armed has fired.
-fn poll_timer(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> Poll<()> {
-    match timer.as_pin_mut() {
-        Some(sleep) => sleep.poll(cx),
-        None => Poll::Ready(()),
+impl Timer {
+    /// A timer armed for `deadline`, if there is one.
+    fn at(deadline: Option<Instant>) -> Self {
+        Timer(deadline.map(|at| Box::pin(tokio::time::sleep_until(at))))
+    }
+
+    /// Sets the timer to fire at `deadline`, reusing its registration when it has one.
+    pub(crate) fn arm(&mut self, deadline: Instant) {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => self.0 = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Polls the timer; one that was never armed has fired.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Ready(()),
+        }
     }
 }
 
