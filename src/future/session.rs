@@ -287,9 +287,18 @@ impl<S, B> Session<S, B> {
             Ok(response) => {
                 let (head, body) = response.into_parts();
                 let decision = self.decide(Outcome::Response(&head));
-                let response = Response::from_parts(head, body);
+                let mut response = Response::from_parts(head, body);
                 match decision {
                     Decision::Retry { .. } => Next::Retry(Ok(response)),
+                    // The common case, kept inline: the first answer is the caller's, no hook
+                    // runs and the record is what the response says (see `give_back`).
+                    Decision::Stop(StopReason::Policy) if self.retry.is_none() => {
+                        self.body.finish();
+                        if !response.extensions().is_empty() {
+                            response.extensions_mut().remove::<Attempts>();
+                        }
+                        Next::Return(Ok(response))
+                    }
                     Decision::Stop(reason) => Next::Return(self.give_back(Ok(response), reason)),
                 }
             }
