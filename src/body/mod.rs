@@ -186,10 +186,11 @@ where
     /// first attempt with the handle that makes the bodies of later attempts.
     ///
     /// With no `cap` nothing is kept: no attempt will follow.
+    #[inline]
     pub(crate) fn new(
         body: B,
         cap: Option<usize>,
-        memory: Option<std::sync::Arc<Memory>>,
+        memory: Option<&std::sync::Arc<Memory>>,
     ) -> (Self, Replay<B>) {
         if body.is_end_stream() {
             // The most common body of all (a GET's) needs no replay state: every attempt's
@@ -199,8 +200,17 @@ where
                 shared: None,
                 finished: true,
             };
-            return (replay.body(), replay);
+            return (ReplayBody { kind: Kind::Empty }, replay);
         }
+        ReplayBody::shared(body, cap, memory.cloned())
+    }
+
+    /// [`new`](Self::new), for a body that may not be empty.
+    fn shared(
+        body: B,
+        cap: Option<usize>,
+        memory: Option<std::sync::Arc<Memory>>,
+    ) -> (Self, Replay<B>) {
         let hint = body.size_hint();
         // NOTE: a body whose size hint is over the cap is kept too, up to the cap, as the
         // cap counts bytes read: when the server answers before the upload passes the cap,
@@ -661,7 +671,15 @@ impl<B> Replay<B> {
 
     /// No attempt will follow: stop keeping chunks, and free the state now unless a body the
     /// inner service still holds may need it (it is then freed when that body ends).
+    #[inline]
     pub(crate) fn finish(&mut self) {
+        // An empty body is finished from the start.
+        if !self.finished {
+            self.finish_shared();
+        }
+    }
+
+    fn finish_shared(&mut self) {
         let Some(shared) = &self.shared else {
             return;
         };

@@ -45,6 +45,6 @@ pub(super) fn accounted(
     chunks: &[&'static [u8]],
 ) -> (ReplayBody<Chunks>, Replay<Chunks>, std::sync::Arc<Memory>) {
     let memory = std::sync::Arc::new(Memory::new(1024));
-    let (first, replay) = ReplayBody::new(Chunks::of(chunks), Some(64), Some(memory.clone()));
+    let (first, replay) = ReplayBody::new(Chunks::of(chunks), Some(64), Some(&memory));
     (first, replay, memory)
 }

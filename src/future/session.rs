@@ -140,7 +140,7 @@ impl<S, B> Session<S, B> {
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
-        let (first, replay) = ReplayBody::new(body, cap, config.memory.clone());
+        let (first, replay) = ReplayBody::new(body, cap, config.memory.as_ref());
         let session = Session {
             deadline: deadline.map(|d| after(now, d)),
             setup,

@@ -224,7 +224,7 @@ proptest! {
         last_attempt_marked in any::<bool>(),
     ) {
         let memory = total.map(|limit| Arc::new(Memory::new(limit)));
-        let (first, replay) = ReplayBody::new(original.source(), cap, memory.clone());
+        let (first, replay) = ReplayBody::new(original.source(), cap, memory.as_ref());
         let mut next = Some(first);
         let mut cx = Context::from_waker(Waker::noop());
         for (i, attempt) in attempts.iter().enumerate() {
