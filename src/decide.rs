@@ -68,7 +68,7 @@ pub(crate) enum Decision {
 
 /// Decides what follows `outcome`, the outcome of the last of `history.attempts` attempts
 /// of `request`, at `now`. `rng` draws the jitter; it is made when first needed.
-#[inline]
+#[inline(always)]
 pub(crate) fn decide(
     config: &Config,
     policy: &dyn Policy,
@@ -123,7 +123,7 @@ pub(crate) fn decide(
 }
 
 /// One event per decision: `retrying` and `not retrying` at debug, a success at trace.
-#[inline]
+#[inline(always)]
 pub(crate) fn log(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decision: &Decision) {
     // NOTE: the success, by far the most common decision, is checked inline; the others
     // are worth a call.
