@@ -21,6 +21,10 @@ use crate::classify::ErrorClass;
 /// asked. So a request that succeeds at once allocates nothing for its record, where
 /// inserting an extension into a response that has none costs three allocations.
 ///
+/// With retry layers nested, a layer that made one attempt leaves the record of the layer
+/// inside it, which counts every request that was sent; a layer that retried replaces it
+/// with its own.
+///
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};

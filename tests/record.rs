@@ -58,14 +58,29 @@ async fn a_retried_request_carries_its_record_as_an_extension() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_outer_layer_s_record_replaces_an_inner_one() {
-    // Layers nested: the inner one retried, the outer one made one attempt. The response
-    // says what the outer layer did.
+async fn nested_layers_give_the_record_of_the_outermost_layer_that_retried() {
+    // The inner layer retried once; the outer one made one attempt, which leaves the inner
+    // record in place: it counts every request sent.
     let inner = layer().layer(Upstream::new([Reply::status(503)]));
-    let outer = layer().layer(inner);
-    let response = outer.oneshot(get("/")).await.unwrap();
-    assert!(response.extensions().get::<Attempts>().is_none());
-    assert_eq!(Attempts::of(&response).attempts(), 1);
+    let response = layer().layer(inner).oneshot(get("/")).await.unwrap();
+    assert_eq!(Attempts::of(&response).attempts(), 2);
+    // The outer layer retried too: its own record replaces the inner one.
+    let inner = layer().layer(Upstream::new([
+        Reply::status(503),
+        Reply::status(503),
+        Reply::status(503),
+        Reply::status(503),
+        Reply::status(503),
+    ]));
+    let response = layer()
+        .max_retries(1)
+        .layer(layer().max_retries(2).layer(inner))
+        .oneshot(get("/"))
+        .await
+        .unwrap();
+    let record = Attempts::of(&response);
+    assert_eq!(record.attempts(), 2);
+    assert_eq!(record.get(0).unwrap().ended(), status(503));
 }
 
 #[tokio::test(start_paused = true)]

@@ -287,16 +287,13 @@ impl<S, B> Session<S, B> {
             Ok(response) => {
                 let (head, body) = response.into_parts();
                 let decision = self.decide(Outcome::Response(&head));
-                let mut response = Response::from_parts(head, body);
+                let response = Response::from_parts(head, body);
                 match decision {
                     Decision::Retry { .. } => Next::Retry(Ok(response)),
                     // The common case, kept inline: the first answer is the caller's, no hook
                     // runs and the record is what the response says (see `give_back`).
                     Decision::Stop(StopReason::Policy) if self.retry.is_none() => {
                         self.body.finish();
-                        if !response.extensions().is_empty() {
-                            response.extensions_mut().remove::<Attempts>();
-                        }
                         Next::Return(Ok(response))
                     }
                     Decision::Stop(reason) => Next::Return(self.give_back(Ok(response), reason)),
@@ -481,12 +478,9 @@ impl<S, B> Session<S, B> {
                     None => {
                         // NOTE: a record of one attempt is what `Attempts::of` makes of a
                         // response without one: it is not inserted, which would cost three
-                        // allocations. A record an inner layer left is taken off, so that
-                        // the response says what this layer did.
+                        // allocations.
                         if record.is_more_than_first() {
                             response.extensions_mut().insert(record);
-                        } else {
-                            response.extensions_mut().remove::<Attempts>();
                         }
                         return Ok(response);
                     }
