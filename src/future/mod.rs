@@ -209,101 +209,132 @@ where
                         }
                     }
                 }
-                StateProj::Hedging { hedging } => {
-                    let output =
-                        ready!(hedging.poll(cx, session, this.timer));
-                    this.state.set(State::Done);
-                    return Poll::Ready(output);
-                }
-                StateProj::Releasing { outcome } => {
-                    let released = session.poll_released(cx).is_ready();
-                    if !released && this.timer.poll(cx).is_pending() {
-                        return Poll::Pending;
+                _ => {
+                    let next = ready!(poll_retrying(this.state.as_mut(), this.timer, session, cx));
+                    if let Some(output) = next {
+                        return Poll::Ready(output);
                     }
-                    let outcome = *outcome.take().expect("outcome is held until released");
-                    match session.released(released, outcome) {
-                        Released::Return(output) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(output);
-                        }
-                        Released::Drain(body) => this.state.set(State::Draining { body, read: 0 }),
-                        Released::Proceed => {
-                            let step = session.step(Instant::now());
-                            go(step, session, this.state.as_mut(), this.timer);
-                        }
-                    }
+                    // The next attempt is in flight.
                 }
-                StateProj::Draining { mut body, read } => {
-                    while *read < session.config().drain_limit {
-                        match body.as_mut().poll_frame(cx) {
-                            Poll::Ready(Some(Ok(frame))) => {
-                                if let Some(data) = frame.data_ref() {
-                                    *read += data.remaining();
-                                }
-                            }
-                            Poll::Ready(_) => break,
-                            Poll::Pending => {
-                                if this.timer.poll(cx).is_pending() {
-                                    return Poll::Pending;
-                                }
-                                break;
-                            }
-                        }
-                    }
-                    // Dropping the body here: fully read, HTTP/1.1 reuses the connection.
-                    let step = session.step(Instant::now());
-                    go(step, session, this.state.as_mut(), this.timer);
-                }
-                StateProj::Waiting => {
-                    ready!(this.timer.poll(cx));
-                    let step = session.after_wait();
-                    go(step, session, this.state.as_mut(), this.timer);
-                }
-                StateProj::Reopening => {
-                    let made = match session.poll_reopened(cx) {
-                        Poll::Ready(made) => made,
-                        Poll::Pending => {
-                            // Only the deadline ends it.
-                            let error = ready!(deadline_passed(session, this.timer, cx));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(error));
-                        }
-                    };
-                    if let Err(error) = made {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(error));
-                    }
-                    this.state.set(State::Ready);
-                }
-                StateProj::Ready => {
-                    let ready = match session.service().poll_ready(cx) {
-                        Poll::Ready(ready) => ready,
-                        Poll::Pending => {
-                            // Only the deadline ends a wait for readiness.
-                            let error = ready!(deadline_passed(session, this.timer, cx));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(error));
-                        }
-                    };
-                    if let Err(error) = ready {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(session.not_ready(error.into())));
-                    }
-                    let request = match session.next_request() {
-                        Ok(request) => request,
-                        Err(error) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(error));
-                        }
-                    };
-                    if let Some(at) = session.attempt_ends(Instant::now()) {
-                        this.timer.arm(at);
-                    }
-                    let future = session.service().call(request);
-                    this.state.set(State::Calling { future });
-                }
-                StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
+        }
+    }
+}
+
+/// Everything but an attempt in flight: hedging, and what comes between attempts. Ready
+/// with the caller's output, or with `None` once the next attempt is in flight.
+// NOTE: kept out of line, so that the code a request that succeeds at once runs stays
+// small: the instruction cache then holds the client's own code.
+#[inline(never)]
+fn poll_retrying<S, B, R>(
+    mut state: Pin<&mut State<S::Future, R, B>>,
+    timer: &mut Timer,
+    session: &mut Session<S, B>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Response<R>, Error>>>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<R>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+    R: Body,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::Hedging { hedging } => {
+                let output = ready!(hedging.poll(cx, session, timer));
+                state.set(State::Done);
+                return Poll::Ready(Some(output));
+            }
+            StateProj::Releasing { outcome } => {
+                let released = session.poll_released(cx).is_ready();
+                if !released && timer.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let outcome = *outcome.take().expect("outcome is held until released");
+                match session.released(released, outcome) {
+                    Released::Return(output) => {
+                        state.set(State::Done);
+                        return Poll::Ready(Some(output));
+                    }
+                    Released::Drain(body) => state.set(State::Draining { body, read: 0 }),
+                    Released::Proceed => {
+                        let step = session.step(Instant::now());
+                        go(step, session, state.as_mut(), timer);
+                    }
+                }
+            }
+            StateProj::Draining { mut body, read } => {
+                while *read < session.config().drain_limit {
+                    match body.as_mut().poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            if let Some(data) = frame.data_ref() {
+                                *read += data.remaining();
+                            }
+                        }
+                        Poll::Ready(_) => break,
+                        Poll::Pending => {
+                            if timer.poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            break;
+                        }
+                    }
+                }
+                // Dropping the body here: fully read, HTTP/1.1 reuses the connection.
+                let step = session.step(Instant::now());
+                go(step, session, state.as_mut(), timer);
+            }
+            StateProj::Waiting => {
+                ready!(timer.poll(cx));
+                let step = session.after_wait();
+                go(step, session, state.as_mut(), timer);
+            }
+            StateProj::Reopening => {
+                let made = match session.poll_reopened(cx) {
+                    Poll::Ready(made) => made,
+                    Poll::Pending => {
+                        // Only the deadline ends it.
+                        let error = ready!(deadline_passed(session, timer, cx));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                };
+                if let Err(error) = made {
+                    state.set(State::Done);
+                    return Poll::Ready(Some(Err(error)));
+                }
+                state.set(State::Ready);
+            }
+            StateProj::Ready => {
+                let ready = match session.service().poll_ready(cx) {
+                    Poll::Ready(ready) => ready,
+                    Poll::Pending => {
+                        // Only the deadline ends a wait for readiness.
+                        let error = ready!(deadline_passed(session, timer, cx));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                };
+                if let Err(error) = ready {
+                    state.set(State::Done);
+                    return Poll::Ready(Some(Err(session.not_ready(error.into()))));
+                }
+                let request = match session.next_request() {
+                    Ok(request) => request,
+                    Err(error) => {
+                        state.set(State::Done);
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                };
+                if let Some(at) = session.attempt_ends(Instant::now()) {
+                    timer.arm(at);
+                }
+                let future = session.service().call(request);
+                state.set(State::Calling { future });
+                return Poll::Ready(None);
+            }
+            StateProj::Calling { .. } => return Poll::Ready(None),
+            StateProj::Done => panic!("ResponseFuture polled after completion"),
         }
     }
 }
