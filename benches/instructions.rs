@@ -8,8 +8,8 @@
 //! for v in bare tower layer no_budget no_retries hedged; do
 //!   echo "$v $(( ($(count 11000 $v) - $(count 1000 $v)) / 10000 )) instructions per request"
 //! done
-//! for v in h1_bare h1_layer h1_tower h2_bare h2_layer h2_tower; do
-//!   echo "$v $(( ($(count 5500 $v) - $(count 500 $v)) / 5000 )) instructions per request"
+//! for v in h1_bare h1_layer h1_tower h2_bare h2_layer h2_tower h1_bare_32 h1_layer_32 h2_bare_32 h2_layer_32; do
+//!   echo "$v $(( ($(count 11200 $v) - $(count 1600 $v)) / 9600 )) instructions per request"
 //! done
 //! ```
 //!
@@ -20,9 +20,10 @@
 //!
 //! The loopback runs (`h1_*`, `h2_*`) send N GETs one after another through hyper-util's
 //! client to a hyper server on 127.0.0.1, over HTTP/1.1 keep-alive or HTTP/2 with prior
-//! knowledge: `bare`, `layer` (the defaults) and `tower`. The server is a child process
-//! that callgrind does not follow, so the count is the client's alone: what a user of the
-//! client pays on the thread that sends.
+//! knowledge: `bare`, `layer` (the defaults) and `tower`; with `_32` (`h1_layer_32`), in
+//! batches of 32 in flight at once, as `benches/paired.rs` sends them. The server is a child
+//! process that callgrind does not follow, so the count is the client's alone: what a user of
+//! the client pays on the thread that sends.
 //!
 //! The difference between the long and the short run, divided by the requests between
 //! them, leaves out the start-up. Run without an argument it does nothing, so `cargo bench`
@@ -42,7 +43,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use retryable_http::{RetryLayer, body::ReplayBody, hedge::Hedge};
 use support::{
-    bare_client, bare_h2_client, exchange, replay_client, replay_h2_client, request, tower_retry,
+    bare_client, bare_h2_client, batch, exchange, replay_client, replay_h2_client, request,
+    tower_retry,
 };
 use tower::{Layer, service_fn};
 
@@ -57,7 +59,10 @@ fn main() {
         return serve(&variant);
     }
     let n: usize = n.parse().expect("a number of requests");
-    if let Some((version, client)) = variant.split_once('_').filter(|(v, _)| *v == "h1" || *v == "h2") {
+    if let Some((version, client)) = variant
+        .split_once('_')
+        .filter(|(v, _)| *v == "h1" || *v == "h2")
+    {
         return loopback(n, version, client);
     }
     let rt = support::current_thread();
@@ -112,34 +117,57 @@ fn loopback(n: usize, version: &str, client: &str) {
         .expect("the server's address");
     let url = format!("http://{}/", line.trim());
     let h2 = version == "h2";
+    // `layer_32`: the requests go in batches of 32 in flight at once, as in the paired
+    // benchmark's concurrent groups.
+    let (client, batched) = match client.strip_suffix("_32") {
+        Some(client) => (client, true),
+        None => (client, false),
+    };
     let rt = support::current_thread();
-    let empty = Bytes::new();
     rt.block_on(async {
         match client {
             "bare" => {
                 let bare = if h2 { bare_h2_client() } else { bare_client() };
-                for _ in 0..n {
-                    exchange(bare.clone(), request(&url, &empty)).await;
-                }
+                send_all(bare, &url, n, batched).await;
             }
             "tower" => {
                 let peer = tower_retry(if h2 { bare_h2_client() } else { bare_client() });
-                for _ in 0..n {
-                    exchange(peer.clone(), request(&url, &empty)).await;
-                }
+                send_all(peer, &url, n, batched).await;
             }
             "layer" => {
-                let client = if h2 { replay_h2_client() } else { replay_client() };
-                let retry = RetryLayer::new().layer(client);
-                for _ in 0..n {
-                    exchange(retry.clone(), request(&url, &empty)).await;
-                }
+                let client = if h2 {
+                    replay_h2_client()
+                } else {
+                    replay_client()
+                };
+                send_all(RetryLayer::new().layer(client), &url, n, batched).await;
             }
             other => panic!("no loopback variant {other}"),
         }
     });
     drop(server.stdin.take());
     let _ = server.wait();
+}
+
+/// Sends `n` GETs through `service`, one after another or in batches of 32 in flight.
+async fn send_all<S, B>(service: S, url: &str, n: usize, batched: bool)
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
+{
+    if batched {
+        for _ in 0..n / 32 {
+            batch(service.clone(), url).await;
+        }
+    } else {
+        for _ in 0..n {
+            exchange(service.clone(), request(url, &Bytes::new())).await;
+        }
+    }
 }
 
 /// The server of the loopback runs: prints its address, and serves until its standard

@@ -124,7 +124,10 @@ fn sizes() {
     type Layered = retryable_http::Retry<Inner>;
     let rows = [
         ("Full<Bytes>", size_of::<Full<Bytes>>()),
-        ("ReplayBody<Full<Bytes>>", size_of::<ReplayBody<Full<Bytes>>>()),
+        (
+            "ReplayBody<Full<Bytes>>",
+            size_of::<ReplayBody<Full<Bytes>>>(),
+        ),
         ("Request<Full<Bytes>>", size_of::<Request<Full<Bytes>>>()),
         (
             "Request<ReplayBody<Full<Bytes>>>",
