@@ -63,10 +63,7 @@ async fn the_seed_experiment_upstream_does_the_work_and_the_client_sees_502() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(response.headers()["content-type"], "text/plain");
-    assert_eq!(
-        Attempts::of(&response).attempts(),
-        4
-    );
+    assert_eq!(Attempts::of(&response).attempts(), 4);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "Bad Gateway Simulation");
     // The upstream processed every attempt; the layer saw them 1, 2 and 4 s apart.
@@ -207,10 +204,7 @@ async fn a_delay_slows_the_upstream_down() {
         .oneshot(request(Method::GET, "http://example.test/"))
         .await
         .unwrap();
-    assert_eq!(
-        Attempts::of(&response).attempts(),
-        2
-    );
+    assert_eq!(Attempts::of(&response).attempts(), 2);
 }
 
 #[tokio::test(start_paused = true)]

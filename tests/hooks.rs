@@ -169,10 +169,7 @@ async fn fail_when_exhausted_leaves_successes_and_final_answers_alone() {
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), code);
-        assert_eq!(
-            Attempts::of(&response).attempts(),
-            attempts
-        );
+        assert_eq!(Attempts::of(&response).attempts(), attempts);
     }
     // A POST that got a 502 is not retried by policy: that is no exhaustion either.
     let upstream = Upstream::always(Reply::status(502));

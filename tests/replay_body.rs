@@ -185,7 +185,10 @@ async fn an_upload_over_the_cap_answered_early_is_replayed_from_memory() {
     assert_eq!((seen[0].len, seen[0].complete), (512 * 1024, false));
     assert_eq!(seen[1].exact_hint, Some(whole.len() as u64));
     assert_eq!((seen[1].len, seen[1].complete), (whole.len(), true));
-    assert!(seen[1].body() == whole, "the retry carries every byte, in order");
+    assert!(
+        seen[1].body() == whole,
+        "the retry carries every byte, in order"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -248,7 +248,8 @@ impl<S, B> Session<S, B> {
         outcome: Outcome<'_>,
         now: &mut Now,
     ) -> Decision {
-        if let (Some(hook), Outcome::Response(_)) = (&self.setup.config.hooks.on_response, outcome) {
+        if let (Some(hook), Outcome::Response(_)) = (&self.setup.config.hooks.on_response, outcome)
+        {
             hook(&Attempt::started_at(
                 &self.head,
                 Some(outcome),
