@@ -511,3 +511,45 @@ async fn a_retried_then_answered_request_carries_the_attempts_extension() {
     let response = send(layer(), &upstream, get("/")).await.unwrap();
     assert_eq!(attempts(&response), 2);
 }
+
+/// Retries a 200 that says, in a header, that the work was not done.
+fn busy_in_disguise() -> impl Fn(&retryable_http::policy::Attempt<'_>) -> bool + Send + Sync {
+    |attempt| match attempt.outcome() {
+        Some(retryable_http::policy::Outcome::Response(head)) => {
+            head.headers.get("x-outcome").is_some_and(|v| v == "busy")
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_of_the_layer_or_of_the_request_is_asked_about_a_success_too() {
+    // Only the standard policy is known to return every 2xx without being asked.
+    let upstream = Upstream::new([Reply::status(200).header("x-outcome", "busy"), Reply::ok()]);
+    let response = send(layer().retry_if(busy_in_disguise()), &upstream, get("/"))
+        .await
+        .unwrap();
+    assert_eq!((upstream.attempts(), attempts(&response)), (2, 2));
+
+    let upstream = Upstream::new([Reply::status(200).header("x-outcome", "busy"), Reply::ok()]);
+    let predicate = busy_in_disguise();
+    let mut request = get("/");
+    request
+        .extensions_mut()
+        .insert(
+            retryable_http::RetryOverride::new().policy(policy_fn(move |attempt| {
+                if predicate(attempt) {
+                    Action::Retry
+                } else {
+                    Action::Stop
+                }
+            })),
+        );
+    let response = send(layer(), &upstream, request).await.unwrap();
+    assert_eq!((upstream.attempts(), attempts(&response)), (2, 2));
+
+    // The standard policy returns it.
+    let upstream = Upstream::new([Reply::status(200).header("x-outcome", "busy"), Reply::ok()]);
+    let response = send(layer(), &upstream, get("/")).await.unwrap();
+    assert_eq!((upstream.attempts(), attempts(&response)), (1, 1));
+}

@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 
 use super::*;
 use crate::backoff::Backoff;
-use crate::policy::policy_fn;
+use crate::policy::{StandardPolicy, policy_fn};
 use crate::retry_after::ServerWaits;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -223,4 +223,29 @@ fn the_standard_policy_keeps_a_post_that_may_have_been_processed() {
         run(&c, &get(), Outcome::Response(&not_implemented), &history(1)),
         Decision::Stop(StopReason::Policy)
     );
+}
+
+#[test]
+fn the_standard_policy_returns_every_success_as_the_session_s_shortcut_assumes() {
+    // The session stops after a 2xx under a `StandardPolicy` without asking it: any such
+    // response, to any method, with any headers, must be the caller's here too.
+    let policies = [
+        StandardPolicy::new(),
+        StandardPolicy::new().retry_all_methods(),
+    ];
+    for policy in policies {
+        let config = Config {
+            policy: Arc::new(policy),
+            ..config()
+        };
+        for code in 200..300 {
+            for headers in [&[][..], &[("retry-after", "1")][..]] {
+                let head = response(code, headers);
+                for request in [get(), post()] {
+                    let decision = run(&config, &request, Outcome::Response(&head), &history(1));
+                    assert_eq!(decision, Decision::Stop(StopReason::Policy), "{code}");
+                }
+            }
+        }
+    }
 }

@@ -314,7 +314,13 @@ impl<S, B> Session<S, B> {
         // when it starts.
         let mut now = Now::lazy();
         let (number, max) = (self.attempts, self.max_retries());
-        let mut decision = self.judge(number, number, max, false, outcome, &mut now);
+        let mut decision = if self.accepts_at_once(outcome) {
+            let decision = Decision::Stop(StopReason::Policy);
+            log(number, max, outcome, &decision);
+            decision
+        } else {
+            self.judge(number, number, max, false, outcome, &mut now)
+        };
         if let Decision::Retry { wait, why } = decision {
             let now = now.get();
             // The last check: a retry that will happen is the only one paid for.
@@ -331,6 +337,19 @@ impl<S, B> Session<S, B> {
             retry.record.ended(ended(outcome), None);
         }
         decision
+    }
+
+    /// Whether `outcome` goes to the caller whatever else is known: a 2xx response under the
+    /// layer's [`StandardPolicy`](crate::policy::StandardPolicy), with no response hook to
+    /// run. [`decide`](crate::decide::decide) would say so too; this says it without
+    /// building what a policy sees.
+    #[inline]
+    fn accepts_at_once(&self, outcome: Outcome<'_>) -> bool {
+        let config = self.config();
+        matches!(outcome, Outcome::Response(head) if head.status.is_success())
+            && config.standard_policy
+            && config.hooks.on_response.is_none()
+            && self.own.as_ref().is_none_or(|own| own.policy.is_none())
     }
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.
