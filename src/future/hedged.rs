@@ -163,7 +163,7 @@ impl<F, R, B> Hedging<F, R, B> {
                 }
             }
 
-            let mut wake = session.deadline;
+            let mut wake = session.deadline();
             if self.flights.is_empty() {
                 let Some(_) = self.next else {
                     let last = self.last.take().expect("an attempt ended");

@@ -182,9 +182,7 @@ where
                     let outcome = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => {
-                            let timed =
-                                session.deadline.is_some() || session.attempt_timeout().is_some();
-                            if !timed || this.timer.poll(cx).is_pending() {
+                            if !session.is_timed() || this.timer.poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
                             if session.past_deadline(Instant::now()) {
@@ -202,7 +200,7 @@ where
                         Next::Return(output) => return Poll::Ready(output),
                         Next::Retry(outcome) => {
                             let bound = after(Instant::now(), session.config().drain_timeout);
-                            this.timer.arm(bound_by(session.deadline, bound));
+                            this.timer.arm(bound_by(session.deadline(), bound));
                             this.state.set(State::Releasing {
                                 outcome: Some(Box::new(outcome)),
                             });
@@ -356,7 +354,7 @@ fn go<S, B, F, R>(
         Step::Reopen => state.set(State::Reopening),
         Step::Ready => state.set(State::Ready),
     }
-    if let Some(deadline) = session.deadline {
+    if let Some(deadline) = session.deadline() {
         timer.arm(deadline);
     }
 }
@@ -368,7 +366,7 @@ fn deadline_passed<S, B>(
     timer: &mut Timer,
     cx: &mut Context<'_>,
 ) -> Poll<Error> {
-    if session.deadline.is_none() {
+    if session.deadline().is_none() {
         return Poll::Pending;
     }
     ready!(timer.poll(cx));

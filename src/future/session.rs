@@ -63,16 +63,12 @@ pub(crate) struct Session<S, B> {
     /// [`RetryOverride`]; the layer's settings apply otherwise. Boxed: most requests have
     /// none, and the future stays small.
     own: Option<Box<Own>>,
-    /// When the whole request must be done by, if it has a deadline.
-    pub(crate) deadline: Option<Instant>,
     /// The caller's request head: every attempt starts from a copy of it.
     head: request::Parts,
     body: Source<B>,
     /// The attempts made, the one in flight included.
     attempts: u32,
     started: Instant,
-    /// The jitter's generator, made when a backoff first needs it.
-    rng: Option<Rng>,
     /// What only a request that is retried or hedged needs; made on its first retry, so
     /// that the future of a request that succeeds at once stays small.
     retry: Option<Box<Retrying<S>>>,
@@ -83,6 +79,7 @@ pub(crate) struct Session<S, B> {
 struct Own {
     max_retries: u32,
     attempt_timeout: Option<Duration>,
+    deadline: Option<Duration>,
     policy: Option<Arc<dyn Policy>>,
 }
 
@@ -99,6 +96,8 @@ struct Retrying<S> {
     last: Option<Result<response::Parts, BoxError>>,
     /// What happened so far; on the success path the record is made when it is given.
     record: Recorder,
+    /// The jitter's generator, made when a backoff first needs it.
+    rng: Option<Rng>,
 }
 
 impl<S, B> Session<S, B> {
@@ -121,35 +120,31 @@ impl<S, B> Session<S, B> {
         // NOTE: most requests carry no extension at all; looking one up costs more than
         // asking that. The override is resolved into a box at once, so that what a request
         // without one moves around is a null pointer.
-        let (reopen, own, deadline) = if head.extensions.is_empty() {
-            (None, None, config.deadline)
+        let (reopen, own) = if head.extensions.is_empty() {
+            (None, None)
         } else {
             let reopen = head.extensions.remove::<Reopen<B>>();
-            match head.extensions.remove::<RetryOverride>() {
-                None => (reopen, None, config.deadline),
-                Some(o) => {
-                    let own = Own {
-                        max_retries: o.max_retries.unwrap_or(config.max_retries),
-                        attempt_timeout: o.attempt_timeout.or(config.attempt_timeout),
-                        policy: o.policy,
-                    };
-                    (reopen, Some(Box::new(own)), o.deadline.or(config.deadline))
-                }
-            }
+            let own = head.extensions.remove::<RetryOverride>().map(|o| {
+                Box::new(Own {
+                    max_retries: o.max_retries.unwrap_or(config.max_retries),
+                    attempt_timeout: o.attempt_timeout.or(config.attempt_timeout),
+                    deadline: o.deadline.or(config.deadline),
+                    policy: o.policy,
+                })
+            });
+            (reopen, own)
         };
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
         let (first, replay) = ReplayBody::new(body, cap, config.memory.as_ref());
         let session = Session {
-            deadline: deadline.map(|d| after(now, d)),
             setup,
             own,
             head,
             body: Source::new(replay, reopen),
             attempts: 1,
             started: now,
-            rng: None,
             retry: None,
         };
         (session, first)
@@ -224,15 +219,40 @@ impl<S, B> Session<S, B> {
     /// When an attempt started at `now` must end, if ever: its timeout or the deadline.
     pub(crate) fn attempt_ends(&self, now: Instant) -> Option<Instant> {
         let timeout = self.attempt_timeout().map(|t| after(now, t));
-        match (timeout, self.deadline) {
+        match (timeout, self.deadline()) {
             (Some(t), Some(d)) => Some(t.min(d)),
             (t, d) => t.or(d),
         }
     }
 
+    /// When the whole request must be done by, if it has a deadline.
+    // NOTE: computed when asked rather than kept: most requests have none, and every byte
+    // of the session is moved with the future.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let deadline = self
+            .own
+            .as_ref()
+            .map_or(self.setup.config.deadline, |o| o.deadline)?;
+        Some(after(self.started, deadline))
+    }
+
+    /// Whether the request has a deadline or an attempt timeout: whether an attempt in
+    /// flight can be cut off.
+    #[inline]
+    pub(crate) fn is_timed(&self) -> bool {
+        match &self.own {
+            Some(own) => own.deadline.is_some() || own.attempt_timeout.is_some(),
+            None => {
+                let config = &self.setup.config;
+                config.deadline.is_some() || config.attempt_timeout.is_some()
+            }
+        }
+    }
+
     /// Whether the deadline has passed at `now`.
     pub(crate) fn past_deadline(&self, now: Instant) -> bool {
-        self.deadline.is_some_and(|d| now >= d)
+        self.deadline().is_some_and(|d| now >= d)
     }
 
     /// Judges the outcome of attempt `number`: runs the response hook, and decides what
@@ -261,12 +281,14 @@ impl<S, B> Session<S, B> {
             attempts,
             max_retries,
             started: self.started,
-            deadline: self.deadline,
+            deadline: self.deadline(),
             previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
             body: self.body.state(),
             hedging,
         };
         let policy = policy_of(&self.setup.config, &self.own);
+        // The generator lives with what only a retried request keeps.
+        let mut rng = self.retry.as_mut().and_then(|r| r.rng.take());
         let decision = decide(
             &self.setup.config,
             policy,
@@ -274,8 +296,11 @@ impl<S, B> Session<S, B> {
             outcome,
             &history,
             now,
-            &mut self.rng,
+            &mut rng,
         );
+        if rng.is_some() {
+            self.retrying().rng = rng;
+        }
         log(number, max_retries, outcome, &decision);
         decision
     }
@@ -530,7 +555,7 @@ impl<S, B> Session<S, B> {
     /// under way, which is abandoned.
     pub(crate) fn deadline_exceeded(&mut self, in_flight: bool) -> Error {
         self.body.finish();
-        let deadline = self.deadline.map_or(Duration::ZERO, |d| {
+        let deadline = self.deadline().map_or(Duration::ZERO, |d| {
             d.saturating_duration_since(self.started)
         });
         tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
@@ -605,6 +630,7 @@ impl<S> Retrying<S> {
             wait: Duration::ZERO,
             last: None,
             record: Recorder::default(),
+            rng: None,
         })
     }
 }
