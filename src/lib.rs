@@ -240,6 +240,9 @@ pub mod error;
 #[cfg_attr(docsrs, doc(cfg(feature = "fault")))]
 pub mod fault;
 pub mod future;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
 pub mod hedge;
 pub mod policy;
 #[cfg(feature = "proxy")]
