@@ -10,7 +10,9 @@
 //!   committed to the caller;
 //! - [`pushback`]: the server's `grpc-retry-pushback-ms`;
 //! - [`parse_timeout`] and [`format_timeout`]: the `grpc-timeout` header;
-//! - [`Throttle`]: A6's token bucket, which stops retries while too many calls fail.
+//! - [`Throttle`]: A6's token bucket, which stops retries while too many calls fail;
+//! - [`ServiceConfig`]: the retry, hedging and throttling settings of a gRPC service
+//!   config, from its JSON or built in Rust.
 //!
 //! ```
 //! use http::Response;
@@ -28,9 +30,13 @@
 //! ```
 
 mod code;
+mod config;
 mod metadata;
 mod throttle;
 
 pub use code::{Code, UnknownCode};
+pub use config::{
+    HedgingPolicy, MAX_ATTEMPTS, MethodConfig, Name, RetryPolicy, ServiceConfig, Throttling,
+};
 pub use metadata::{Outcome, Pushback, format_timeout, outcome, parse_timeout, pushback};
 pub use throttle::Throttle;
