@@ -67,15 +67,13 @@ pub fn pushback(headers: &HeaderMap) -> Pushback {
     let Some(value) = headers.get("grpc-retry-pushback-ms") else {
         return Pushback::None;
     };
-    let millis = value
-        .to_str()
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok());
-    match millis {
-        Some(millis) => Pushback::After(Duration::from_millis(millis)),
-        // Negative (a leading '-'), malformed or too large for a u64.
-        None => Pushback::Refused,
+    // A decimal integer, sign allowed, as grpc-go parses it.
+    match value.to_str().ok().and_then(|s| s.parse::<i64>().ok()) {
+        Some(millis) if millis >= 0 => {
+            Pushback::After(Duration::from_millis(millis.unsigned_abs()))
+        }
+        // Negative, malformed or out of range.
+        _ => Pushback::Refused,
     }
 }
 

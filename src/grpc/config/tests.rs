@@ -145,6 +145,8 @@ fn durations_are_read_as_proto3_json_writes_them() {
         "\"s\"",
         "\".s\"",
         "\"-1s\"",
+        "\"+1s\"",
+        "\"1.+5s\"",
         "\"1.0000000001s\"",
         "\"1ms\"",
         "1",
@@ -327,4 +329,71 @@ fn a_config_built_in_rust_matches_the_same_way() {
             .max_attempts(),
         5
     );
+}
+
+#[test]
+fn numbers_may_be_written_as_protobuf_s_json_writes_them() {
+    // Whole numbers as `4.0` or `"4"`, ratios as strings; the smallest policy allowed.
+    let policy = RETRY
+        .replace("\"maxAttempts\": 3", "\"maxAttempts\": \"2\"")
+        .replace("\"backoffMultiplier\": 2", "\"backoffMultiplier\": \"1.5\"");
+    let config = ServiceConfig::from_json(&retry_json(&policy)).unwrap();
+    let retry = config.method("/a/b").unwrap().retry_policy().unwrap();
+    assert_eq!(retry.max_attempts(), 2);
+    assert_eq!(retry.backoff(2), Duration::from_millis(150));
+    let policy = RETRY.replace("\"maxAttempts\": 3", "\"maxAttempts\": 3.0");
+    assert!(ServiceConfig::from_json(&retry_json(&policy)).is_ok());
+    for not_whole in ["3.5", "-3.0", "-3", "true"] {
+        let policy = RETRY.replace(
+            "\"maxAttempts\": 3",
+            &format!("\"maxAttempts\": {not_whole}"),
+        );
+        let error = error(&retry_json(&policy));
+        assert!(
+            error.contains("maxAttempts must be a whole number"),
+            "{not_whole}: {error}"
+        );
+    }
+    let throttling = ServiceConfig::from_json(
+        r#"{"retryThrottling": {"maxTokens": "10", "tokenRatio": "0.5"}}"#,
+    )
+    .unwrap()
+    .throttling();
+    assert_eq!(throttling, Some(Throttling::new(10, 0.5).unwrap()));
+}
+
+#[test]
+fn an_empty_service_name_is_the_default() {
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": ""}], "timeout": "1s"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.method("/any.Svc/Call").unwrap().names(),
+        [Name::all()]
+    );
+}
+
+#[test]
+fn names_say_which_methods_they_cover() {
+    assert_eq!(Name::method("s", "m").to_string(), "/s/m");
+    assert_eq!(Name::service("s").to_string(), "/s/*");
+    assert_eq!(Name::all().to_string(), "every method");
+    let error = error(
+        r#"{"methodConfig": [{"name": [{"service": "s", "method": "m"}]},
+                              {"name": [{"service": "s", "method": "m"}]}]}"#,
+    );
+    assert!(
+        error.contains("methodConfig: /s/m is named by two method configs"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_hedging_policy_built_in_rust_is_the_method_s() {
+    let hedging = HedgingPolicy::new(3, Duration::from_millis(20), [Code::Unavailable]).unwrap();
+    let method = MethodConfig::new([Name::all()]).with_hedging(hedging.clone());
+    assert_eq!(method.hedging_policy(), Some(&hedging));
+    assert!(method.retry_policy().is_none());
+    assert_eq!(method.names(), [Name::all()]);
 }

@@ -67,7 +67,21 @@ fn pushback_is_a_wait_or_a_refusal() {
         pushback_of("1500"),
         Pushback::After(Duration::from_millis(1500))
     );
-    for refused in ["-1", "-0", "", "1.5", "1s", " 5", "99999999999999999999999"] {
+    // A sign is allowed, as grpc-go's integer parsing allows it.
+    assert_eq!(
+        pushback_of("+20"),
+        Pushback::After(Duration::from_millis(20))
+    );
+    assert_eq!(pushback_of("-0"), Pushback::After(Duration::ZERO));
+    for refused in [
+        "-1",
+        "-1500",
+        "",
+        "1.5",
+        "1s",
+        " 5",
+        "99999999999999999999999",
+    ] {
         assert_eq!(pushback_of(refused), Pushback::Refused, "{refused:?}");
     }
 }

@@ -74,3 +74,13 @@ fn bad_settings_are_refused_naming_the_field() {
         assert!(error.contains("retryThrottling.tokenRatio"), "{error}");
     }
 }
+
+#[test]
+fn a_throttle_shows_its_counts() {
+    let throttle = Throttle::new(10, 0.25).unwrap();
+    throttle.record_failure();
+    assert_eq!(
+        format!("{throttle:?}"),
+        "Throttle { milli_tokens: 9000, max_milli_tokens: 10000, milli_token_ratio: 250 }"
+    );
+}
