@@ -160,3 +160,20 @@ async fn an_attempt_cut_off_by_the_deadline_is_recorded_as_abandoned() {
     assert_eq!(ended, [status(503), Ended::Abandoned]);
     assert_eq!(record.abandoned(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_single_attempt_that_is_not_retried_carries_no_extension_either() {
+    // Given back as exhausted, not as the policy's answer: the general path, which makes
+    // the same choice as the success's.
+    let response = layer()
+        .max_retries(0)
+        .layer(Upstream::new([Reply::status(503)]))
+        .oneshot(get("/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.extensions().get::<Attempts>().is_none());
+    let record = Attempts::of(&response);
+    assert_eq!(record.attempts(), 1);
+    assert_eq!(record.get(0).unwrap().ended(), status(503));
+}
