@@ -43,9 +43,6 @@ pub(crate) struct Config {
     pub(crate) budget: Option<Budget>,
     pub(crate) memory: Option<Arc<Memory>>,
     pub(crate) policy: Arc<dyn Policy>,
-    /// The policy is a [`StandardPolicy`], which returns every 2xx response: the decision
-    /// after one needs no call to it.
-    pub(crate) standard_policy: bool,
     /// Whether requests that provably never reached the server are retried whatever the
     /// policy says.
     pub(crate) retry_unprocessed: bool,
@@ -68,7 +65,6 @@ impl Default for Config {
             budget: Some(Budget::default()),
             memory: None,
             policy: Arc::new(StandardPolicy::new()),
-            standard_policy: true,
             retry_unprocessed: true,
             attempt_header: None,
             hooks: Hooks::default(),

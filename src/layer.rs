@@ -13,7 +13,7 @@ use crate::budget::Budget;
 use crate::config::Config;
 use crate::error::{BoxError, UnexpectedStatus};
 use crate::hedge::Hedge;
-use crate::policy::{Action, Attempt, Policy, StandardPolicy, policy_fn};
+use crate::policy::{Action, Attempt, Policy, policy_fn};
 use crate::retry_after::ServerWaits;
 use crate::service::Retry;
 
@@ -109,10 +109,7 @@ impl RetryLayer {
     where
         P: Policy + 'static,
     {
-        let config = self.config_mut();
-        config.standard_policy =
-            std::any::TypeId::of::<P>() == std::any::TypeId::of::<StandardPolicy>();
-        config.policy = Arc::new(policy);
+        self.config_mut().policy = Arc::new(policy);
         self
     }
 

@@ -364,17 +364,15 @@ impl<S, B> Session<S, B> {
         decision
     }
 
-    /// Whether `outcome` goes to the caller whatever else is known: a 2xx response under the
-    /// layer's [`StandardPolicy`](crate::policy::StandardPolicy), with no response hook to
-    /// run. [`decide`](crate::decide::decide) would say so too; this says it without
+    /// Whether `outcome` goes to the caller whatever else is known: a 2xx response under a
+    /// policy that [stops on every success](Policy::stops_on_success), with no response hook
+    /// to run. [`decide`](crate::decide::decide) would say so too; this says it without
     /// building what a policy sees.
     #[inline]
     fn accepts_at_once(&self, outcome: Outcome<'_>) -> bool {
-        let config = self.config();
         matches!(outcome, Outcome::Response(head) if head.status.is_success())
-            && config.standard_policy
-            && config.hooks.on_response.is_none()
-            && self.own.as_ref().is_none_or(|own| own.policy.is_none())
+            && self.config().hooks.on_response.is_none()
+            && self.policy().stops_on_success()
     }
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.

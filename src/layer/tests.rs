@@ -29,14 +29,3 @@ fn later_setters_keep_what_earlier_ones_set() {
         "{hooked}"
     );
 }
-
-#[test]
-fn only_a_standard_policy_is_known_to_return_every_success() {
-    assert!(RetryLayer::new().config.standard_policy);
-    let all_methods = RetryLayer::new().policy(StandardPolicy::new().retry_all_methods());
-    assert!(all_methods.config.standard_policy);
-    let own = RetryLayer::new().retry_if(|attempt| attempt.status() == Some(http::StatusCode::OK));
-    assert!(!own.config.standard_policy);
-    let standard_again = own.policy(StandardPolicy::new());
-    assert!(standard_again.config.standard_policy);
-}

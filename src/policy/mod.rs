@@ -53,6 +53,14 @@ pub trait Policy: Send + Sync {
         is_idempotent(&request.method, &request.headers)
     }
 
+    /// Whether [`decide`](Policy::decide) answers [`Action::Stop`] for every response with a
+    /// 2xx status, whatever else it carries. The layer then returns such a response without
+    /// building the [`Attempt`] a policy sees. `false` unless a policy says otherwise; say
+    /// `true` only when it always holds.
+    fn stops_on_success(&self) -> bool {
+        false
+    }
+
     /// A policy that retries when `self` or, failing that, `other` says so: the first answer
     /// that is not [`Action::Stop`] wins.
     fn or<P>(self, other: P) -> Or<Self, P>
@@ -72,6 +80,10 @@ impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
         (**self).decide(attempt)
     }
 
+    fn stops_on_success(&self) -> bool {
+        (**self).stops_on_success()
+    }
+
     fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
         (**self).treats_as_idempotent(request)
     }
@@ -80,6 +92,10 @@ impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
 impl<P: Policy + ?Sized> Policy for Box<P> {
     fn decide(&self, attempt: &Attempt<'_>) -> Action {
         (**self).decide(attempt)
+    }
+
+    fn stops_on_success(&self) -> bool {
+        (**self).stops_on_success()
     }
 
     fn treats_as_idempotent(&self, request: &request::Parts) -> bool {

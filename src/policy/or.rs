@@ -19,6 +19,10 @@ impl<A: Policy, B: Policy> Policy for Or<A, B> {
         }
     }
 
+    fn stops_on_success(&self) -> bool {
+        self.first.stops_on_success() && self.second.stops_on_success()
+    }
+
     fn treats_as_idempotent(&self, request: &request::Parts) -> bool {
         self.first.treats_as_idempotent(request) || self.second.treats_as_idempotent(request)
     }

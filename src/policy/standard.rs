@@ -81,6 +81,11 @@ impl Policy for StandardPolicy {
         if retry { Action::Retry } else { Action::Stop }
     }
 
+    /// `true`: only 429 and 5xx are ever retried.
+    fn stops_on_success(&self) -> bool {
+        true
+    }
+
     fn treats_as_idempotent(&self, request: &http::request::Parts) -> bool {
         self.all_methods || is_idempotent(&request.method, &request.headers)
     }

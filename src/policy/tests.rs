@@ -99,3 +99,26 @@ fn an_outcome_shows_its_status_or_error_and_no_secret() {
         "{shown}"
     );
 }
+
+#[test]
+fn only_policies_that_never_retry_a_success_say_they_stop_on_it() {
+    let standard = StandardPolicy::new();
+    assert!(standard.stops_on_success());
+    assert!(standard.retry_all_methods().stops_on_success());
+    assert!(std::sync::Arc::new(standard).stops_on_success());
+    let boxed: Box<dyn Policy> = Box::new(standard);
+    assert!(boxed.stops_on_success());
+    let closure = policy_fn(|_: &Attempt<'_>| Action::Stop);
+    assert!(!closure.stops_on_success());
+    assert!(standard.or(StandardPolicy::new()).stops_on_success());
+    assert!(
+        !standard
+            .or(policy_fn(|_: &Attempt<'_>| Action::Retry))
+            .stops_on_success()
+    );
+    assert!(
+        !policy_fn(|_: &Attempt<'_>| Action::Retry)
+            .or(standard)
+            .stops_on_success()
+    );
+}
