@@ -172,14 +172,14 @@ impl<S, B> Session<S, B> {
 
     /// The retries this request may make.
     pub(crate) fn max_retries(&self) -> u32 {
-        max_retries_of(&self.setup.config, &self.own)
+        max_retries_of(self.config(), &self.own)
     }
 
     /// This request's attempt timeout, if it has one.
     pub(crate) fn attempt_timeout(&self) -> Option<Duration> {
         self.own
             .as_ref()
-            .map_or(self.setup.config.attempt_timeout, |o| o.attempt_timeout)
+            .map_or(self.config().attempt_timeout, |o| o.attempt_timeout)
     }
 
     /// The caller's request head.
@@ -194,7 +194,7 @@ impl<S, B> Session<S, B> {
 
     /// The policy of this request: its own, or the layer's.
     fn policy(&self) -> &dyn Policy {
-        policy_of(&self.setup.config, &self.own)
+        policy_of(self.config(), &self.own)
     }
 
     /// The request of attempt `number`: a copy of the caller's head, with `body`. Runs the
@@ -207,10 +207,10 @@ impl<S, B> Session<S, B> {
     ) -> Request<ReplayBody<B>> {
         self.attempts = number;
         let mut head = self.head.clone();
-        if let Some(name) = &self.setup.config.attempt_header {
+        if let Some(name) = &self.config().attempt_header {
             head.headers.insert(name.clone(), HeaderValue::from(number));
         }
-        if let Some(hook) = &self.setup.config.hooks.on_attempt {
+        if let Some(hook) = &self.config().hooks.on_attempt {
             hook(&Attempt::started_at(&head, None, number, self.started));
         }
         Request::from_parts(head, body)
@@ -230,24 +230,22 @@ impl<S, B> Session<S, B> {
     // of the session is moved with the future.
     #[inline]
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let deadline = self
-            .own
+        self.time_allowed().map(|d| after(self.started, d))
+    }
+
+    /// How long the whole request may take, if it has a deadline: its own, or the layer's.
+    #[inline]
+    fn time_allowed(&self) -> Option<Duration> {
+        self.own
             .as_ref()
-            .map_or(self.setup.config.deadline, |o| o.deadline)?;
-        Some(after(self.started, deadline))
+            .map_or(self.config().deadline, |o| o.deadline)
     }
 
     /// Whether the request has a deadline or an attempt timeout: whether an attempt in
     /// flight can be cut off.
     #[inline]
     pub(crate) fn is_timed(&self) -> bool {
-        match &self.own {
-            Some(own) => own.deadline.is_some() || own.attempt_timeout.is_some(),
-            None => {
-                let config = &self.setup.config;
-                config.deadline.is_some() || config.attempt_timeout.is_some()
-            }
-        }
+        self.time_allowed().is_some() || self.attempt_timeout().is_some()
     }
 
     /// Whether the deadline has passed at `now`.
@@ -268,8 +266,7 @@ impl<S, B> Session<S, B> {
         outcome: Outcome<'_>,
         now: &mut Now,
     ) -> Decision {
-        if let (Some(hook), Outcome::Response(_)) = (&self.setup.config.hooks.on_response, outcome)
-        {
+        if let (Some(hook), Outcome::Response(_)) = (&self.config().hooks.on_response, outcome) {
             hook(&Attempt::started_at(
                 &self.head,
                 Some(outcome),
@@ -286,11 +283,11 @@ impl<S, B> Session<S, B> {
             body: self.body.state(),
             hedging,
         };
-        let policy = policy_of(&self.setup.config, &self.own);
         // The generator lives with what only a retried request keeps.
         let mut rng = self.retry.as_mut().and_then(|r| r.rng.take());
+        let policy = policy_of(self.config(), &self.own);
         let decision = decide(
-            &self.setup.config,
+            self.config(),
             policy,
             &self.head,
             outcome,
@@ -377,8 +374,7 @@ impl<S, B> Session<S, B> {
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.
     pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
-        self.setup
-            .config
+        self.config()
             .budget
             .as_ref()
             .is_none_or(|budget| budget.withdraw_at(now))
@@ -416,7 +412,7 @@ impl<S, B> Session<S, B> {
         };
         self.retrying().last = Some(kept);
         match body {
-            Some(body) if self.setup.config.drain_limit > 0 && !body.is_end_stream() => {
+            Some(body) if self.config().drain_limit > 0 && !body.is_end_stream() => {
                 Released::Drain(body)
             }
             _ => Released::Proceed,
@@ -473,6 +469,8 @@ impl<S, B> Session<S, B> {
     /// Runs the prepare-retry hook before an attempt that follows `last`, an outcome that is
     /// retried; the hook changes the head that attempt and every later one start from.
     pub(crate) fn prepare(&mut self, last: Outcome<'_>) -> Result<(), Error> {
+        // The field, not `config()`: the hook borrows the configuration while it changes the
+        // head.
         let Some(hook) = &self.setup.config.hooks.prepare_retry else {
             return Ok(());
         };
@@ -499,7 +497,7 @@ impl<S, B> Session<S, B> {
         self.body.finish();
         let (error, record) = match outcome {
             Ok(mut response) => {
-                let exhausted = match &self.setup.config.hooks.when_exhausted {
+                let exhausted = match &self.config().hooks.when_exhausted {
                     Some(hook) if reason != StopReason::Policy => {
                         let (head, body) = response.into_parts();
                         let attempt = Attempt::started_at(
@@ -586,7 +584,7 @@ impl<S, B> Session<S, B> {
     /// treats the request as idempotent (or the hedge's own rule admits it), and its body
     /// can be replayed from memory.
     pub(crate) fn is_hedged(&self) -> bool {
-        let Some(hedge) = &self.setup.config.hedge else {
+        let Some(hedge) = &self.config().hedge else {
             return false;
         };
         if self.max_retries() == 0 || !self.body.is_concurrent() {
