@@ -358,6 +358,11 @@ impl<B> Sharing<B> {
         }
     }
 
+    /// Data bytes this body has yielded: it yields only while it holds the state.
+    fn yielded(&self) -> u64 {
+        self.state.as_ref().map_or(0, |state| state.at.yielded)
+    }
+
     fn is_end_stream(&self) -> bool {
         // A body ends itself (`end`) as soon as it yields its last frame, so no lock is
         // needed to know.
@@ -369,9 +374,8 @@ impl<B> Sharing<B> {
             return SizeHint::with_exact(0);
         }
         // Every attempt yields the same bytes as the original, so the original's hint less
-        // what this body has yielded is the remaining length. A body yields only while it
-        // holds the state.
-        let yielded = self.state.as_ref().map_or(0, |state| state.at.yielded);
+        // what this body has yielded is the remaining length.
+        let yielded = self.yielded();
         let original = &self.shared.hint;
         let mut hint = SizeHint::new();
         hint.set_lower(original.lower().saturating_sub(yielded));
@@ -573,10 +577,7 @@ impl<B> fmt::Debug for ReplayBody<B> {
             Kind::Shared(sharing) => d
                 .field("first", &sharing.first)
                 .field("replayable", &self.is_replayable())
-                .field(
-                    "yielded",
-                    &sharing.state.as_ref().map_or(0, |state| state.at.yielded),
-                ),
+                .field("yielded", &sharing.yielded()),
             Kind::Snapshot(copy) => d
                 .field("snapshot", &true)
                 .field("remaining", &copy.remaining()),
@@ -679,13 +680,12 @@ impl<B> Replay<B> {
         }
     }
 
+    /// [`finish`](Self::finish), the first time: an empty body is made finished.
     fn finish_shared(&mut self) {
+        self.finished = true;
         let Some(shared) = &self.shared else {
             return;
         };
-        if std::mem::replace(&mut self.finished, true) {
-            return;
-        }
         let mut slot = lock(&shared.slot);
         shared.done.store(true, Ordering::Release);
         let unneeded = if slot.live == 0 {
