@@ -33,25 +33,11 @@ impl Throttle {
     /// A full bucket of `max_tokens` (more than 0, at most 1000) that a success refills by
     /// `token_ratio` (more than 0; only three decimals count, as in gRPC's clients).
     pub fn new(max_tokens: u32, token_ratio: f64) -> Result<Self, ConfigError> {
-        if max_tokens == 0 || max_tokens > 1000 {
-            return Err(ConfigError::new(format!(
-                "retryThrottling.maxTokens must be more than 0 and at most 1000, not {max_tokens}"
-            )));
-        }
-        // NOTE: truncated to thousandths, as C-core parses the decimal string; a ratio above
-        // what the bucket holds is clamped by the bucket anyway.
-        let ratio = token_ratio * MILLI as f64;
-        // NaN is neither finite nor at least 1.
-        if !ratio.is_finite() || ratio < 1.0 {
-            return Err(ConfigError::new(format!(
-                "retryThrottling.tokenRatio must be at least 0.001, not {token_ratio}"
-            )));
-        }
-        let max = u64::from(max_tokens) * MILLI;
+        let (max, ratio) = milli(max_tokens, token_ratio)?;
         Ok(Throttle {
             held: AtomicU64::new(max),
             max,
-            ratio: (ratio as u64).min(max),
+            ratio,
         })
     }
 
@@ -69,7 +55,7 @@ impl Throttle {
 
     /// Whether retries and hedges are allowed now, without recording anything.
     pub fn allows(&self) -> bool {
-        self.held.load(Ordering::Acquire) > self.max / 2
+        self.milli_tokens() > self.max / 2
     }
 
     /// The tokens held now, in thousandths.
@@ -77,19 +63,34 @@ impl Throttle {
         self.held.load(Ordering::Acquire)
     }
 
+    /// Applies `f` to the tokens held; returns what they became.
     fn update(&self, f: impl Fn(u64) -> u64) -> u64 {
-        let mut held = self.held.load(Ordering::Acquire);
-        loop {
-            let next = f(held);
-            match self
-                .held
-                .compare_exchange_weak(held, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return next,
-                Err(actual) => held = actual,
-            }
-        }
+        let before = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| Some(f(held)))
+            .unwrap_or_else(|held| held);
+        f(before)
     }
+}
+
+/// `max_tokens` and `token_ratio` in milli-tokens, checked as gRPC's clients check them.
+pub(super) fn milli(max_tokens: u32, token_ratio: f64) -> Result<(u64, u64), ConfigError> {
+    if max_tokens == 0 || max_tokens > 1000 {
+        return Err(ConfigError::new(format!(
+            "retryThrottling.maxTokens must be more than 0 and at most 1000, not {max_tokens}"
+        )));
+    }
+    // NOTE: truncated to thousandths, as C-core parses the decimal string; a ratio above
+    // what the bucket holds is clamped by the bucket anyway.
+    let ratio = token_ratio * MILLI as f64;
+    // NaN is neither finite nor at least 1.
+    if !ratio.is_finite() || ratio < 1.0 {
+        return Err(ConfigError::new(format!(
+            "retryThrottling.tokenRatio must be at least 0.001, not {token_ratio}"
+        )));
+    }
+    let max = u64::from(max_tokens) * MILLI;
+    Ok((max, (ratio as u64).min(max)))
 }
 
 impl fmt::Debug for Throttle {
