@@ -8,6 +8,19 @@ fn retry_json(policy: &str) -> String {
     format!(r#"{{"methodConfig": [{{"name": [{{}}], "retryPolicy": {policy}}}]}}"#)
 }
 
+/// A retry policy for UNAVAILABLE, in milliseconds.
+fn unavailable(max_attempts: u32, initial: u64, max: u64, multiplier: f64) -> RetryPolicy {
+    let ms = Duration::from_millis;
+    RetryPolicy::new(
+        max_attempts,
+        ms(initial),
+        ms(max),
+        multiplier,
+        [Code::Unavailable],
+    )
+    .unwrap()
+}
+
 const RETRY: &str = r#"{"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE", 8]}"#;
 
@@ -73,35 +86,14 @@ fn max_attempts_above_five_count_as_five() {
 
 #[test]
 fn the_backoff_grows_by_the_multiplier_up_to_the_cap() {
-    let retry = RetryPolicy::new(
-        5,
-        Duration::from_millis(100),
-        Duration::from_millis(700),
-        2.0,
-        [Code::Unavailable],
-    )
-    .unwrap();
+    let retry = unavailable(5, 100, 700, 2.0);
     let waits: Vec<_> = (1..=5).map(|n| retry.backoff(n).as_millis()).collect();
     assert_eq!(waits, [100, 200, 400, 700, 700]);
     // Any multiplier above 0: below 1 the waits shrink.
-    let shrinking = RetryPolicy::new(
-        3,
-        Duration::from_secs(1),
-        Duration::from_secs(5),
-        0.5,
-        [Code::Unavailable],
-    )
-    .unwrap();
+    let shrinking = unavailable(3, 1000, 5000, 0.5);
     assert_eq!(shrinking.backoff(3), Duration::from_millis(250));
     // A huge multiplier ends at the cap, not in an overflow.
-    let huge = RetryPolicy::new(
-        5,
-        Duration::from_secs(1),
-        Duration::from_secs(5),
-        1e300,
-        [Code::Unavailable],
-    )
-    .unwrap();
+    let huge = unavailable(5, 1000, 5000, 1e300);
     assert_eq!(huge.backoff(5), Duration::from_secs(5));
 }
 
@@ -282,14 +274,7 @@ fn invalid_fields_are_refused_by_name() {
 
 #[test]
 fn a_config_built_in_rust_matches_the_same_way() {
-    let retry = RetryPolicy::new(
-        4,
-        Duration::from_millis(100),
-        Duration::from_secs(1),
-        2.0,
-        [Code::Unavailable],
-    )
-    .unwrap();
+    let retry = unavailable(4, 100, 1000, 2.0);
     let config = ServiceConfig::new()
         .with_method(
             MethodConfig::new([Name::method("echo.Echo", "Unary")])

@@ -12,22 +12,15 @@ fn head(status: u16, headers: &[(&'static str, &'static str)]) -> response::Part
 
 #[test]
 fn a_trailers_only_response_gives_its_status_whatever_the_http_status() {
-    assert_eq!(
-        outcome(&head(200, &[("grpc-status", "14")])),
-        Outcome::Status(Code::Unavailable)
-    );
-    assert_eq!(
-        outcome(&head(200, &[("grpc-status", "0")])),
-        Outcome::Status(Code::Ok)
-    );
-    assert_eq!(
-        outcome(&head(503, &[("grpc-status", "8")])),
-        Outcome::Status(Code::ResourceExhausted)
-    );
-    assert_eq!(
-        outcome(&head(200, &[("grpc-status", "fourteen")])),
-        Outcome::Status(Code::Unknown)
-    );
+    for (http, status, code) in [
+        (200, "14", Code::Unavailable),
+        (200, "0", Code::Ok),
+        (503, "8", Code::ResourceExhausted),
+        (200, "fourteen", Code::Unknown),
+    ] {
+        let head = head(http, &[("grpc-status", status)]);
+        assert_eq!(outcome(&head), Outcome::Status(code), "{http} {status}");
+    }
 }
 
 #[test]
