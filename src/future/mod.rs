@@ -240,8 +240,7 @@ where
         match state.as_mut().project() {
             StateProj::Hedging { hedging } => {
                 let output = ready!(hedging.poll(cx, session, timer));
-                state.set(State::Done);
-                return Poll::Ready(Some(output));
+                return end(state, output);
             }
             StateProj::Releasing { outcome } => {
                 let released = session.poll_released(cx).is_ready();
@@ -251,8 +250,7 @@ where
                 let outcome = *outcome.take().expect("outcome is held until released");
                 match session.released(released, outcome) {
                     Released::Return(output) => {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(output));
+                        return end(state, output);
                     }
                     Released::Drain(body) => state.set(State::Draining { body, read: 0 }),
                     Released::Proceed => {
@@ -293,13 +291,11 @@ where
                     Poll::Pending => {
                         // Only the deadline ends it.
                         let error = ready!(deadline_passed(session, timer, cx));
-                        state.set(State::Done);
-                        return Poll::Ready(Some(Err(error)));
+                        return end(state, Err(error));
                     }
                 };
                 if let Err(error) = made {
-                    state.set(State::Done);
-                    return Poll::Ready(Some(Err(error)));
+                    return end(state, Err(error));
                 }
                 state.set(State::Ready);
             }
@@ -309,19 +305,16 @@ where
                     Poll::Pending => {
                         // Only the deadline ends a wait for readiness.
                         let error = ready!(deadline_passed(session, timer, cx));
-                        state.set(State::Done);
-                        return Poll::Ready(Some(Err(error)));
+                        return end(state, Err(error));
                     }
                 };
                 if let Err(error) = ready {
-                    state.set(State::Done);
-                    return Poll::Ready(Some(Err(session.not_ready(error.into()))));
+                    return end(state, Err(session.not_ready(error.into())));
                 }
                 let request = match session.next_request() {
                     Ok(request) => request,
                     Err(error) => {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(Err(error)));
+                        return end(state, Err(error));
                     }
                 };
                 if let Some(at) = session.attempt_ends(Instant::now()) {
@@ -335,6 +328,12 @@ where
             StateProj::Done => panic!("ResponseFuture polled after completion"),
         }
     }
+}
+
+/// The request is over: the state is done, and `output` is the caller's.
+fn end<F, R, B, T>(mut state: Pin<&mut State<F, R, B>>, output: T) -> Poll<Option<T>> {
+    state.set(State::Done);
+    Poll::Ready(Some(output))
 }
 
 /// Moves to the state `step` names. Making the body again and readiness are bounded by
