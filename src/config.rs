@@ -49,6 +49,9 @@ pub(crate) struct Config {
     pub(crate) attempt_header: Option<HeaderName>,
     pub(crate) hooks: Hooks,
     pub(crate) hedge: Option<Hedge>,
+    /// gRPC's retry rules, for the gRPC calls among the requests.
+    #[cfg(feature = "grpc")]
+    pub(crate) grpc: Option<Arc<crate::grpc::Rules>>,
 }
 
 impl Default for Config {
@@ -69,14 +72,18 @@ impl Default for Config {
             attempt_header: None,
             hooks: Hooks::default(),
             hedge: None,
+            #[cfg(feature = "grpc")]
+            grpc: None,
         }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryLayer")
-            .field("max_retries", &self.max_retries)
+        let mut f = f.debug_struct("RetryLayer");
+        #[cfg(feature = "grpc")]
+        f.field("grpc", &self.grpc);
+        f.field("max_retries", &self.max_retries)
             .field("backoff", &self.backoff)
             .field("server_waits", &self.server_waits)
             .field("replay_limit", &self.replay_limit)

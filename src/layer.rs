@@ -316,6 +316,62 @@ impl RetryLayer {
         })
     }
 
+    /// Retries gRPC calls by gRPC's own rules ([gRFC A6]), as `config` sets them for each
+    /// method: the requests whose `content-type` is `application/grpc` (or
+    /// `application/grpc+proto`, ...). Other requests keep the layer's HTTP rules.
+    ///
+    /// For a gRPC call, the service config takes the place of the layer's policy, retry
+    /// count, backoff and budget:
+    ///
+    /// - its status comes from the response head (`grpc-status` of a Trailers-Only
+    ///   response, or an HTTP error mapped as gRPC maps it); a call whose Response-Headers
+    ///   arrived is committed, and goes to the caller;
+    /// - its method's `retryPolicy` says how many attempts (at most 5), after which
+    ///   backoff (`min(initial × multiplier^n, max) × U(0.8, 1.2)`), for which statuses;
+    /// - the server's `grpc-retry-pushback-ms` sets the wait, and restarts the backoff, or
+    ///   stops the retries when negative or malformed; a wait above
+    ///   [`ServerWaits::max`] also stops them;
+    /// - `retryThrottling` keeps one token bucket per server (authority);
+    /// - its `grpc-timeout`, its method's `timeout` and the layer's or request's
+    ///   [deadline](Self::deadline), the shortest, bound all its attempts together; each
+    ///   retry carries the time left in `grpc-timeout`, and `grpc-previous-rpc-attempts`;
+    /// - running out of time is an [`Error`](crate::Error) whose cause is
+    ///   [`DeadlineExceeded`](crate::error::DeadlineExceeded), which gRPC clients report
+    ///   as `DEADLINE_EXCEEDED`;
+    /// - a request the server's application never saw (refused stream, above a `GOAWAY`,
+    ///   refused connection) is retried once at once, transparently: not counted, not
+    ///   throttled.
+    ///
+    /// A [`RetryOverride`](crate::RetryOverride)'s deadline and attempt timeout apply to a
+    /// gRPC call, and its retry count caps the method's; its policy does not apply. gRPC
+    /// calls are not hedged by [`hedge`](Self::hedge).
+    ///
+    /// ```
+    /// use retryable_http::RetryLayer;
+    /// use retryable_http::grpc::ServiceConfig;
+    ///
+    /// let config = ServiceConfig::from_json(r#"{
+    ///   "methodConfig": [{
+    ///     "name": [{"service": "echo.Echo"}],
+    ///     "retryPolicy": {
+    ///       "maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
+    ///       "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]
+    ///     }
+    ///   }],
+    ///   "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}
+    /// }"#)?;
+    /// let layer = RetryLayer::new().grpc(config);
+    /// # Ok::<(), retryable_http::error::ConfigError>(())
+    /// ```
+    ///
+    /// [gRFC A6]: https://github.com/grpc/proposal/blob/master/A6-client-retries.md
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    pub fn grpc(mut self, config: crate::grpc::ServiceConfig) -> Self {
+        self.config_mut().grpc = Some(Arc::new(crate::grpc::Rules::new(config)));
+        self
+    }
+
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
     }

@@ -251,6 +251,7 @@ pub mod proxy;
 pub mod record;
 pub mod retry_after;
 
+mod authority;
 mod config;
 mod decide;
 mod hooks;

@@ -90,9 +90,29 @@ pub enum Ended {
     Status(StatusCode),
     /// With an error of this class.
     Error(ErrorClass),
+    /// With a gRPC response whose head carries this status (`grpc-status`): a
+    /// Trailers-Only response. An attempt whose status follows in trailers, or an HTTP
+    /// error without `grpc-status`, is recorded by its HTTP status.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    Grpc(crate::grpc::Code),
     /// It was dropped before it ended: a hedge that lost, or an attempt in flight when the
     /// deadline passed.
     Abandoned,
+}
+
+impl Ended {
+    /// How an attempt that answered with this head ended: its status, or with the `grpc`
+    /// feature, the gRPC status of a gRPC response whose head carries one.
+    #[cfg_attr(not(feature = "grpc"), allow(unused_variables))]
+    #[inline]
+    pub(crate) fn of(status: StatusCode, headers: &http::HeaderMap) -> Ended {
+        #[cfg(feature = "grpc")]
+        if let Some(code) = crate::grpc::status_in_headers(headers) {
+            return Ended::Grpc(code);
+        }
+        Ended::Status(status)
+    }
 }
 
 /// Why a wait before a retry lasted as long as it did.
@@ -113,6 +133,15 @@ pub enum WaitReason {
     /// Hedging: the hedging delay or an attempt timeout passed with no response, or an
     /// earlier attempt failed and the next started at once.
     Hedge,
+    /// A gRPC server's `grpc-retry-pushback-ms`.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    Pushback,
+    /// A gRPC call's transparent retry: the attempt before never reached the server's
+    /// application, and this one went out at once, uncounted.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    Transparent,
 }
 
 impl fmt::Display for WaitReason {
@@ -124,6 +153,10 @@ impl fmt::Display for WaitReason {
             WaitReason::Policy => "policy",
             WaitReason::GracefulShutdown => "graceful shutdown",
             WaitReason::Hedge => "hedge",
+            #[cfg(feature = "grpc")]
+            WaitReason::Pushback => "grpc-retry-pushback-ms",
+            #[cfg(feature = "grpc")]
+            WaitReason::Transparent => "transparent",
         })
     }
 }
@@ -149,7 +182,8 @@ impl Entry {
 impl Attempts {
     /// The record of the request that produced `response`, a response the layer returned:
     /// the one it carries, or, when it carries none, the record of a request that succeeded
-    /// at once — one attempt, ended with the response's status.
+    /// at once — one attempt, ended with the response's status (with the `grpc` feature, a
+    /// gRPC response's status when its head carries one).
     ///
     /// ```
     /// use bytes::Bytes;
@@ -175,7 +209,10 @@ impl Attempts {
     pub fn of<B>(response: &http::Response<B>) -> Cow<'_, Attempts> {
         match response.extensions().get::<Attempts>() {
             Some(record) => Cow::Borrowed(record),
-            None => Cow::Owned(Attempts::first(Ended::Status(response.status()))),
+            None => Cow::Owned(Attempts::first(Ended::of(
+                response.status(),
+                response.headers(),
+            ))),
         }
     }
 

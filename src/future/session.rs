@@ -81,6 +81,23 @@ struct Own {
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
     policy: Option<Arc<dyn Policy>>,
+    /// The gRPC call this request is, when the layer applies gRPC's rules to it.
+    #[cfg(feature = "grpc")]
+    grpc: Option<crate::grpc::Call>,
+}
+
+impl Own {
+    /// The layer's settings.
+    #[cfg(feature = "grpc")]
+    fn of(config: &Config) -> Box<Own> {
+        Box::new(Own {
+            max_retries: config.max_retries,
+            attempt_timeout: config.attempt_timeout,
+            deadline: config.deadline,
+            policy: None,
+            grpc: None,
+        })
+    }
 }
 
 /// The state of a request that is being retried or hedged.
@@ -130,10 +147,14 @@ impl<S, B> Session<S, B> {
                     attempt_timeout: o.attempt_timeout.or(config.attempt_timeout),
                     deadline: o.deadline.or(config.deadline),
                     policy: o.policy,
+                    #[cfg(feature = "grpc")]
+                    grpc: None,
                 })
             });
             (reopen, own)
         };
+        #[cfg(feature = "grpc")]
+        let own = grpc_call(config, &head, own);
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
@@ -210,6 +231,20 @@ impl<S, B> Session<S, B> {
         if let Some(name) = &self.config().attempt_header {
             head.headers.insert(name.clone(), HeaderValue::from(number));
         }
+        #[cfg(feature = "grpc")]
+        if let Some(call) = self.grpc() {
+            // The time left: all of it for the first attempt, whose `grpc-timeout` is left
+            // as the caller sent it when that is the call's deadline.
+            let left = match self.time_allowed() {
+                Some(allowed) if number == 1 && call.sent() == Some(allowed) => None,
+                Some(allowed) if number == 1 => Some(allowed),
+                Some(_) => self
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now())),
+                None => None,
+            };
+            call.stamp(&mut head, left);
+        }
         if let Some(hook) = &self.config().hooks.on_attempt {
             hook(&Attempt::started_at(&head, None, number, self.started));
         }
@@ -285,16 +320,32 @@ impl<S, B> Session<S, B> {
         };
         // The generator lives with what only a retried request keeps.
         let mut rng = self.retry.as_mut().and_then(|r| r.rng.take());
-        let policy = policy_of(self.config(), &self.own);
-        let decision = decide(
-            self.config(),
-            policy,
-            &self.head,
-            outcome,
-            &history,
-            now,
-            &mut rng,
-        );
+        #[cfg(feature = "grpc")]
+        let grpc = self.own.as_mut().and_then(|o| o.grpc.as_mut());
+        #[cfg(not(feature = "grpc"))]
+        let grpc: Option<std::convert::Infallible> = None;
+        let decision = match grpc {
+            #[cfg(feature = "grpc")]
+            Some(call) => call.decide(
+                outcome,
+                history.body,
+                self.setup.config.server_waits.max_wait(),
+                history.deadline,
+                now,
+                &mut rng,
+            ),
+            #[cfg(not(feature = "grpc"))]
+            Some(never) => match never {},
+            None => decide(
+                self.config(),
+                policy_of(self.config(), &self.own),
+                &self.head,
+                outcome,
+                &history,
+                now,
+                &mut rng,
+            ),
+        };
         if rng.is_some() {
             self.retrying().rng = rng;
         }
@@ -370,14 +421,34 @@ impl<S, B> Session<S, B> {
         matches!(outcome, Outcome::Response(head) if head.status.is_success())
             && self.config().hooks.on_response.is_none()
             && self.policy().stops_on_success()
+            && !self.is_grpc()
     }
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.
+    /// A gRPC call pays nothing: its throttle took the place of the budget.
     pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
-        self.config()
-            .budget
-            .as_ref()
-            .is_none_or(|budget| budget.withdraw_at(now))
+        self.is_grpc()
+            || self
+                .config()
+                .budget
+                .as_ref()
+                .is_none_or(|budget| budget.withdraw_at(now))
+    }
+
+    /// The gRPC call this request is, when the layer applies gRPC's rules to it.
+    #[cfg(feature = "grpc")]
+    #[inline]
+    fn grpc(&self) -> Option<&crate::grpc::Call> {
+        self.own.as_ref().and_then(|o| o.grpc.as_ref())
+    }
+
+    /// Whether the layer applies gRPC's rules to this request.
+    #[inline]
+    fn is_grpc(&self) -> bool {
+        #[cfg(feature = "grpc")]
+        return self.grpc().is_some();
+        #[cfg(not(feature = "grpc"))]
+        false
     }
 
     /// Ready once the earlier attempts' bodies are out of the way of the next one.
@@ -494,6 +565,14 @@ impl<S, B> Session<S, B> {
         outcome: Result<Response<R>, BoxError>,
         reason: StopReason,
     ) -> Result<Response<R>, Error> {
+        // A gRPC call out of time ends as gRPC clients end it: DEADLINE_EXCEEDED.
+        if reason == StopReason::Deadline && self.is_grpc() {
+            let last = match &outcome {
+                Ok(response) => Ended::of(response.status(), response.headers()),
+                Err(error) => Ended::Error(classify(&**error)),
+            };
+            return Err(self.deadline_error(last));
+        }
         self.body.finish();
         let (error, record) = match outcome {
             Ok(mut response) => {
@@ -513,7 +592,7 @@ impl<S, B> Session<S, B> {
                     }
                     _ => None,
                 };
-                let record = self.record(Ended::Status(response.status()));
+                let record = self.record(Ended::of(response.status(), response.headers()));
                 match exhausted {
                     Some(error) => (error, record),
                     None => {
@@ -550,17 +629,23 @@ impl<S, B> Session<S, B> {
     /// The error for a request cut off by the deadline; `in_flight` when an attempt was
     /// under way, which is abandoned.
     pub(crate) fn deadline_exceeded(&mut self, in_flight: bool) -> Error {
-        self.body.finish();
-        let deadline = self.deadline().map_or(Duration::ZERO, |d| {
-            d.saturating_duration_since(self.started)
-        });
-        tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
         if in_flight {
             if let Some(retry) = self.retry.as_mut() {
                 retry.record.ended(Ended::Abandoned, None);
             }
         }
-        let record = self.record(Ended::Abandoned);
+        self.deadline_error(Ended::Abandoned)
+    }
+
+    /// The error for a request out of time; `last` is how the last attempt ended, when
+    /// nothing has recorded it yet.
+    fn deadline_error(&mut self, last: Ended) -> Error {
+        self.body.finish();
+        let deadline = self.deadline().map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(self.started)
+        });
+        tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
+        let record = self.record(last);
         Error::inner(
             &self.head.method,
             &self.head.uri,
@@ -587,7 +672,7 @@ impl<S, B> Session<S, B> {
         let Some(hedge) = &self.config().hedge else {
             return false;
         };
-        if self.max_retries() == 0 || !self.body.is_concurrent() {
+        if self.max_retries() == 0 || !self.body.is_concurrent() || self.is_grpc() {
             return false;
         }
         hedge.admits(&self.head, || {
@@ -651,7 +736,28 @@ fn policy_of<'a>(config: &'a Config, own: &'a Option<Box<Own>>) -> &'a dyn Polic
 /// How an attempt ended, for the record.
 pub(crate) fn ended(outcome: Outcome<'_>) -> Ended {
     match outcome {
-        Outcome::Response(head) => Ended::Status(head.status),
+        Outcome::Response(head) => Ended::of(head.status, &head.headers),
         Outcome::Error(error) => Ended::Error(classify(error)),
     }
+}
+
+/// The request's own settings once the layer's gRPC rules apply to it, when it is a gRPC
+/// call: its method's retries, its deadline shortened to its `grpc-timeout` or its method's
+/// timeout, and the call's state.
+#[cfg(feature = "grpc")]
+fn grpc_call(config: &Config, head: &request::Parts, own: Option<Box<Own>>) -> Option<Box<Own>> {
+    let Some(rules) = &config.grpc else {
+        return own;
+    };
+    let Some(call) = rules.call(head, max_retries_of(config, &own)) else {
+        return own;
+    };
+    let mut own = own.unwrap_or_else(|| Own::of(config));
+    own.deadline = match (own.deadline, call.timeout()) {
+        (Some(own), Some(call)) => Some(own.min(call)),
+        (own, call) => own.or(call),
+    };
+    own.max_retries = call.max_retries();
+    own.grpc = Some(call);
+    Some(own)
 }

@@ -28,13 +28,20 @@ pub enum Outcome {
 ///   502, 503 and 504 → UNAVAILABLE; any other → UNKNOWN), as tonic infers it.
 /// - Otherwise, a `200` that started the call's response: [`Outcome::Committed`].
 pub fn outcome(head: &response::Parts) -> Outcome {
-    if let Some(status) = head.headers.get("grpc-status") {
-        return Outcome::Status(Code::from_header(status.as_bytes()));
+    if let Some(code) = status_in_headers(&head.headers) {
+        return Outcome::Status(code);
     }
     match head.status {
         StatusCode::OK => Outcome::Committed,
         status => Outcome::Status(from_http(status)),
     }
+}
+
+/// The status in `grpc-status`, when the headers carry one.
+#[inline]
+pub(crate) fn status_in_headers(headers: &HeaderMap) -> Option<Code> {
+    let status = headers.get("grpc-status")?;
+    Some(Code::from_header(status.as_bytes()))
 }
 
 /// The gRPC status of an HTTP error response that carries none.

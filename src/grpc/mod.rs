@@ -29,14 +29,17 @@
 //! assert_eq!(outcome(&head), Outcome::Status(Code::Unavailable));
 //! ```
 
+mod call;
 mod code;
 mod config;
 mod metadata;
 mod throttle;
 
+pub(crate) use call::{Call, Rules};
 pub use code::{Code, UnknownCode};
 pub use config::{
     HedgingPolicy, MAX_ATTEMPTS, MethodConfig, Name, RetryPolicy, ServiceConfig, Throttling,
 };
+pub(crate) use metadata::status_in_headers;
 pub use metadata::{Outcome, Pushback, format_timeout, outcome, parse_timeout, pushback};
 pub use throttle::Throttle;

@@ -135,6 +135,16 @@ pub enum StopReason {
     Deadline,
     /// The [retry budget](crate::budget) cannot pay for a retry.
     Budget,
+    /// gRPC's retry throttle for the server holds too few tokens: too many of its calls
+    /// failed lately (see [`Throttle`](crate::grpc::Throttle)).
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    Throttled,
+    /// A gRPC server asked not to retry, with a negative or malformed
+    /// `grpc-retry-pushback-ms`.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    PushedBack,
 }
 
 impl fmt::Display for StopReason {
@@ -151,6 +161,10 @@ impl fmt::Display for StopReason {
             }
             StopReason::Deadline => f.write_str("the wait would end after the deadline"),
             StopReason::Budget => f.write_str("the retry budget is spent"),
+            #[cfg(feature = "grpc")]
+            StopReason::Throttled => f.write_str("retries to this server are throttled"),
+            #[cfg(feature = "grpc")]
+            StopReason::PushedBack => f.write_str("the server asked not to retry"),
         }
     }
 }
