@@ -81,8 +81,6 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("RetryLayer");
-        #[cfg(feature = "grpc")]
-        f.field("grpc", &self.grpc);
         f.field("max_retries", &self.max_retries)
             .field("backoff", &self.backoff)
             .field("server_waits", &self.server_waits)
@@ -96,8 +94,10 @@ impl fmt::Debug for Config {
             .field("retry_unprocessed", &self.retry_unprocessed)
             .field("attempt_header", &self.attempt_header)
             .field("hooks", &self.hooks)
-            .field("hedge", &self.hedge)
-            .finish_non_exhaustive()
+            .field("hedge", &self.hedge);
+        #[cfg(feature = "grpc")]
+        f.field("grpc", &self.grpc);
+        f.finish_non_exhaustive()
     }
 }
 

@@ -74,15 +74,10 @@ impl<F, R, B> Hedging<F, R, B> {
     /// Every attempt started is recorded in the session, in order; those still in flight,
     /// or dropped, count as abandoned until they end.
     pub(crate) fn new<S>(first: F, session: &mut Session<S, B>) -> Self {
-        let hedge = session
-            .config()
-            .hedge
-            .as_ref()
-            .expect("the request is hedged");
         let now = session.started();
-        let delay = hedge.delay(2);
-        let max = hedge.max().min(session.max_retries().saturating_add(1));
-        let hedge_on_timeout = hedge.hedges_on_attempt_timeout();
+        let delay = session.hedge_delay(2);
+        let max = session.hedge_max();
+        let hedge_on_timeout = session.hedges_on_attempt_timeout();
         session.record_started(None, false);
         Hedging {
             flights: vec![Flight {
@@ -310,11 +305,7 @@ impl<F, R, B> Hedging<F, R, B> {
             ends: session.attempt_timeout().map(|t| after(now, t)),
         });
         self.next = if number < self.max {
-            let delay = session
-                .config()
-                .hedge
-                .as_ref()
-                .map_or(Duration::ZERO, |h| h.delay(number + 1));
+            let delay = session.hedge_delay(number + 1);
             Some((after(now, delay), delay, WaitReason::Hedge))
         } else {
             self.stopped = StopReason::Exhausted;

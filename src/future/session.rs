@@ -243,7 +243,7 @@ impl<S, B> Session<S, B> {
                     .map(|d| d.saturating_duration_since(Instant::now())),
                 None => None,
             };
-            call.stamp(&mut head, left);
+            call.stamp(&mut head, number, left);
         }
         if let Some(hook) = &self.config().hooks.on_attempt {
             hook(&Attempt::started_at(&head, None, number, self.started));
@@ -325,6 +325,10 @@ impl<S, B> Session<S, B> {
         #[cfg(not(feature = "grpc"))]
         let grpc: Option<std::convert::Infallible> = None;
         let decision = match grpc {
+            #[cfg(feature = "grpc")]
+            Some(call) if hedging => {
+                call.decide_hedged(outcome, self.setup.config.server_waits.max_wait())
+            }
             #[cfg(feature = "grpc")]
             Some(call) => call.decide(
                 outcome,
@@ -425,14 +429,16 @@ impl<S, B> Session<S, B> {
     }
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.
-    /// A gRPC call pays nothing: its throttle took the place of the budget.
+    /// A gRPC call pays nothing: its throttle takes the place of the budget.
     pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
-        self.is_grpc()
-            || self
-                .config()
-                .budget
-                .as_ref()
-                .is_none_or(|budget| budget.withdraw_at(now))
+        #[cfg(feature = "grpc")]
+        if let Some(call) = self.grpc() {
+            return call.allows_another();
+        }
+        self.config()
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.withdraw_at(now))
     }
 
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.
@@ -669,15 +675,55 @@ impl<S, B> Session<S, B> {
     /// treats the request as idempotent (or the hedge's own rule admits it), and its body
     /// can be replayed from memory.
     pub(crate) fn is_hedged(&self) -> bool {
+        if self.max_retries() == 0 || !self.body.is_concurrent() {
+            return false;
+        }
+        #[cfg(feature = "grpc")]
+        if let Some(call) = self.grpc() {
+            return call.hedging().is_some();
+        }
         let Some(hedge) = &self.config().hedge else {
             return false;
         };
-        if self.max_retries() == 0 || !self.body.is_concurrent() || self.is_grpc() {
-            return false;
-        }
         hedge.admits(&self.head, || {
             self.policy().treats_as_idempotent(&self.head)
         })
+    }
+
+    /// The delay before hedged attempt `n` (from 2) starts, after the one before.
+    pub(crate) fn hedge_delay(&self, n: u32) -> Duration {
+        #[cfg(feature = "grpc")]
+        if let Some(hedging) = self.grpc().and_then(|c| c.hedging()) {
+            return hedging.delay();
+        }
+        self.config()
+            .hedge
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.delay(n))
+    }
+
+    /// The most attempts of a hedged request.
+    pub(crate) fn hedge_max(&self) -> u32 {
+        let allowed = self.max_retries().saturating_add(1);
+        #[cfg(feature = "grpc")]
+        if self.grpc().is_some() {
+            // Its one transparent retry is not for hedges.
+            return allowed - 1;
+        }
+        self.config()
+            .hedge
+            .as_ref()
+            .map_or(1, |h| h.max().min(allowed))
+    }
+
+    /// Whether an attempt timeout starts the next hedge instead of cutting the slow attempt
+    /// off.
+    pub(crate) fn hedges_on_attempt_timeout(&self) -> bool {
+        self.config()
+            .hedge
+            .as_ref()
+            .is_some_and(|h| h.hedges_on_attempt_timeout())
+            && !self.is_grpc()
     }
 
     /// The body of a hedged attempt: see [`Source::poll_concurrent_body`].

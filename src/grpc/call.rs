@@ -10,7 +10,9 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, request};
 use tokio::time::Instant;
 
-use super::{Code, Outcome as Status, Pushback, RetryPolicy, ServiceConfig, Throttle};
+use super::{
+    Code, HedgingPolicy, Outcome as Status, Pushback, RetryPolicy, ServiceConfig, Throttle,
+};
 use crate::authority::{PerAuthority, authority_of};
 use crate::body::BodyState;
 use crate::classify;
@@ -50,15 +52,17 @@ impl Rules {
             return None;
         }
         let method = self.config.method(head.uri.path());
-        let retry = method
-            .and_then(|m| m.retry_policy())
-            .filter(|_| max_retries > 0)
-            .cloned();
-        let max_counted = retry
-            .as_ref()
-            .map_or(0, |r| (r.max_attempts() - 1).min(max_retries));
-        let throttle = match (&self.throttles, self.config.throttling(), &retry) {
-            (Some(throttles), Some(throttling), Some(_)) => {
+        let policies = method.filter(|_| max_retries > 0);
+        let retry = policies.and_then(|m| m.retry_policy()).cloned();
+        let hedging = policies.and_then(|m| m.hedging_policy()).cloned();
+        let max_attempts = match (&retry, &hedging) {
+            (Some(retry), _) => retry.max_attempts(),
+            (_, Some(hedging)) => hedging.max_attempts(),
+            (None, None) => 1,
+        };
+        let max_counted = (max_attempts - 1).min(max_retries);
+        let throttle = match (&self.throttles, self.config.throttling()) {
+            (Some(throttles), Some(throttling)) if max_counted > 0 => {
                 Some(throttles.get(authority_of(head).as_ref(), || throttling.throttle()))
             }
             _ => None,
@@ -70,6 +74,7 @@ impl Rules {
         };
         Some(Call {
             retry,
+            hedging,
             max_counted,
             throttle,
             timeout,
@@ -107,10 +112,12 @@ pub(crate) struct Call {
     /// The method's retry policy; `None` when it has none, and the call is retried only
     /// transparently.
     retry: Option<RetryPolicy>,
+    /// The method's hedging policy, if it has one instead.
+    hedging: Option<HedgingPolicy>,
     /// The retries the policy allows: `maxAttempts − 1`, or fewer if the request says so.
     max_counted: u32,
     /// The server's throttle, when the config throttles retries and the method has a retry
-    /// policy (a method without one neither spends nor refills it, as in C-core).
+    /// or hedging policy (a method without one neither spends nor refills it, as in C-core).
     throttle: Option<Arc<Throttle>>,
     /// How long the call may take: the shorter of its `grpc-timeout` and its method's
     /// `timeout`.
@@ -142,12 +149,28 @@ impl Call {
         self.sent
     }
 
-    /// Sets the metadata of an attempt: `grpc-previous-rpc-attempts` after a retry, and
-    /// `grpc-timeout` to the time `left`, if given.
-    pub(crate) fn stamp(&self, head: &mut request::Parts, left: Option<Duration>) {
-        if self.retries > 0 {
+    /// The hedging policy, when the call is hedged.
+    pub(crate) fn hedging(&self) -> Option<&HedgingPolicy> {
+        self.hedging.as_ref().filter(|_| self.max_counted > 0)
+    }
+
+    /// Whether the server's throttle allows another attempt now: always, when the config
+    /// does not throttle.
+    pub(crate) fn allows_another(&self) -> bool {
+        self.throttle.as_ref().is_none_or(|t| t.allows())
+    }
+
+    /// Sets the metadata of attempt `number`: `grpc-previous-rpc-attempts` after a retry
+    /// or a hedge, and `grpc-timeout` to the time `left`, if given.
+    pub(crate) fn stamp(&self, head: &mut request::Parts, number: u32, left: Option<Duration>) {
+        // A hedge follows every attempt before it; a retry, the counted ones.
+        let previous = match self.hedging {
+            Some(_) => number - 1,
+            None => self.retries,
+        };
+        if previous > 0 {
             head.headers
-                .insert(PREVIOUS_ATTEMPTS, HeaderValue::from(self.retries));
+                .insert(PREVIOUS_ATTEMPTS, HeaderValue::from(previous));
         }
         if let Some(left) = left {
             head.headers.insert(TIMEOUT, super::format_timeout(left));
@@ -246,6 +269,55 @@ impl Call {
         self.retries += 1;
         self.since_pushback = since_pushback;
         Decision::Retry { wait, why }
+    }
+}
+
+impl Call {
+    /// What follows `outcome`, the outcome of one of the attempts of a hedged call, by
+    /// gRFC A6: OK or a committed call wins; a status the policy does not call non-fatal
+    /// ends the call; a non-fatal one is a failure for the throttle, which may then stop
+    /// the hedges, and starts the next hedge at once, or after the server's pushback, or
+    /// never when the pushback says so. The hedges in flight go on unless the call ends.
+    pub(crate) fn decide_hedged(&mut self, outcome: Outcome<'_>, max_wait: Duration) -> Decision {
+        let stop = Decision::Stop;
+        let code = match outcome {
+            Outcome::Response(head) => match super::outcome(head) {
+                Status::Committed => Code::Ok,
+                Status::Status(code) => code,
+            },
+            Outcome::Error(error) => code_of(error),
+        };
+        let Some(policy) = &self.hedging else {
+            return stop(StopReason::Policy);
+        };
+        if code == Code::Ok {
+            if let Some(throttle) = &self.throttle {
+                throttle.record_success();
+            }
+            return stop(StopReason::Policy);
+        }
+        if !policy.is_non_fatal(code) {
+            return stop(StopReason::Policy);
+        }
+        if self.throttle.as_ref().is_some_and(|t| !t.record_failure()) {
+            return stop(StopReason::Throttled);
+        }
+        let pushback = match outcome {
+            Outcome::Response(head) => super::pushback(&head.headers),
+            Outcome::Error(_) => Pushback::None,
+        };
+        match pushback {
+            Pushback::Refused => stop(StopReason::PushedBack),
+            Pushback::After(wait) if wait > max_wait => stop(StopReason::ServerWaitTooLong(wait)),
+            Pushback::After(wait) => Decision::Retry {
+                wait,
+                why: WaitReason::Pushback,
+            },
+            Pushback::None => Decision::Retry {
+                wait: Duration::ZERO,
+                why: WaitReason::Hedge,
+            },
+        }
     }
 }
 

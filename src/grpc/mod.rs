@@ -29,12 +29,14 @@
 //! assert_eq!(outcome(&head), Outcome::Status(Code::Unavailable));
 //! ```
 
+mod adapter;
 mod call;
 mod code;
 mod config;
 mod metadata;
 mod throttle;
 
+pub use adapter::{GrpcFuture, GrpcLayer, GrpcRetry, ToTonic, attempts};
 pub(crate) use call::{Call, Rules};
 pub use code::{Code, UnknownCode};
 pub use config::{

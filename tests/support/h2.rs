@@ -69,6 +69,9 @@ pub enum Stream {
     AnswerEarly(u16),
     /// Resets the stream with this reason, without reading it.
     Reset(Reason),
+    /// Reads the whole request body, then answers as a gRPC server: with this status in
+    /// a Trailers-Only response, or, for 0, a message (`h2`) and an OK status in trailers.
+    Grpc(u16),
 }
 
 /// What the server saw of one stream.
@@ -216,7 +219,7 @@ impl H2Server {
                 self.record(connection, &request, None);
                 status
             }
-            Stream::Answer(status) => {
+            Stream::Answer(status) | Stream::Grpc(status) => {
                 let (head, mut body) = request.into_parts();
                 let mut all = Vec::new();
                 while let Some(Ok(data)) = body.data().await {
@@ -225,6 +228,10 @@ impl H2Server {
                 }
                 let request = Request::from_parts(head, ());
                 self.record(connection, &request, Some(Bytes::from(all)));
+                if let Stream::Grpc(code) = plan {
+                    answer_grpc(respond, code);
+                    return;
+                }
                 status
             }
         };
@@ -245,6 +252,27 @@ impl H2Server {
             at: self.created.elapsed(),
         });
     }
+}
+
+/// Answers a gRPC call: a Trailers-Only response with `code`, or for 0, the message `h2`
+/// and an OK status in trailers.
+fn answer_grpc(mut respond: SendResponse<Bytes>, code: u16) {
+    let mut response = Response::new(());
+    let headers = response.headers_mut();
+    headers.insert("content-type", "application/grpc".parse().unwrap());
+    if code != 0 {
+        headers.insert("grpc-status", code.into());
+        let _ = respond.send_response(response, true);
+        return;
+    }
+    let Ok(mut send) = respond.send_response(response, false) else {
+        return;
+    };
+    // Uncompressed, 2 bytes long.
+    let _ = send.send_data(Bytes::from_static(b"\0\0\0\0\x02h2"), false);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", 0.into());
+    let _ = send.send_trailers(trailers);
 }
 
 /// A frame: its 9-byte header, then `payload`.

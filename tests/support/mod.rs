@@ -3,6 +3,8 @@
 
 pub mod bodies;
 pub mod duplex;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod h2;
 pub mod hang;
 pub mod programs;

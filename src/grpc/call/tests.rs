@@ -413,17 +413,89 @@ fn attempts_carry_the_retries_before_them_and_the_time_left() {
     let rules = rules(5, None);
     let mut call = call(&rules);
     let mut head = request("/echo.Echo/Say", "application/grpc");
-    call.stamp(&mut head, None);
+    call.stamp(&mut head, 1, None);
     assert!(head.headers.get(PREVIOUS_ATTEMPTS).is_none());
     assert!(head.headers.get(TIMEOUT).is_none());
     // A transparent retry is not counted.
     let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
     waits(decide(&mut call, Outcome::Error(&refused)));
-    call.stamp(&mut head, Some(Duration::from_millis(1500)));
+    call.stamp(&mut head, 2, Some(Duration::from_millis(1500)));
     assert!(head.headers.get(PREVIOUS_ATTEMPTS).is_none());
     assert_eq!(head.headers[TIMEOUT], "1500000u");
     waits(decide(&mut call, Outcome::Response(&trailers_only(14))));
     waits(decide(&mut call, Outcome::Response(&trailers_only(14))));
-    call.stamp(&mut head, None);
+    call.stamp(&mut head, 4, None);
+    assert_eq!(head.headers[PREVIOUS_ATTEMPTS], "2");
+}
+
+/// A config hedging `echo.Echo`: 3 attempts, 1 s apart, UNAVAILABLE non-fatal.
+fn hedging_rules() -> Rules {
+    let policy = HedgingPolicy::new(3, SECOND, [Code::Unavailable]).unwrap();
+    let method = MethodConfig::new([Name::service("echo.Echo")]).with_hedging(policy);
+    let config = ServiceConfig::new()
+        .with_method(method)
+        .unwrap()
+        .with_throttling(Throttling::new(3, 0.5).unwrap());
+    Rules::new(config)
+}
+
+#[test]
+fn a_hedged_call_ends_on_ok_or_a_fatal_status_and_hedges_on_a_non_fatal_one() {
+    let rules = hedging_rules();
+    let mut call = call(&rules);
+    assert!(call.hedging().is_some());
+    fn hedge(call: &mut Call, head: &http::response::Parts) -> Decision {
+        call.decide_hedged(Outcome::Response(head), MAX_WAIT)
+    }
+    assert_eq!(
+        hedge(&mut call, &trailers_only(14)),
+        Decision::Retry {
+            wait: Duration::ZERO,
+            why: WaitReason::Hedge
+        }
+    );
+    assert_eq!(call.throttle.as_ref().unwrap().milli_tokens(), 2_000);
+    assert_eq!(
+        hedge(&mut call, &trailers_only(3)),
+        Decision::Stop(StopReason::Policy)
+    );
+    assert_eq!(
+        hedge(&mut call, &head(200, &[])),
+        Decision::Stop(StopReason::Policy)
+    );
+    assert_eq!(call.throttle.as_ref().unwrap().milli_tokens(), 2_500);
+    // The next failure leaves 1.5 tokens: no more hedges.
+    assert_eq!(
+        hedge(&mut call, &trailers_only(14)),
+        Decision::Stop(StopReason::Throttled)
+    );
+    assert!(!call.allows_another());
+}
+
+#[test]
+fn a_hedge_s_pushback_delays_the_next_hedge_or_stops_them() {
+    let rules = hedging_rules();
+    let mut first = call(&rules);
+    let pushed = |value| {
+        head(
+            200,
+            &[("grpc-status", "14"), ("grpc-retry-pushback-ms", value)],
+        )
+    };
+    assert_eq!(
+        first.decide_hedged(Outcome::Response(&pushed("700")), MAX_WAIT),
+        Decision::Retry {
+            wait: Duration::from_millis(700),
+            why: WaitReason::Pushback
+        }
+    );
+    let mut second = call(&hedging_rules());
+    assert_eq!(
+        second.decide_hedged(Outcome::Response(&pushed("-5")), MAX_WAIT),
+        Decision::Stop(StopReason::PushedBack)
+    );
+    // A hedge's attempts are numbered from the first: the third follows two.
+    let mut head = request("/echo.Echo/Say", "application/grpc");
+    second.stamp(&mut head, 3, None);
     assert_eq!(head.headers[PREVIOUS_ATTEMPTS], "2");
 }
