@@ -575,3 +575,27 @@ async fn every_hedge_failing_ends_with_the_last_status_after_max_attempts() {
     assert_eq!(attempts_in(&status), 3);
     assert_eq!(echo.calls(), 3);
 }
+
+#[tokio::test]
+async fn the_example_prints_each_call_s_attempts() {
+    let example = support::programs::example("grpc");
+    let output = within(tokio::process::Command::new(example).output())
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let calls: Vec<&str> = stdout.split("Say(").skip(1).collect();
+    assert_eq!(calls.len(), 4, "{stdout}");
+    let attempts = |call: &str| call.matches("  attempt ").count();
+    assert_eq!(attempts(calls[0]), 3, "{stdout}");
+    assert!(calls[0].contains("-> OK"), "{stdout}");
+    assert!(
+        calls[1].contains("300.000ms (grpc-retry-pushback-ms)"),
+        "{stdout}"
+    );
+    assert!(
+        calls[2].contains("-> INVALID_ARGUMENT: no such thing"),
+        "{stdout}"
+    );
+    assert!(calls[3].contains("-> DEADLINE_EXCEEDED"), "{stdout}");
+}

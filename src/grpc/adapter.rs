@@ -218,7 +218,7 @@ fn status_of(error: Error, count: Option<&HeaderName>) -> Status {
             } else {
                 TonicCode::Unavailable
             };
-            Status::new(code, error.to_string())
+            Status::new(code, crate::error::Report::new(&error).to_string())
         }
     };
     if let Some(name) = count {

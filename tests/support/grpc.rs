@@ -1,6 +1,6 @@
 //! A tonic server without protoc: messages are raw bytes (a `Bytes` codec), each method a
 //! plain function, and every call is answered as a script says and recorded.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
 use std::future::Future;
