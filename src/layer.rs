@@ -372,6 +372,17 @@ impl RetryLayer {
         self
     }
 
+    /// This layer with throttles of its own for gRPC calls, all full: one set per wrapped
+    /// channel, as each gRPC channel has.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn with_fresh_throttles(&self) -> Self {
+        let mut layer = self.clone();
+        if let Some(rules) = &self.config.grpc {
+            layer.config_mut().grpc = Some(Arc::new(rules.fresh()));
+        }
+        layer
+    }
+
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
     }

@@ -175,6 +175,7 @@
 //! - [`record`]: what happened to a request, attempt by attempt.
 //! - [`error`]: the error a request ends with, and the small errors it may carry.
 //! - [`future`]: the response future's state machine.
+//! - `grpc` (feature `grpc`): gRPC calls retried by gRPC's rules, and tonic channels.
 //!
 //! # Hooks
 //!
@@ -227,6 +228,9 @@
 //! - `fault`: fault injection ([`fault::FaultLayer`]).
 //! - `proxy`: a connector for hyper-util's client that talks through an HTTP proxy such as
 //!   mitmproxy or `examples/fault_proxy.rs` ([`proxy::HttpProxy`]).
+//! - `grpc`: gRPC's own retry rules (gRFC A6) for gRPC calls, from a service config
+//!   ([`RetryLayer::grpc`]), and [`grpc::GrpcLayer`], which wraps a tonic channel in one
+//!   line. It brings `serde_json` and `tonic` (without its transport).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -599,3 +599,25 @@ async fn the_example_prints_each_call_s_attempts() {
     );
     assert!(calls[3].contains("-> DEADLINE_EXCEEDED"), "{stdout}");
 }
+
+#[tokio::test]
+async fn each_channel_a_layer_wraps_has_its_own_throttle() {
+    let down = Echo::new(|_| Some(unavailable()));
+    let flaky = Echo::failing_first(1, unavailable);
+    let (down_server, flaky_server) = (down.listen().await, flaky.listen().await);
+    let throttling = r#", "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}"#;
+    let layer = GrpcLayer::new(config_with(5, throttling)).attempt_count_header(COUNT);
+    let mut to_down = Grpc::new(layer.layer(down_server.channel().await));
+    let mut to_flaky = Grpc::new(layer.layer(flaky_server.channel().await));
+    // The first server's failures drain its channel's bucket: the second call is not
+    // retried.
+    for expected in [5, 1] {
+        let status = within(unary(&mut to_down, SAY, say("hi")))
+            .await
+            .unwrap_err();
+        assert_eq!(attempts_in(&status), expected);
+    }
+    // The other channel's bucket is full.
+    let response = within(unary(&mut to_flaky, SAY, say("hi"))).await.unwrap();
+    assert_eq!(response.metadata().get("x-attempts").unwrap(), "2");
+}

@@ -47,6 +47,10 @@ use crate::{Retry, RetryLayer};
 /// # }
 /// ```
 ///
+/// Each service the layer makes has its own retry throttle, as each gRPC channel has: a
+/// tonic client sends its channel requests without the server's name, so calls through one
+/// channel count against one bucket. Clones of the service share it.
+///
 /// # What the caller gets
 ///
 /// - The last attempt's response, when the call succeeded, committed, or failed with a
@@ -93,7 +97,9 @@ impl<S: Clone> Layer<S> for GrpcLayer {
 
     fn layer(&self, inner: S) -> GrpcRetry<S> {
         GrpcRetry {
-            inner: self.retry.layer(ToTonic(inner)),
+            // NOTE: tonic's clients send a relative URI to their channel: the throttles are
+            // kept per channel, as gRPC keeps them, not per layer.
+            inner: self.retry.with_fresh_throttles().layer(ToTonic(inner)),
             count: self.count.clone(),
         }
     }

@@ -86,6 +86,13 @@ impl Rules {
     }
 }
 
+impl Rules {
+    /// The same rules with throttles of their own, all full.
+    pub(crate) fn fresh(&self) -> Self {
+        Rules::new(self.config.clone())
+    }
+}
+
 impl std::fmt::Debug for Rules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Grpc")
