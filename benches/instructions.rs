@@ -13,6 +13,11 @@
 //! done
 //! ```
 //!
+//! The gRPC runs (`grpc_bare`, `grpc_layer`) send unary calls through a tonic `Channel` to a
+//! tonic server, bare or through `GrpcLayer`; they need the `grpc` feature (`cargo bench
+//! --bench instructions --features grpc --no-run`), and are counted as the loopback runs
+//! are.
+//!
 //! Each in-memory run sends N GETs through an in-memory `service_fn`: `bare`, `tower`
 //! (tower's retry with a policy that clones the request), `layer` (the defaults),
 //! `no_budget`, `no_retries` (`max_retries(0)`), `hedged` (`Hedge::after(10 ms)`, answered at
@@ -61,7 +66,7 @@ fn main() {
     let n: usize = n.parse().expect("a number of requests");
     if let Some((version, client)) = variant
         .split_once('_')
-        .filter(|(v, _)| *v == "h1" || *v == "h2")
+        .filter(|(v, _)| ["h1", "h2", "grpc"].contains(v))
     {
         return loopback(n, version, client);
     }
@@ -124,6 +129,9 @@ fn loopback(n: usize, version: &str, client: &str) {
         None => (client, false),
     };
     let rt = support::current_thread();
+    if version == "grpc" {
+        return grpc(&rt, &line, n, client);
+    }
     rt.block_on(async {
         match client {
             "bare" => {
@@ -170,13 +178,53 @@ where
     }
 }
 
+/// Sends `n` unary calls through a tonic channel to the server at `addr`: `bare`, or
+/// through `GrpcLayer` (`layer`) with a config that retries the method.
+#[cfg(feature = "grpc")]
+fn grpc(rt: &tokio::runtime::Runtime, addr: &str, n: usize, client: &str) {
+    use retryable_http::grpc::{GrpcLayer, ServiceConfig};
+    use tonic::client::Grpc;
+    let addr = addr.trim().parse().expect("the server's address");
+    let channel = rt.block_on(support::grpc_channel(addr));
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
+            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s",
+              "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}],
+          "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
+    )
+    .expect("a valid config");
+    rt.block_on(async {
+        match client {
+            "bare" => {
+                let bare = Grpc::new(channel);
+                for _ in 0..n {
+                    support::grpc_call(bare.clone()).await;
+                }
+            }
+            "layer" => {
+                let retry = Grpc::new(GrpcLayer::new(config).layer(channel));
+                for _ in 0..n {
+                    support::grpc_call(retry.clone()).await;
+                }
+            }
+            other => panic!("no gRPC variant {other}"),
+        }
+    });
+}
+
+#[cfg(not(feature = "grpc"))]
+fn grpc(_: &tokio::runtime::Runtime, _: &str, _: usize, _: &str) {
+    panic!("the gRPC variants need the grpc feature");
+}
+
 /// The server of the loopback runs: prints its address, and serves until its standard
 /// input closes.
 fn serve(version: &str) {
-    let addr = if version == "h2" {
-        support::server_h2()
-    } else {
-        support::server()
+    let addr = match version {
+        "h2" => support::server_h2(),
+        #[cfg(feature = "grpc")]
+        "grpc" => support::grpc_server(),
+        _ => support::server(),
     };
     println!("{addr}");
     let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());

@@ -8,9 +8,12 @@
 //! cargo bench --bench paired
 //! ```
 //!
+//! `grpc_unary`, a tonic unary call through `GrpcLayer` against the bare `Channel`, needs
+//! the `grpc` feature: `cargo bench --bench paired --features grpc`.
+//!
 //! Prints, per group, each variant's median time per request over the 200 rounds, and the
 //! median and 10th–90th percentile of the per-round ratio to `bare`. A run takes about a
-//! minute.
+//! minute. A name after `--` runs only the groups whose name holds it (`-- grpc`).
 
 #![allow(missing_docs)]
 
@@ -35,6 +38,11 @@ const ROUNDS: usize = 200;
 const BLOCK: usize = 400;
 
 fn measure(rt: &Runtime, group: &str, variants: Vec<(&str, SendFn)>, block: usize) {
+    // `cargo bench --bench paired -- grpc`: only the groups whose name holds `grpc`.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    if only.is_some_and(|only| !group.contains(&only)) {
+        return;
+    }
     // Warm-up: connections made, caches and allocator warm, for every variant.
     rt.block_on(async {
         for _ in 0..1000 {
@@ -147,6 +155,34 @@ fn main() {
         variants,
         20,
     );
+
+    // A tonic unary call over loopback: the bare `Channel`, and through `GrpcLayer` with a
+    // service config that retries the method.
+    #[cfg(feature = "grpc")]
+    {
+        use retryable_http::grpc::{GrpcLayer, ServiceConfig};
+        use tonic::client::Grpc;
+        let addr = support::grpc_server();
+        let channel = rt.block_on(support::grpc_channel(addr));
+        let config = ServiceConfig::from_json(
+            r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
+                "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s",
+                  "maxBackoff": "1s", "backoffMultiplier": 2,
+                  "retryableStatusCodes": ["UNAVAILABLE"]}}],
+              "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
+        )
+        .unwrap();
+        let bare = Grpc::new(channel.clone());
+        let retry = Grpc::new(GrpcLayer::new(config).layer(channel));
+        let variants: Vec<(&str, SendFn)> = vec![
+            ("bare", boxed(move || support::grpc_call(bare.clone()))),
+            (
+                "retry_layer",
+                boxed(move || support::grpc_call(retry.clone())),
+            ),
+        ];
+        measure(&rt, "grpc_unary", variants, BLOCK);
+    }
 
     // For context: reqwest, bare and with reqwest-retry, against the same server.
     let (bare, retrying) = reqwest_clients();

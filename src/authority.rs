@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use http::request;
 use http::uri::Authority;
@@ -27,7 +27,10 @@ pub(crate) fn authority_of(head: &request::Parts) -> Option<Authority> {
 /// One `T` per server, made on first use and shared by every request to that server.
 /// Authorities compare as URIs do: the host in any case, and the port.
 pub(crate) struct PerAuthority<T> {
-    entries: RwLock<HashMap<Option<Authority>, Arc<T>>>,
+    entries: RwLock<HashMap<Authority, Arc<T>>>,
+    /// The state of requests with no authority, kept apart: a tonic channel's, found
+    /// without hashing or locking.
+    unnamed: OnceLock<Arc<T>>,
     limit: usize,
 }
 
@@ -42,6 +45,7 @@ impl<T> PerAuthority<T> {
     pub(crate) fn with_limit(limit: usize) -> Self {
         PerAuthority {
             entries: RwLock::new(HashMap::new()),
+            unnamed: OnceLock::new(),
             limit,
         }
     }
@@ -52,15 +56,17 @@ impl<T> PerAuthority<T> {
     /// every one is held, the new server's state is made for this request alone, and not
     /// kept.
     pub(crate) fn get(&self, authority: Option<&Authority>, make: impl FnOnce() -> T) -> Arc<T> {
-        let key = authority.cloned();
+        let Some(authority) = authority else {
+            return self.unnamed.get_or_init(|| Arc::new(make())).clone();
+        };
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(found) = entries.get(&key) {
+            if let Some(found) = entries.get(authority) {
                 return found.clone();
             }
         }
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = entries.get(&key) {
+        if let Some(found) = entries.get(authority) {
             return found.clone();
         }
         if entries.len() >= self.limit {
@@ -68,17 +74,19 @@ impl<T> PerAuthority<T> {
         }
         let state = Arc::new(make());
         if entries.len() < self.limit {
-            entries.insert(key, state.clone());
+            entries.insert(authority.clone(), state.clone());
         }
         state
     }
 
     /// How many servers are kept.
     pub(crate) fn len(&self) -> usize {
-        self.entries
+        let named = self
+            .entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .len();
+        named + usize::from(self.unnamed.get().is_some())
     }
 }
 

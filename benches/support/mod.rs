@@ -135,6 +135,51 @@ fn serve(http2: bool, latency: Option<Latency>) -> SocketAddr {
     rx.recv().unwrap()
 }
 
+/// The tonic server of the gRPC runs: `echo.Echo` over HTTP/2 on 127.0.0.1, every call
+/// answered, none recorded; on a thread and runtime of its own.
+#[cfg(feature = "grpc")]
+pub(crate) fn grpc_server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        current_thread().block_on(async move {
+            let server = echo::Echo::new(|_| None).forgetful().listen().await;
+            tx.send(server.addr).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// A tonic channel to `addr`, connected, with the bare client's TCP settings.
+#[cfg(feature = "grpc")]
+pub(crate) async fn grpc_channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// One unary call of `echo.Echo/Say` through `client`, answered with its message.
+#[cfg(feature = "grpc")]
+pub(crate) async fn grpc_call<T>(mut client: tonic::client::Grpc<T>)
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let request = tonic::Request::new(Bytes::from_static(b"ok"));
+    let response = echo::unary(&mut client, echo::SAY, request).await.unwrap();
+    assert_eq!(response.get_ref().len(), 2);
+}
+
+/// The tonic test server and its raw-bytes codec.
+#[cfg(feature = "grpc")]
+#[path = "../../tests/support/grpc.rs"]
+pub(crate) mod echo;
+
 pub(crate) fn connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);

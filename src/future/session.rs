@@ -131,9 +131,6 @@ impl<S, B> Session<S, B> {
     {
         let config = &*setup.config;
         let now = Instant::now();
-        if let Some(budget) = &config.budget {
-            budget.deposit_at(now);
-        }
         // NOTE: most requests carry no extension at all; looking one up costs more than
         // asking that. The override is resolved into a box at once, so that what a request
         // without one moves around is a null pointer.
@@ -155,6 +152,14 @@ impl<S, B> Session<S, B> {
         };
         #[cfg(feature = "grpc")]
         let own = grpc_call(config, &head, own);
+        // A gRPC call's retries are throttled, not paid from the budget.
+        #[cfg(feature = "grpc")]
+        let budgeted = own.as_ref().is_none_or(|o| o.grpc.is_none());
+        #[cfg(not(feature = "grpc"))]
+        let budgeted = true;
+        if let (Some(budget), true) = (&config.budget, budgeted) {
+            budget.deposit_at(now);
+        }
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
@@ -420,12 +425,19 @@ impl<S, B> Session<S, B> {
     /// policy that [stops on every success](Policy::stops_on_success), with no response hook
     /// to run. [`decide`](crate::decide::decide) would say so too; this says it without
     /// building what a policy sees.
+    /// For a gRPC call: an OK or committed response, which is a success for the throttle.
     #[inline]
     fn accepts_at_once(&self, outcome: Outcome<'_>) -> bool {
-        matches!(outcome, Outcome::Response(head) if head.status.is_success())
+        let Outcome::Response(head) = outcome else {
+            return false;
+        };
+        #[cfg(feature = "grpc")]
+        if let Some(call) = self.grpc() {
+            return self.config().hooks.on_response.is_none() && call.accepts_at_once(head);
+        }
+        head.status.is_success()
             && self.config().hooks.on_response.is_none()
             && self.policy().stops_on_success()
-            && !self.is_grpc()
     }
 
     /// Pays for an attempt after the first from the budget; `false` when it refuses.

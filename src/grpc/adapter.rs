@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderName, HeaderValue, Request, Response};
-use pin_project_lite::pin_project;
 use tonic::body::Body as TonicBody;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::{Code as TonicCode, Status};
@@ -156,23 +155,22 @@ where
 
     fn call(&mut self, request: Request<TonicBody>) -> GrpcFuture<S> {
         GrpcFuture {
-            inner: self.inner.call(request),
+            inner: Box::pin(self.inner.call(request)),
             count: self.count.clone(),
         }
     }
 }
 
-pin_project! {
-    /// The future of a call through [`GrpcRetry`].
-    pub struct GrpcFuture<S>
-    where
-        S: Service<Request<TonicBody>>,
-        S::Response: HttpResponse,
-    {
-        #[pin]
-        inner: ResponseFuture<ToTonic<S>, TonicBody>,
-        count: Option<HeaderName>,
-    }
+/// The future of a call through [`GrpcRetry`].
+pub struct GrpcFuture<S>
+where
+    S: Service<Request<TonicBody>>,
+    S::Response: HttpResponse,
+{
+    /// Boxed: tonic's client moves the future of every call several times, and a
+    /// pointer is cheaper to move than the request's state.
+    inner: Pin<Box<ResponseFuture<ToTonic<S>, TonicBody>>>,
+    count: Option<HeaderName>,
 }
 
 impl<S, R> Future for GrpcFuture<S>
@@ -184,11 +182,11 @@ where
     type Output = Result<Response<R>, Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let output = ready!(this.inner.poll(cx));
+        let this = self.get_mut();
+        let output = ready!(this.inner.as_mut().poll(cx));
         Poll::Ready(match output {
             Ok(mut response) => {
-                if let Some(name) = this.count {
+                if let Some(name) = &this.count {
                     let count = Attempts::of(&response).attempts();
                     response
                         .headers_mut()

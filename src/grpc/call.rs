@@ -184,6 +184,21 @@ impl Call {
         }
     }
 
+    /// Whether `head` ends the call whatever else is known: OK, or committed by its
+    /// Response-Headers. It is then a success for the throttle. [`decide`](Self::decide)
+    /// would say so too; this says it at less cost.
+    #[inline]
+    pub(crate) fn accepts_at_once(&self, head: &http::response::Parts) -> bool {
+        let done = match super::outcome(head) {
+            Status::Committed | Status::Status(Code::Ok) => true,
+            Status::Status(_) => false,
+        };
+        if let (true, Some(throttle)) = (done, &self.throttle) {
+            throttle.record_success();
+        }
+        done
+    }
+
     /// What follows `outcome`, by gRFC A6 and C-core's order of checks:
     ///
     /// 1. A request that never reached the server's application is retried at once,

@@ -186,10 +186,17 @@ impl ServiceConfig {
     /// one naming the method, else the one naming its service, else the one naming `{}`.
     pub fn method(&self, path: &str) -> Option<&MethodConfig> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        let named = |wanted: &Name| self.methods.iter().find(|m| m.names.contains(wanted));
-        named(&Name::method(service, method))
-            .or_else(|| named(&Name::service(service)))
-            .or_else(|| named(&Name::all()))
+        // NOTE: compared in place: this runs for every call.
+        let named = |service: Option<&str>, method: Option<&str>| {
+            self.methods.iter().find(|m| {
+                m.names.iter().any(|name| {
+                    name.service.as_deref() == service && name.method.as_deref() == method
+                })
+            })
+        };
+        named(Some(service), Some(method))
+            .or_else(|| named(Some(service), None))
+            .or_else(|| named(None, None))
     }
 }
 

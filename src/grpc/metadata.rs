@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, StatusCode, response};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, response};
 
 use super::Code;
 
@@ -37,10 +37,16 @@ pub fn outcome(head: &response::Parts) -> Outcome {
     }
 }
 
+/// `grpc-status`, as a name looked up without parsing it.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// `grpc-retry-pushback-ms`.
+const PUSHBACK: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+
 /// The status in `grpc-status`, when the headers carry one.
 #[inline]
 pub(crate) fn status_in_headers(headers: &HeaderMap) -> Option<Code> {
-    let status = headers.get("grpc-status")?;
+    let status = headers.get(GRPC_STATUS)?;
     Some(Code::from_header(status.as_bytes()))
 }
 
@@ -71,7 +77,7 @@ pub enum Pushback {
 /// The server's pushback in `headers` (the trailers of the attempt, or the headers of a
 /// Trailers-Only response).
 pub fn pushback(headers: &HeaderMap) -> Pushback {
-    let Some(value) = headers.get("grpc-retry-pushback-ms") else {
+    let Some(value) = headers.get(PUSHBACK) else {
         return Pushback::None;
     };
     // A decimal integer, sign allowed, as grpc-go parses it.
