@@ -130,17 +130,32 @@ fn loopback(n: usize, version: &str, client: &str) {
     };
     let rt = support::current_thread();
     if version == "grpc" {
-        return grpc(&rt, &line, n, client);
+        grpc(&rt, &line, n, client);
+    } else {
+        loopback_http(&rt, &url, h2, n, client, batched);
     }
+    drop(server.stdin.take());
+    let _ = server.wait();
+}
+
+/// Sends `n` GETs through hyper-util's client to `url`: `bare`, `tower` or `layer`.
+fn loopback_http(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    h2: bool,
+    n: usize,
+    client: &str,
+    batched: bool,
+) {
     rt.block_on(async {
         match client {
             "bare" => {
                 let bare = if h2 { bare_h2_client() } else { bare_client() };
-                send_all(bare, &url, n, batched).await;
+                send_all(bare, url, n, batched).await;
             }
             "tower" => {
                 let peer = tower_retry(if h2 { bare_h2_client() } else { bare_client() });
-                send_all(peer, &url, n, batched).await;
+                send_all(peer, url, n, batched).await;
             }
             "layer" => {
                 let client = if h2 {
@@ -148,13 +163,11 @@ fn loopback(n: usize, version: &str, client: &str) {
                 } else {
                     replay_client()
                 };
-                send_all(RetryLayer::new().layer(client), &url, n, batched).await;
+                send_all(RetryLayer::new().layer(client), url, n, batched).await;
             }
             other => panic!("no loopback variant {other}"),
         }
     });
-    drop(server.stdin.take());
-    let _ = server.wait();
 }
 
 /// Sends `n` GETs through `service`, one after another or in batches of 32 in flight.
