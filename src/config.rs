@@ -51,7 +51,7 @@ pub(crate) struct Config {
     pub(crate) hedge: Option<Hedge>,
     /// gRPC's retry rules, for the gRPC calls among the requests.
     #[cfg(feature = "grpc")]
-    pub(crate) grpc: Option<Arc<crate::grpc::Rules>>,
+    pub(crate) grpc: Option<Arc<crate::a6::Rules>>,
 }
 
 impl Default for Config {

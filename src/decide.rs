@@ -183,5 +183,7 @@ fn backoff(
         .compute(history.attempts, history.previous_wait, head, rng)
 }
 
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(test)]
 mod tests;

@@ -367,8 +367,8 @@ impl RetryLayer {
     /// [gRFC A6]: https://github.com/grpc/proposal/blob/master/A6-client-retries.md
     #[cfg(feature = "grpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    pub fn grpc(mut self, config: crate::grpc::ServiceConfig) -> Self {
-        self.config_mut().grpc = Some(Arc::new(crate::grpc::Rules::new(config)));
+    pub fn grpc(mut self, config: crate::a6::ServiceConfig) -> Self {
+        self.config_mut().grpc = Some(Arc::new(crate::a6::Rules::new(config)));
         self
     }
 

@@ -255,9 +255,13 @@ pub mod proxy;
 pub mod record;
 pub mod retry_after;
 
+#[cfg(feature = "grpc")]
+mod a6;
 mod authority;
 mod config;
 mod decide;
+#[cfg(feature = "grpc")]
+mod grpc_code;
 mod hooks;
 mod layer;
 mod overrides;

@@ -95,7 +95,7 @@ pub enum Ended {
     /// error without `grpc-status`, is recorded by its HTTP status.
     #[cfg(feature = "grpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    Grpc(crate::grpc::Code),
+    Grpc(crate::grpc_code::Code),
     /// It was dropped before it ended: a hedge that lost, or an attempt in flight when the
     /// deadline passed.
     Abandoned,
@@ -108,7 +108,7 @@ impl Ended {
     #[inline]
     pub(crate) fn of(status: StatusCode, headers: &http::HeaderMap) -> Ended {
         #[cfg(feature = "grpc")]
-        if let Some(code) = crate::grpc::status_in_headers(headers) {
+        if let Some(code) = crate::grpc_code::status_in_headers(headers) {
             return Ended::Grpc(code);
         }
         Ended::Status(status)

@@ -83,7 +83,7 @@ struct Own {
     policy: Option<Arc<dyn Policy>>,
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.
     #[cfg(feature = "grpc")]
-    grpc: Option<crate::grpc::Call>,
+    grpc: Option<crate::a6::Call>,
 }
 
 impl Own {
@@ -456,7 +456,7 @@ impl<S, B> Session<S, B> {
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.
     #[cfg(feature = "grpc")]
     #[inline]
-    fn grpc(&self) -> Option<&crate::grpc::Call> {
+    fn grpc(&self) -> Option<&crate::a6::Call> {
         self.own.as_ref().and_then(|o| o.grpc.as_ref())
     }
 

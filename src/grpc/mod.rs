@@ -30,18 +30,10 @@
 //! ```
 
 mod adapter;
-mod call;
-mod code;
-mod config;
-mod metadata;
-mod throttle;
 
-pub use adapter::{GrpcFuture, GrpcLayer, GrpcRetry, ToTonic, attempts};
-pub(crate) use call::{Call, Rules};
-pub use code::{Code, UnknownCode};
-pub use config::{
-    HedgingPolicy, MAX_ATTEMPTS, MethodConfig, Name, RetryPolicy, ServiceConfig, Throttling,
+pub use crate::a6::{
+    HedgingPolicy, MAX_ATTEMPTS, MethodConfig, Name, Outcome, Pushback, RetryPolicy, ServiceConfig,
+    Throttle, Throttling, format_timeout, outcome, parse_timeout, pushback,
 };
-pub(crate) use metadata::status_in_headers;
-pub use metadata::{Outcome, Pushback, format_timeout, outcome, parse_timeout, pushback};
-pub use throttle::Throttle;
+pub use crate::grpc_code::{Code, UnknownCode};
+pub use adapter::{GrpcFuture, GrpcLayer, GrpcRetry, ToTonic, attempts};

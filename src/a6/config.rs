@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::Code;
 use crate::error::ConfigError;
+use crate::grpc_code::Code;
 
 /// The most attempts gRFC A6 allows: larger `maxAttempts` values are treated as 5.
 pub const MAX_ATTEMPTS: u32 = 5;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, response};
 
-use super::Code;
+use crate::grpc_code::{Code, status_in_headers};
 
 /// What a response head says of its gRPC call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,18 +37,8 @@ pub fn outcome(head: &response::Parts) -> Outcome {
     }
 }
 
-/// `grpc-status`, as a name looked up without parsing it.
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-
 /// `grpc-retry-pushback-ms`.
 const PUSHBACK: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
-
-/// The status in `grpc-status`, when the headers carry one.
-#[inline]
-pub(crate) fn status_in_headers(headers: &HeaderMap) -> Option<Code> {
-    let status = headers.get(GRPC_STATUS)?;
-    Some(Code::from_header(status.as_bytes()))
-}
 
 /// The gRPC status of an HTTP error response that carries none.
 fn from_http(status: StatusCode) -> Code {

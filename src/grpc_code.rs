@@ -1,7 +1,9 @@
-//! [`Code`]: gRPC's status codes.
+//! [`Code`]: gRPC's status codes, and the one in a head's `grpc-status`.
 
 use std::fmt;
 use std::str::FromStr;
+
+use http::{HeaderMap, HeaderName};
 
 /// A gRPC status code, as `grpc-status` carries it and a service config names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,3 +131,13 @@ impl FromStr for Code {
 
 #[cfg(test)]
 mod tests;
+
+/// `grpc-status`, as a name looked up without parsing it.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// The status in `grpc-status`, when the headers carry one.
+#[inline]
+pub(crate) fn status_in_headers(headers: &HeaderMap) -> Option<Code> {
+    let status = headers.get(GRPC_STATUS)?;
+    Some(Code::from_header(status.as_bytes()))
+}

@@ -1,9 +1,10 @@
 use std::io;
 
-use http::{Request, Response};
+use http::{Request, Response, request};
 
 use super::*;
-use crate::grpc::{MethodConfig, Name, Throttling};
+use crate::a6::call::{PREVIOUS_ATTEMPTS, TIMEOUT};
+use crate::a6::{HedgingPolicy, MethodConfig, Name, RetryPolicy, Rules, ServiceConfig, Throttling};
 
 const SECOND: Duration = Duration::from_secs(1);
 const MAX_WAIT: Duration = Duration::from_secs(60);
