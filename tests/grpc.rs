@@ -62,6 +62,18 @@ fn say(message: &'static str) -> Request<Bytes> {
     Request::new(Bytes::from_static(message.as_bytes()))
 }
 
+/// One unary call of `Say` with `request`, through `layer` to a server that answers as
+/// `echo` says.
+async fn call(
+    echo: &Echo,
+    layer: GrpcLayer,
+    request: Request<Bytes>,
+) -> Result<tonic::Response<Bytes>, Status> {
+    let server = echo.listen().await;
+    let mut client = client(&server, layer).await;
+    within(unary(&mut client, SAY, request)).await
+}
+
 /// The attempt count the layer wrote into a failed call's status.
 fn attempts_in(status: &Status) -> u32 {
     status
@@ -77,9 +89,9 @@ fn attempts_in(status: &Status) -> u32 {
 #[tokio::test]
 async fn a_call_that_fails_twice_with_unavailable_succeeds_on_the_third_attempt() {
     let echo = Echo::failing_first(2, unavailable);
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(config(4))).await;
-    let response = within(unary(&mut client, SAY, say("hi"))).await.unwrap();
+    let response = call(&echo, GrpcLayer::new(config(4)), say("hi"))
+        .await
+        .unwrap();
     assert_eq!(response.get_ref(), "hi");
     assert_eq!(echo.calls(), 3);
     // The record, in the response's extensions, has each attempt's gRPC status.
@@ -100,9 +112,7 @@ async fn a_call_that_fails_twice_with_unavailable_succeeds_on_the_third_attempt(
 #[tokio::test]
 async fn a_status_the_policy_does_not_retry_is_returned_at_once() {
     let echo = Echo::failing_first(1, || Status::invalid_argument("no"));
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(config(4))).await;
-    let status = within(unary(&mut client, SAY, say("hi")))
+    let status = call(&echo, GrpcLayer::new(config(4)), say("hi"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -114,9 +124,7 @@ async fn a_status_the_policy_does_not_retry_is_returned_at_once() {
 #[tokio::test]
 async fn attempts_are_capped_at_five_whatever_max_attempts_says() {
     let echo = Echo::new(|_| Some(unavailable()));
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(config(7))).await;
-    let status = within(unary(&mut client, SAY, say("hi")))
+    let status = call(&echo, GrpcLayer::new(config(7)), say("hi"))
         .await
         .unwrap_err();
     // The last attempt's Trailers-Only status, as the server sent it.
@@ -140,9 +148,9 @@ async fn a_call_is_retried_after_exactly_the_pushback_and_the_backoff_starts_ove
         1 => Some(unavailable()),
         _ => None,
     });
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(config(4))).await;
-    let response = within(unary(&mut client, SAY, say("hi"))).await.unwrap();
+    let response = call(&echo, GrpcLayer::new(config(4)), say("hi"))
+        .await
+        .unwrap();
     let record = response.extensions().get::<Attempts>().unwrap();
     let pushed = Duration::from_millis(300);
     assert_eq!(
@@ -166,9 +174,7 @@ async fn a_negative_pushback_stops_the_retries() {
             .insert("grpc-retry-pushback-ms", "-1".parse().unwrap());
         Some(status)
     });
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(config(4))).await;
-    let status = within(unary(&mut client, SAY, say("hi")))
+    let status = call(&echo, GrpcLayer::new(config(4)), say("hi"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
@@ -384,10 +390,8 @@ async fn only_the_methods_the_config_names_are_retried() {
     let echo = Echo::new(|_| Some(unavailable()));
     let server = echo.listen().await;
     let mut client = client(&server, GrpcLayer::new(config)).await;
-    let said = within(unary(&mut client, SAY, say("hi")))
-        .await
-        .unwrap_err();
-    assert_eq!(attempts_in(&said), 3);
+    let said = within(unary(&mut client, SAY, say("hi"))).await;
+    assert_eq!(attempts_in(&said.unwrap_err()), 3);
     let collected = collect(&mut client, vec![Bytes::from_static(b"hi")]).await;
     assert_eq!(attempts_in(&collected.unwrap_err()), 1);
     assert_eq!(echo.calls(), 4);
@@ -514,9 +518,9 @@ async fn a_slow_call_is_hedged_and_the_first_answer_wins() {
             Duration::ZERO
         }
     });
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(hedged(3, "0.1s"))).await;
-    let response = within(unary(&mut client, SAY, say("hi"))).await.unwrap();
+    let response = call(&echo, GrpcLayer::new(hedged(3, "0.1s")), say("hi"))
+        .await
+        .unwrap();
     assert_eq!(response.get_ref(), "hi");
     let record = response.extensions().get::<Attempts>().unwrap();
     assert_eq!(
@@ -554,9 +558,7 @@ async fn a_non_fatal_status_starts_the_next_hedge_at_once() {
 #[tokio::test]
 async fn a_fatal_status_ends_a_hedged_call() {
     let echo = Echo::new(|n| (n == 0).then(|| Status::invalid_argument("no")));
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(hedged(3, "10s"))).await;
-    let status = within(unary(&mut client, SAY, say("hi")))
+    let status = call(&echo, GrpcLayer::new(hedged(3, "10s")), say("hi"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -566,9 +568,7 @@ async fn a_fatal_status_ends_a_hedged_call() {
 #[tokio::test]
 async fn every_hedge_failing_ends_with_the_last_status_after_max_attempts() {
     let echo = Echo::new(|_| Some(unavailable()));
-    let server = echo.listen().await;
-    let mut client = client(&server, GrpcLayer::new(hedged(3, "0.05s"))).await;
-    let status = within(unary(&mut client, SAY, say("hi")))
+    let status = call(&echo, GrpcLayer::new(hedged(3, "0.05s")), say("hi"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);

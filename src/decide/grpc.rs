@@ -44,42 +44,27 @@ impl Call {
         let stop = Decision::Stop;
         let after_deadline =
             |wait, now: &mut Now| deadline.is_some_and(|d| after(now.get(), wait) > d);
-        let code = match outcome {
-            Outcome::Response(head) => match a6::outcome(head) {
-                Status::Committed => Code::Ok,
-                Status::Status(code) => code,
-            },
-            Outcome::Error(error) => {
-                if !self.transparent && classify::is_unprocessed(error) {
-                    if body == BodyState::Spent {
-                        return stop(StopReason::BodyNotReplayable);
-                    }
-                    if after_deadline(Duration::ZERO, now) {
-                        return stop(StopReason::Deadline);
-                    }
-                    self.transparent = true;
-                    return Decision::Retry {
-                        wait: Duration::ZERO,
-                        why: WaitReason::Transparent,
-                    };
+        if let Outcome::Error(error) = outcome {
+            if !self.transparent && classify::is_unprocessed(error) {
+                if body == BodyState::Spent {
+                    return stop(StopReason::BodyNotReplayable);
                 }
-                code_of(error)
+                if after_deadline(Duration::ZERO, now) {
+                    return stop(StopReason::Deadline);
+                }
+                self.transparent = true;
+                return Decision::Retry {
+                    wait: Duration::ZERO,
+                    why: WaitReason::Transparent,
+                };
             }
-        };
+        }
+        let code = code(outcome);
         let Some(policy) = &self.retry else {
             return stop(StopReason::Policy);
         };
-        if code == Code::Ok {
-            if let Some(throttle) = &self.throttle {
-                throttle.record_success();
-            }
-            return stop(StopReason::Policy);
-        }
-        if !policy.is_retryable(code) {
-            return stop(StopReason::Policy);
-        }
-        if self.throttle.as_ref().is_some_and(|t| !t.record_failure()) {
-            return stop(StopReason::Throttled);
+        if let Some(reason) = self.count(code, policy.is_retryable(code)) {
+            return stop(reason);
         }
         if body == BodyState::Spent {
             return stop(StopReason::BodyNotReplayable);
@@ -87,17 +72,10 @@ impl Call {
         if self.retries >= self.max_counted {
             return stop(StopReason::Exhausted);
         }
-        let pushback = match outcome {
-            Outcome::Response(head) => a6::pushback(&head.headers),
-            Outcome::Error(_) => Pushback::None,
-        };
-        let (wait, why, since_pushback) = match pushback {
-            Pushback::Refused => return stop(StopReason::PushedBack),
-            Pushback::After(wait) if wait > max_wait => {
-                return stop(StopReason::ServerWaitTooLong(wait));
-            }
-            Pushback::After(wait) => (wait, WaitReason::Pushback, 0),
-            Pushback::None => {
+        let (wait, why, since_pushback) = match pushed_back(outcome, max_wait) {
+            Err(reason) => return stop(reason),
+            Ok(Some(wait)) => (wait, WaitReason::Pushback, 0),
+            Ok(None) => {
                 let rng = rng.get_or_insert_with(Rng::new);
                 let wait = jittered(policy.backoff(self.since_pushback + 1), rng);
                 (wait, WaitReason::Backoff, self.since_pushback + 1)
@@ -110,54 +88,76 @@ impl Call {
         self.since_pushback = since_pushback;
         Decision::Retry { wait, why }
     }
-}
 
-impl Call {
     /// What follows `outcome`, the outcome of one of the attempts of a hedged call, by
     /// gRFC A6: OK or a committed call wins; a status the policy does not call non-fatal
     /// ends the call; a non-fatal one is a failure for the throttle, which may then stop
     /// the hedges, and starts the next hedge at once, or after the server's pushback, or
     /// never when the pushback says so. The hedges in flight go on unless the call ends.
     pub(crate) fn decide_hedged(&mut self, outcome: Outcome<'_>, max_wait: Duration) -> Decision {
-        let stop = Decision::Stop;
-        let code = match outcome {
-            Outcome::Response(head) => match a6::outcome(head) {
-                Status::Committed => Code::Ok,
-                Status::Status(code) => code,
-            },
-            Outcome::Error(error) => code_of(error),
-        };
+        let code = code(outcome);
         let Some(policy) = &self.hedging else {
-            return stop(StopReason::Policy);
+            return Decision::Stop(StopReason::Policy);
         };
-        if code == Code::Ok {
-            if let Some(throttle) = &self.throttle {
-                throttle.record_success();
-            }
-            return stop(StopReason::Policy);
+        if let Some(reason) = self.count(code, policy.is_non_fatal(code)) {
+            return Decision::Stop(reason);
         }
-        if !policy.is_non_fatal(code) {
-            return stop(StopReason::Policy);
-        }
-        if self.throttle.as_ref().is_some_and(|t| !t.record_failure()) {
-            return stop(StopReason::Throttled);
-        }
-        let pushback = match outcome {
-            Outcome::Response(head) => a6::pushback(&head.headers),
-            Outcome::Error(_) => Pushback::None,
-        };
-        match pushback {
-            Pushback::Refused => stop(StopReason::PushedBack),
-            Pushback::After(wait) if wait > max_wait => stop(StopReason::ServerWaitTooLong(wait)),
-            Pushback::After(wait) => Decision::Retry {
+        match pushed_back(outcome, max_wait) {
+            Err(reason) => Decision::Stop(reason),
+            Ok(Some(wait)) => Decision::Retry {
                 wait,
                 why: WaitReason::Pushback,
             },
-            Pushback::None => Decision::Retry {
+            Ok(None) => Decision::Retry {
                 wait: Duration::ZERO,
                 why: WaitReason::Hedge,
             },
         }
+    }
+
+    /// Counts an attempt that ended with `code` in the throttle, as C-core does: OK is a
+    /// success, a status the policy acts on (`acted_on`) a failure, any other nothing.
+    /// Returns why the call stops here, if it does: it succeeded, the policy does not act
+    /// on its status, or the throttle refuses another attempt.
+    fn count(&self, code: Code, acted_on: bool) -> Option<StopReason> {
+        if code == Code::Ok {
+            if let Some(throttle) = &self.throttle {
+                throttle.record_success();
+            }
+            return Some(StopReason::Policy);
+        }
+        if !acted_on {
+            return Some(StopReason::Policy);
+        }
+        if self.throttle.as_ref().is_some_and(|t| !t.record_failure()) {
+            return Some(StopReason::Throttled);
+        }
+        None
+    }
+}
+
+/// The status of an attempt that ended with `outcome`: a committed call counts as OK.
+fn code(outcome: Outcome<'_>) -> Code {
+    match outcome {
+        Outcome::Response(head) => match a6::outcome(head) {
+            Status::Committed => Code::Ok,
+            Status::Status(code) => code,
+        },
+        Outcome::Error(error) => code_of(error),
+    }
+}
+
+/// The wait the server asked for with `grpc-retry-pushback-ms`, if any; an error for a
+/// pushback that stops the retries: negative or malformed, or above `max_wait`.
+fn pushed_back(outcome: Outcome<'_>, max_wait: Duration) -> Result<Option<Duration>, StopReason> {
+    let Outcome::Response(head) = outcome else {
+        return Ok(None);
+    };
+    match a6::pushback(&head.headers) {
+        Pushback::None => Ok(None),
+        Pushback::Refused => Err(StopReason::PushedBack),
+        Pushback::After(wait) if wait > max_wait => Err(StopReason::ServerWaitTooLong(wait)),
+        Pushback::After(wait) => Ok(Some(wait)),
     }
 }
 
