@@ -143,15 +143,19 @@ mod tests {
         let name = |n: u32| -> Authority { format!("s{n}.example").parse().unwrap() };
         let held = map.get(Some(&name(0)), || 0);
         drop(map.get(Some(&name(1)), || 1));
-        // Full: server 1 is forgotten, server 0 is held and kept.
-        assert_eq!(*map.get(Some(&name(2)), || 2), 2);
+        // Full: server 1 is forgotten, server 2 kept in its place, server 0 is held and
+        // kept.
+        let two = map.get(Some(&name(2)), || 2);
+        assert_eq!(*two, 2);
+        assert!(Arc::ptr_eq(&two, &map.get(Some(&name(2)), || 9)));
         assert_eq!(map.len(), 2);
         assert!(Arc::ptr_eq(&held, &map.get(Some(&name(0)), || 9)));
+        assert_eq!(*map.get(Some(&name(1)), || 1), 1, "made again");
         // Full of held servers: a new one gets a state of its own, not kept.
-        let _two = map.get(Some(&name(2)), || 9);
         let lone = map.get(Some(&name(3)), || 3);
         assert_eq!(*lone, 3);
         assert_eq!(map.len(), 2);
         assert_eq!(*map.get(Some(&name(3)), || 4), 4);
+        assert_eq!(format!("{map:?}"), "PerAuthority { servers: 2, limit: 2 }");
     }
 }

@@ -621,3 +621,19 @@ async fn each_channel_a_layer_wraps_has_its_own_throttle() {
     let response = within(unary(&mut to_flaky, SAY, say("hi"))).await.unwrap();
     assert_eq!(response.metadata().get("x-attempts").unwrap(), "2");
 }
+
+#[tokio::test]
+async fn a_call_s_future_names_itself() {
+    use tower::Service;
+    let echo = Echo::new(|_| None);
+    let server = echo.listen().await;
+    let mut service = GrpcLayer::new(config(2)).layer(server.channel().await);
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+    let request = http::Request::post(SAY)
+        .body(tonic::body::Body::empty())
+        .unwrap();
+    let future = service.call(request);
+    assert_eq!(format!("{future:?}"), "GrpcFuture { .. }");
+}

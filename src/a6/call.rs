@@ -149,7 +149,7 @@ impl Call {
 
     /// The hedging policy, when the call is hedged.
     pub(crate) fn hedging(&self) -> Option<&HedgingPolicy> {
-        self.hedging.as_ref().filter(|_| self.max_counted > 0)
+        self.hedging.as_ref()
     }
 
     /// Whether the server's throttle allows another attempt now: always, when the config

@@ -95,6 +95,8 @@ fn only_grpc_content_types_are_calls() {
 #[test]
 fn the_backoff_is_jittered_by_twenty_percent_and_grows_by_the_multiplier() {
     let rules = rules(5, None);
+    // The factors drawn, over every wait: spread over the whole range.
+    let (mut least, mut most) = (f64::MAX, 0f64);
     for seed in 0..200 {
         let mut call = call(&rules);
         let mut rng = Some(Rng::from_seed(seed));
@@ -117,8 +119,11 @@ fn the_backoff_is_jittered_by_twenty_percent_and_grows_by_the_multiplier() {
                 "{wait:?}"
             );
             assert_eq!(why, WaitReason::Backoff);
+            let factor = wait.as_secs_f64() / base.as_secs_f64();
+            (least, most) = (least.min(factor), most.max(factor));
         }
     }
+    assert!(least < 0.81 && most > 1.19, "{least} to {most}");
 }
 
 #[test]
@@ -499,4 +504,58 @@ fn a_hedge_s_pushback_delays_the_next_hedge_or_stops_them() {
     let mut head = request("/echo.Echo/Say", "application/grpc");
     second.stamp(&mut head, 3, None);
     assert_eq!(head.headers[PREVIOUS_ATTEMPTS], "2");
+}
+
+#[test]
+fn a_method_without_a_policy_neither_spends_nor_refills_the_throttle() {
+    let rules = rules(5, Some(Throttling::new(10, 0.1).unwrap()));
+    let other = request("/other.Service/Call", "application/grpc");
+    let call = rules.call(&other, u32::MAX).unwrap();
+    assert!(call.throttle.is_none());
+    // Nor does a call that may not be retried at all.
+    let none = rules
+        .call(&request("/echo.Echo/Say", "application/grpc"), 0)
+        .unwrap();
+    assert!(none.throttle.is_none());
+}
+
+#[test]
+fn a_call_that_may_not_be_retried_is_not_hedged() {
+    let rules = hedging_rules();
+    let head = request("/echo.Echo/Say", "application/grpc");
+    assert!(rules.call(&head, 0).unwrap().hedging().is_none());
+    assert!(rules.call(&head, 1).unwrap().hedging().is_some());
+}
+
+#[test]
+fn a_wait_may_end_at_the_deadline_and_a_pushback_may_be_the_longest_honoured() {
+    let rules = rules(5, None);
+    let now = Instant::now();
+    let pushed = |value| {
+        head(
+            200,
+            &[("grpc-status", "14"), ("grpc-retry-pushback-ms", value)],
+        )
+    };
+    // 500 ms, ending exactly at the deadline.
+    let mut first = call(&rules);
+    let decision = first.decide(
+        Outcome::Response(&pushed("500")),
+        BodyState::Replayable,
+        MAX_WAIT,
+        Some(now + Duration::from_millis(500)),
+        &mut Now::at(now),
+        &mut None,
+    );
+    assert_eq!(waits(decision).0, Duration::from_millis(500));
+    // 60 s, the longest honoured.
+    let mut second = call(&rules);
+    let decision = decide(&mut second, Outcome::Response(&pushed("60000")));
+    assert_eq!(waits(decision).0, MAX_WAIT);
+}
+
+#[test]
+fn the_rules_show_in_the_layer_s_debug_output() {
+    let shown = format!("{:?}", rules(5, None));
+    assert!(shown.starts_with("Grpc { config: ServiceConfig"), "{shown}");
 }
