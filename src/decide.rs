@@ -141,6 +141,7 @@ fn log_retry_or_stop(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decis
         (Decision::Retry { wait, why }, Outcome::Response(head)) => tracing::debug!(
             attempt,
             status = head.status.as_u16(),
+            grpc_status = grpc_status(head),
             wait = ?wait,
             wait_from = %why,
             retries_left = left,
@@ -158,6 +159,7 @@ fn log_retry_or_stop(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decis
         (Decision::Stop(reason), Outcome::Response(head)) => tracing::debug!(
             attempt,
             status = head.status.as_u16(),
+            grpc_status = grpc_status(head),
             reason = %reason,
             "not retrying",
         ),
@@ -169,6 +171,15 @@ fn log_retry_or_stop(attempt: u32, max_retries: u32, outcome: Outcome<'_>, decis
             "not retrying",
         ),
     }
+}
+
+/// The name of the gRPC status a response head carries, for the events: `UNAVAILABLE`.
+#[cfg_attr(not(feature = "grpc"), allow(unused_variables))]
+fn grpc_status(head: &http::response::Parts) -> Option<&'static str> {
+    #[cfg(feature = "grpc")]
+    return crate::grpc_code::status_in_headers(&head.headers).map(|code| code.as_str());
+    #[cfg(not(feature = "grpc"))]
+    None
 }
 
 fn backoff(
