@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -68,6 +69,8 @@ use crate::classify::ErrorClass;
 pub struct Attempts {
     /// How the first attempt ended: it had no wait before it, and is no hedge.
     first: Ended,
+    /// The address the first attempt reached, when the client reports it.
+    first_remote: Option<SocketAddr>,
     /// The attempts after it; empty, and so not allocated, for a request that succeeded at
     /// once.
     more: Vec<Entry>,
@@ -80,6 +83,52 @@ pub struct Entry {
     ended: Ended,
     waited: Option<(Duration, WaitReason)>,
     hedge: bool,
+    remote: Option<SocketAddr>,
+}
+
+/// How an attempt ended, as the record keeps it: its end, and the address it reached when
+/// the client reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ending {
+    pub(crate) ended: Ended,
+    pub(crate) remote: Option<SocketAddr>,
+}
+
+impl From<Ended> for Ending {
+    fn from(ended: Ended) -> Self {
+        Ending {
+            ended,
+            remote: None,
+        }
+    }
+}
+
+impl Ending {
+    /// How an attempt that answered with `status`, `headers` and `extensions` ended.
+    #[inline]
+    pub(crate) fn answered(
+        status: StatusCode,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Self {
+        Ending {
+            ended: Ended::of(status, headers),
+            remote: remote_of(extensions),
+        }
+    }
+}
+
+/// The address of the server a response came from, as the client reports it: hyper-util's
+/// `HttpInfo`, with the `hyper` feature.
+#[cfg_attr(not(feature = "hyper"), allow(unused_variables))]
+#[inline]
+pub(crate) fn remote_of(extensions: &http::Extensions) -> Option<SocketAddr> {
+    #[cfg(feature = "hyper")]
+    return extensions
+        .get::<hyper_util::client::legacy::connect::HttpInfo>()
+        .map(|info| info.remote_addr());
+    #[cfg(not(feature = "hyper"))]
+    None
 }
 
 /// How an attempt ended.
@@ -177,6 +226,14 @@ impl Entry {
     pub fn is_hedge(&self) -> bool {
         self.hedge
     }
+
+    /// The address of the server the attempt reached, when it was answered and the client
+    /// reports where from: hyper-util's client does (its `HttpInfo`, with the `hyper`
+    /// feature). Behind a load balancer, the attempts of one request may reach different
+    /// servers.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
 }
 
 impl Attempts {
@@ -209,9 +266,10 @@ impl Attempts {
     pub fn of<B>(response: &http::Response<B>) -> Cow<'_, Attempts> {
         match response.extensions().get::<Attempts>() {
             Some(record) => Cow::Borrowed(record),
-            None => Cow::Owned(Attempts::first(Ended::of(
+            None => Cow::Owned(Attempts::first(Ending::answered(
                 response.status(),
                 response.headers(),
+                response.extensions(),
             ))),
         }
     }
@@ -222,9 +280,11 @@ impl Attempts {
     }
 
     /// The record of one attempt that ended with `ended`.
-    pub(crate) fn first(ended: Ended) -> Self {
+    pub(crate) fn first(ended: impl Into<Ending>) -> Self {
+        let ending = ended.into();
         Attempts {
-            first: ended,
+            first: ending.ended,
+            first_remote: ending.remote,
             more: Vec::new(),
         }
     }
@@ -232,22 +292,28 @@ impl Attempts {
     /// Adds an attempt, after a wait (or none, for a hedge started at once).
     pub(crate) fn push(
         &mut self,
-        ended: Ended,
+        ended: impl Into<Ending>,
         waited: Option<(Duration, WaitReason)>,
         hedge: bool,
     ) {
+        let ending = ended.into();
         self.more.push(Entry {
-            ended,
+            ended: ending.ended,
             waited,
             hedge,
+            remote: ending.remote,
         });
     }
 
     /// Sets how attempt `i`, from 0, ended.
-    pub(crate) fn set_ended(&mut self, i: usize, ended: Ended) {
+    pub(crate) fn set_ended(&mut self, i: usize, ended: impl Into<Ending>) {
+        let ending = ended.into();
         match i {
-            0 => self.first = ended,
-            i => self.more[i - 1].ended = ended,
+            0 => (self.first, self.first_remote) = (ending.ended, ending.remote),
+            i => {
+                let entry = &mut self.more[i - 1];
+                (entry.ended, entry.remote) = (ending.ended, ending.remote);
+            }
         }
     }
 
@@ -263,6 +329,7 @@ impl Attempts {
                 ended: self.first,
                 waited: None,
                 hedge: false,
+                remote: self.first_remote,
             }),
             i => self.more.get(i - 1).copied(),
         }
@@ -304,7 +371,7 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// The attempt in flight ended with `ended`; the next one, if any, follows `waited`.
-    pub(crate) fn ended(&mut self, ended: Ended, then: Option<(Duration, WaitReason)>) {
+    pub(crate) fn ended(&mut self, ended: impl Into<Ending>, then: Option<(Duration, WaitReason)>) {
         match &mut self.record {
             None => self.record = Some(Attempts::first(ended)),
             Some(record) => record.push(ended, self.waited.take(), false),
@@ -322,14 +389,14 @@ impl Recorder {
     }
 
     /// Attempt `i`, from 0, which [`started`](Self::started), ended with `ended`.
-    pub(crate) fn set_ended(&mut self, i: usize, ended: Ended) {
+    pub(crate) fn set_ended(&mut self, i: usize, ended: impl Into<Ending>) {
         if let Some(record) = &mut self.record {
             record.set_ended(i, ended);
         }
     }
 
     /// The record; `last` is how the last attempt ended, when nothing has recorded it.
-    pub(crate) fn take(&mut self, last: Ended) -> Attempts {
+    pub(crate) fn take(&mut self, last: impl Into<Ending>) -> Attempts {
         self.record.take().unwrap_or_else(|| Attempts::first(last))
     }
 }

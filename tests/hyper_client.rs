@@ -240,6 +240,50 @@ async fn a_drained_502_then_200_uses_one_tcp_connection() {
 }
 
 #[tokio::test]
+async fn the_record_names_the_server_each_attempt_reached() {
+    within(async {
+        let server = servers::http(|n, _req| async move {
+            if n == 0 {
+                reply(503, "busy")
+            } else {
+                reply(200, "ok")
+            }
+        })
+        .await;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let client = RetryLayer::new()
+            .backoff(Backoff::constant(Duration::from_millis(10)))
+            .layer(client);
+        let request = Request::get(server.url("/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.clone().oneshot(request).await.unwrap();
+        let record = retryable_http::Attempts::of(&response);
+        let remotes: Vec<_> = record.iter().map(|a| a.remote()).collect();
+        assert_eq!(remotes, [Some(server.addr), Some(server.addr)]);
+        // A request that succeeds at once: its record is made from the response.
+        let request = Request::get(server.url("/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.clone().oneshot(request).await.unwrap();
+        let record = retryable_http::Attempts::of(&response);
+        assert_eq!(record.get(0).unwrap().remote(), Some(server.addr));
+        // An attempt that reached no server has none.
+        let refused = servers::refused().await;
+        let request = Request::get(format!("http://{refused}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let error = client.oneshot(request).await.unwrap_err();
+        let record = error.record().unwrap();
+        assert!(record.attempts() > 1);
+        assert!(record.iter().all(|a| a.remote().is_none()));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn many_concurrent_requests_through_one_client_over_loopback() {
     within(async {
         let server = servers::http(|n, _req| async move {

@@ -23,7 +23,7 @@ use crate::decide::{Decision, History, Now, decide, log};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
 use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
-use crate::record::{Attempts, Ended, Recorder, WaitReason};
+use crate::record::{Attempts, Ended, Ending, Recorder, WaitReason};
 use crate::rng::Rng;
 
 /// What follows an attempt's outcome.
@@ -586,8 +586,10 @@ impl<S, B> Session<S, B> {
         // A gRPC call out of time ends as gRPC clients end it: DEADLINE_EXCEEDED.
         if reason == StopReason::Deadline && self.is_grpc() {
             let last = match &outcome {
-                Ok(response) => Ended::of(response.status(), response.headers()),
-                Err(error) => Ended::Error(classify(&**error)),
+                Ok(response) => {
+                    Ending::answered(response.status(), response.headers(), response.extensions())
+                }
+                Err(error) => Ended::Error(classify(&**error)).into(),
             };
             return Err(self.deadline_error(last));
         }
@@ -610,7 +612,11 @@ impl<S, B> Session<S, B> {
                     }
                     _ => None,
                 };
-                let record = self.record(Ended::of(response.status(), response.headers()));
+                let record = self.record(Ending::answered(
+                    response.status(),
+                    response.headers(),
+                    response.extensions(),
+                ));
                 match exhausted {
                     Some(error) => (error, record),
                     None => {
@@ -637,7 +643,7 @@ impl<S, B> Session<S, B> {
 
     /// The record of the request so far; `last` is how the last attempt ended, when nothing
     /// has recorded it yet.
-    fn record(&mut self, last: Ended) -> Attempts {
+    fn record(&mut self, last: impl Into<Ending>) -> Attempts {
         match self.retry.as_mut() {
             Some(retry) => retry.record.take(last),
             None => Attempts::first(last),
@@ -657,7 +663,7 @@ impl<S, B> Session<S, B> {
 
     /// The error for a request out of time; `last` is how the last attempt ended, when
     /// nothing has recorded it yet.
-    fn deadline_error(&mut self, last: Ended) -> Error {
+    fn deadline_error(&mut self, last: impl Into<Ending>) -> Error {
         self.body.finish();
         let deadline = self.deadline().map_or(Duration::ZERO, |d| {
             d.saturating_duration_since(self.started)
@@ -750,7 +756,7 @@ impl<S, B> Session<S, B> {
     }
 
     /// Records how attempt `index`, from 0, ended.
-    pub(crate) fn record_ended(&mut self, index: usize, ended: Ended) {
+    pub(crate) fn record_ended(&mut self, index: usize, ended: Ending) {
         self.retrying().record.set_ended(index, ended);
     }
 
@@ -792,10 +798,10 @@ fn policy_of<'a>(config: &'a Config, own: &'a Option<Box<Own>>) -> &'a dyn Polic
 }
 
 /// How an attempt ended, for the record.
-pub(crate) fn ended(outcome: Outcome<'_>) -> Ended {
+pub(crate) fn ended(outcome: Outcome<'_>) -> Ending {
     match outcome {
-        Outcome::Response(head) => Ended::of(head.status, &head.headers),
-        Outcome::Error(error) => Ended::Error(classify(error)),
+        Outcome::Response(head) => Ending::answered(head.status, &head.headers, &head.extensions),
+        Outcome::Error(error) => Ended::Error(classify(error)).into(),
     }
 }
 

@@ -84,10 +84,18 @@ fn each_wait_reason_has_its_name() {
 fn a_record_shows_each_attempt_and_the_time_waited() {
     let mut recorder = Recorder::default();
     recorder.ended(BUSY, Some((Duration::from_secs(1), WaitReason::Backoff)));
-    recorder.ended(OK, None);
+    let server = "127.0.0.1:8080".parse().unwrap();
+    recorder.ended(
+        Ending {
+            ended: OK,
+            remote: Some(server),
+        },
+        None,
+    );
     assert_eq!(
         format!("{:?}", recorder.take(OK)),
-        "Attempts { attempts: [Entry { ended: Status(503), waited: None, hedge: false }, \
-         Entry { ended: Status(200), waited: Some((1s, Backoff)), hedge: false }], waited: 1s }"
+        "Attempts { attempts: [Entry { ended: Status(503), waited: None, hedge: false, remote: None }, \
+         Entry { ended: Status(200), waited: Some((1s, Backoff)), hedge: false, \
+         remote: Some(127.0.0.1:8080) }], waited: 1s }"
     );
 }
