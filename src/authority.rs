@@ -1,14 +1,17 @@
-//! [`PerAuthority`]: state kept per server, keyed by the authority a request goes to.
+//! [`PerKey`]: state kept per server or destination, keyed by where a request goes.
 //!
-//! gRPC's retry throttle is one bucket per server name, so that one server's failures do
-//! not stop the retries to another. The map is bounded: past [`PerAuthority::LIMIT`]
-//! servers, the ones no request holds are forgotten first.
-
-#![cfg_attr(not(feature = "grpc"), allow(dead_code))]
+//! gRPC's retry throttle is one bucket per server name, and the retry budget one account
+//! per destination, so that one server's failures do not stop the retries to another. The
+//! map is bounded: past [`PerKey::LIMIT`] keys, the entries that need not be kept are
+//! forgotten first.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::hash::{BuildHasher, Hash};
+#[cfg(feature = "grpc")]
+use std::sync::Arc;
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 use http::request;
 use http::uri::Authority;
@@ -24,62 +27,86 @@ pub(crate) fn authority_of(head: &request::Parts) -> Option<Authority> {
     Authority::try_from(host.as_bytes()).ok()
 }
 
-/// One `T` per server, made on first use and shared by every request to that server.
-/// Authorities compare as URIs do: the host in any case, and the port.
-pub(crate) struct PerAuthority<T> {
-    entries: RwLock<HashMap<Authority, Arc<T>>>,
-    /// The state of requests with no authority, kept apart: a tonic channel's, found
-    /// without hashing or locking.
-    unnamed: OnceLock<Arc<T>>,
+/// One value per key, made on first use and shared by every request with that key: the
+/// state of a server (gRPC's throttle per authority) or of a destination (a retry budget).
+/// Keys are bounded: past the limit, the entries that need not be kept are forgotten.
+pub(crate) struct PerKey<K, V, S = RandomState> {
+    entries: RwLock<HashMap<K, V, S>>,
+    /// The value of requests with no key, kept apart: a tonic channel's, found without
+    /// hashing or locking.
+    unnamed: OnceLock<V>,
     limit: usize,
 }
 
-impl<T> PerAuthority<T> {
-    /// The most servers kept at once: 1024.
+/// One `Arc<T>` per server, by authority.
+#[cfg(feature = "grpc")]
+pub(crate) type PerAuthority<T> = PerKey<Authority, Arc<T>>;
+
+impl<K: Eq + Hash + Clone, V: Clone, S: BuildHasher + Default> PerKey<K, V, S> {
+    /// The most keys kept at once: 1024.
     pub(crate) const LIMIT: usize = 1024;
 
     pub(crate) fn new() -> Self {
-        PerAuthority::with_limit(Self::LIMIT)
+        PerKey::with_limit(Self::LIMIT)
     }
 
     pub(crate) fn with_limit(limit: usize) -> Self {
-        PerAuthority {
-            entries: RwLock::new(HashMap::new()),
+        PerKey {
+            entries: RwLock::new(HashMap::default()),
             unnamed: OnceLock::new(),
             limit,
         }
     }
 
-    /// The state of `authority`'s server, made with `make` when it has none.
-    ///
-    /// When the map is full, the servers whose state no request holds are forgotten; when
-    /// every one is held, the new server's state is made for this request alone, and not
-    /// kept.
-    pub(crate) fn get(&self, authority: Option<&Authority>, make: impl FnOnce() -> T) -> Arc<T> {
-        let Some(authority) = authority else {
-            return self.unnamed.get_or_init(|| Arc::new(make())).clone();
+    /// Calls `f` with the value of `key`, made with `make` when it has none. When the map
+    /// is full, the entries `keep` does not keep are forgotten first; `f` gets `None` when
+    /// every one is kept and the new key finds no room.
+    #[inline]
+    pub(crate) fn with<R>(
+        &self,
+        key: Option<&K>,
+        make: impl FnOnce() -> V,
+        keep: impl Fn(&V) -> bool,
+        f: impl FnOnce(Option<&V>) -> R,
+    ) -> R {
+        let Some(key) = key else {
+            return f(Some(self.unnamed.get_or_init(make)));
         };
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(found) = entries.get(authority) {
-                return found.clone();
+            if let Some(found) = entries.get(key) {
+                return f(Some(found));
             }
         }
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = entries.get(authority) {
-            return found.clone();
-        }
-        if entries.len() >= self.limit {
-            entries.retain(|_, state| Arc::strong_count(state) > 1);
-        }
-        let state = Arc::new(make());
-        if entries.len() < self.limit {
-            entries.insert(authority.clone(), state.clone());
-        }
-        state
+        self.insert(key, make, keep, f)
     }
 
-    /// How many servers are kept.
+    /// The slow path of [`with`](Self::with): a key seen for the first time.
+    #[inline(never)]
+    fn insert<R>(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> V,
+        keep: impl Fn(&V) -> bool,
+        f: impl FnOnce(Option<&V>) -> R,
+    ) -> R {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = entries.get(key) {
+            return f(Some(found));
+        }
+        if entries.len() >= self.limit {
+            entries.retain(|_, value| keep(value));
+            if entries.len() >= self.limit {
+                return f(None);
+            }
+        }
+        let value = entries.entry(key.clone()).or_insert_with(make);
+        f(Some(value))
+    }
+}
+
+impl<K, V, S> PerKey<K, V, S> {
+    /// How many keys are kept.
     pub(crate) fn len(&self) -> usize {
         let named = self
             .entries
@@ -90,10 +117,28 @@ impl<T> PerAuthority<T> {
     }
 }
 
-impl<T> fmt::Debug for PerAuthority<T> {
+#[cfg(feature = "grpc")]
+impl<T> PerAuthority<T> {
+    /// The state of `authority`'s server, made with `make` when it has none.
+    ///
+    /// When the map is full, the servers whose state no request holds are forgotten; when
+    /// every one is held, the new server's state is made for this request alone, and not
+    /// kept.
+    pub(crate) fn get(&self, authority: Option<&Authority>, make: impl Fn() -> T) -> Arc<T> {
+        let kept = self.with(
+            authority,
+            || Arc::new(make()),
+            |state| Arc::strong_count(state) > 1,
+            |state| state.cloned(),
+        );
+        kept.unwrap_or_else(|| Arc::new(make()))
+    }
+}
+
+impl<K, V, S> fmt::Debug for PerKey<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PerAuthority")
-            .field("servers", &self.len())
+        f.debug_struct("PerKey")
+            .field("keys", &self.len())
             .field("limit", &self.limit)
             .finish()
     }
@@ -123,6 +168,7 @@ mod tests {
         assert_eq!(of("/s/M", Some("not a host")), None);
     }
 
+    #[cfg(feature = "grpc")]
     #[test]
     fn one_state_per_server_the_host_in_any_case() {
         let map = PerAuthority::new();
@@ -137,6 +183,7 @@ mod tests {
         assert_eq!(map.len(), 3);
     }
 
+    #[cfg(feature = "grpc")]
     #[test]
     fn a_full_map_forgets_the_servers_no_request_holds() {
         let map = PerAuthority::with_limit(2);
@@ -156,6 +203,6 @@ mod tests {
         assert_eq!(*lone, 3);
         assert_eq!(map.len(), 2);
         assert_eq!(*map.get(Some(&name(3)), || 4), 4);
-        assert_eq!(format!("{map:?}"), "PerAuthority { servers: 2, limit: 2 }");
+        assert_eq!(format!("{map:?}"), "PerKey { keys: 2, limit: 2 }");
     }
 }

@@ -10,7 +10,7 @@ use http::HeaderName;
 
 use crate::backoff::Backoff;
 use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
-use crate::budget::Budget;
+use crate::budget::{Budget, Budgets};
 use crate::hedge::Hedge;
 use crate::hooks::Hooks;
 use crate::policy::{Policy, StandardPolicy};
@@ -40,7 +40,7 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) deadline: Option<Duration>,
-    pub(crate) budget: Option<Budget>,
+    pub(crate) budget: Option<Budgets>,
     pub(crate) memory: Option<Arc<Memory>>,
     pub(crate) policy: Arc<dyn Policy>,
     /// Whether requests that provably never reached the server are retried whatever the
@@ -65,7 +65,7 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             attempt_timeout: None,
             deadline: None,
-            budget: Some(Budget::default()),
+            budget: Some(Budgets::Shared(Budget::default())),
             memory: None,
             policy: Arc::new(StandardPolicy::new()),
             retry_unprocessed: true,

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 
 use crate::backoff::Backoff;
 use crate::body::Memory;
-use crate::budget::Budget;
+use crate::budget::{Budget, Budgets};
 use crate::config::Config;
 use crate::error::{BoxError, UnexpectedStatus};
 use crate::hedge::Hedge;
@@ -211,15 +211,60 @@ impl RetryLayer {
         self
     }
 
-    /// Sets the retry budget, shared by this layer, its clones, the services they make, and
-    /// any other layer given a clone of the same [`Budget`].
+    /// Pays every request's retries from one budget, shared by this layer, its clones, the
+    /// services they make, and any other layer given a clone of the same [`Budget`],
+    /// whatever the request's destination.
     ///
     /// A layer has a budget of its own by default ([`Budget::default`]): against an
     /// upstream that fails everything, retries add at most about 20 % to the load instead of
     /// multiplying it by the number of attempts. A retry the budget refuses is not made: the
-    /// last outcome goes to the caller.
+    /// last outcome goes to the caller. A client of many hosts is better served by
+    /// [`budget_per_destination`](Self::budget_per_destination).
     pub fn budget(mut self, budget: Budget) -> Self {
-        self.config_mut().budget = Some(budget);
+        self.config_mut().budget = Some(Budgets::Shared(budget));
+        self
+    }
+
+    /// Pays each destination's retries from a budget of its own, with `budget`'s settings.
+    /// A destination is a request's scheme, host and port, as Envoy budgets per cluster,
+    /// gRPC throttles per server and AWS's SDKs per retry partition: one host's outage then
+    /// spends none of another host's retries, and a healthy host's traffic buys the failing
+    /// one none. Against one host that fails everything, retries add at most about 20 % to
+    /// that host's load.
+    ///
+    /// At most 1024 destinations are kept; past that, those idle for a whole window are
+    /// forgotten (they held only their reserve, which a new budget starts with), and while
+    /// none is, new destinations share one more budget. Finding a request's budget costs
+    /// about 400 instructions more than a shared budget's.
+    ///
+    /// ```
+    /// use retryable_http::{RetryLayer, budget::Budget};
+    ///
+    /// let layer = RetryLayer::new().budget_per_destination(Budget::default());
+    /// ```
+    pub fn budget_per_destination(mut self, budget: Budget) -> Self {
+        self.config_mut().budget = Some(Budgets::per_origin(budget));
+        self
+    }
+
+    /// Pays retries from a budget per key, with `budget`'s settings: `key` names a
+    /// request's key (a tenant, a region), and the requests it names none for share one
+    /// budget. Kept as [`budget_per_destination`](Self::budget_per_destination) keeps them.
+    ///
+    /// ```
+    /// use retryable_http::{RetryLayer, budget::Budget};
+    ///
+    /// // A budget per tenant.
+    /// let layer = RetryLayer::new().budget_per(Budget::default(), |head| {
+    ///     let tenant = head.headers.get("x-tenant")?;
+    ///     Some(tenant.to_str().ok()?.to_owned())
+    /// });
+    /// ```
+    pub fn budget_per<F>(mut self, budget: Budget, key: F) -> Self
+    where
+        F: Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.config_mut().budget = Some(Budgets::keyed(budget, Some(Arc::new(key))));
         self
     }
 

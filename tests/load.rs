@@ -99,6 +99,86 @@ fn tasks_on_many_threads_sharing_one_layer_stay_within_the_budget() {
     assert!((1024..=1024 + 304).contains(&made), "{made} attempts");
 }
 
+/// Two hosts behind one client: `down.test` answers with `down`'s script, `up.test` with
+/// `up`'s.
+fn two_hosts(
+    down: Upstream,
+    up: Upstream,
+) -> impl Service<
+    Request<ReplayBody<Full<Bytes>>>,
+    Response = Response<Full<Bytes>>,
+    Error = Box<dyn std::error::Error + Send + Sync>,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |request: Request<ReplayBody<Full<Bytes>>>| {
+        let host = if request.uri().host() == Some("down.test") {
+            down.clone()
+        } else {
+            up.clone()
+        };
+        host.oneshot(request)
+    })
+}
+
+fn to(host: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("http://{host}/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// 200 requests to a host that is down, then one to a host that fails once: whether that
+/// one is retried.
+async fn after_an_outage_elsewhere(layer: RetryLayer) -> u32 {
+    let down = Upstream::always(Reply::status(503));
+    let flaky = Upstream::new([Reply::status(503), Reply::ok()]);
+    let client = layer.layer(two_hosts(down, flaky));
+    for _ in 0..200 {
+        client.clone().oneshot(to("down.test")).await.unwrap();
+    }
+    let response = client.oneshot(to("up.test")).await.unwrap();
+    attempts(&response)
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_host_s_outage_leaves_another_host_s_retries_alone() {
+    // Each destination has a budget of its own.
+    let per_destination = || fast().budget_per_destination(Budget::default());
+    assert_eq!(after_an_outage_elsewhere(per_destination()).await, 2);
+    // One budget for both, as by default: the outage spent it.
+    assert_eq!(after_an_outage_elsewhere(fast()).await, 1);
+}
+
+/// 300 requests to a healthy host, then 100 to a host that is down: the retries the
+/// second host gets.
+async fn retries_for_the_host_that_is_down(layer: RetryLayer, healthy: usize) -> usize {
+    let down = Upstream::always(Reply::status(503));
+    let client = layer.layer(two_hosts(down.clone(), Upstream::always(Reply::ok())));
+    for _ in 0..healthy {
+        client.clone().oneshot(to("up.test")).await.unwrap();
+    }
+    for _ in 0..100 {
+        client.clone().oneshot(to("down.test")).await.unwrap();
+    }
+    down.attempts() - 100
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_host_s_healthy_traffic_buys_no_retries_for_another() {
+    // Its own budget: the reserve of 100 and 20 % of its own 100 requests, with or
+    // without the other host's traffic.
+    let per_destination = || fast().budget_per_destination(Budget::default());
+    assert_eq!(
+        retries_for_the_host_that_is_down(per_destination(), 0).await,
+        120
+    );
+    assert_eq!(
+        retries_for_the_host_that_is_down(per_destination(), 300).await,
+        120
+    );
+    // One budget for both, as by default: the healthy host's 300 requests pay for 60 more.
+    assert_eq!(retries_for_the_host_that_is_down(fast(), 300).await, 180);
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_budget_is_shared_by_clones_and_by_layers_given_the_same_budget() {
     // No reserve: every retry must be paid for by first attempts.

@@ -47,7 +47,10 @@ use tokio::time::Instant;
 use crate::error::ConfigError;
 use crate::sync::{Arc, AtomicI64, AtomicU64, Ordering, fence};
 
+mod keyed;
 mod slot;
+
+pub(crate) use keyed::Budgets;
 
 use slot::{Age, Slot};
 
@@ -164,6 +167,20 @@ impl Budget {
             return false;
         }
         taken
+    }
+
+    /// A budget with these settings of its own: its reserve full, nothing deposited.
+    pub(crate) fn fresh(&self) -> Budget {
+        let inner = &*self.inner;
+        Budget::new(inner.window, inner.min_per_sec, inner.ratio)
+            .expect("the settings were checked when this budget was made")
+    }
+
+    /// Whether anything deposited or withdrawn still counts at `now`: a budget idle for a
+    /// whole window holds its reserve and nothing else, as a fresh one does.
+    pub(crate) fn is_active(&self, now: Instant) -> bool {
+        let inner = &*self.inner;
+        inner.epoch_of(now) < inner.epoch.load(Ordering::Acquire) + BUCKETS
     }
 
     /// When the budget's first bucket began.

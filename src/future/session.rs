@@ -158,7 +158,7 @@ impl<S, B> Session<S, B> {
         #[cfg(not(feature = "grpc"))]
         let budgeted = true;
         if let (Some(budget), true) = (&config.budget, budgeted) {
-            budget.deposit_at(now);
+            budget.deposit(&head, now);
         }
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
@@ -450,7 +450,7 @@ impl<S, B> Session<S, B> {
         self.config()
             .budget
             .as_ref()
-            .is_none_or(|budget| budget.withdraw_at(now))
+            .is_none_or(|budget| budget.withdraw(&self.head, now))
     }
 
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.

@@ -1,0 +1,216 @@
+//! [`Budgets`]: the budget a layer pays retries from: one for every request, or one per
+//! destination.
+
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+
+use http::request;
+use http::uri::{Authority, Scheme};
+use tokio::time::Instant;
+
+use super::Budget;
+use crate::authority::{PerKey, authority_of};
+
+/// Where a request's retries are paid from.
+#[derive(Clone)]
+pub(crate) enum Budgets {
+    /// One budget for every request.
+    Shared(Budget),
+    /// One budget per destination, each with the template's settings.
+    Keyed(Arc<Keyed>),
+}
+
+/// What a request's destination is, for its budget.
+pub(crate) type KeyFn = Arc<dyn Fn(&request::Parts) -> Option<String> + Send + Sync>;
+
+/// Budgets per destination.
+pub(crate) struct Keyed {
+    /// The settings of every destination's budget; never paid from itself.
+    template: Budget,
+    /// How a request names its destination: its origin, unless told otherwise.
+    key: Option<KeyFn>,
+    accounts: PerKey<Destination, Budget, BuildHasherDefault<Prehashed>>,
+    /// The budget the destinations past the limit share, while every kept one is in use.
+    overflow: Budget,
+}
+
+/// A destination: a scheme and authority, or a name a key function gave, with its hash
+/// worked out once.
+#[derive(Clone, Debug)]
+struct Destination {
+    hash: u64,
+    name: Name,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Name {
+    Origin(Option<Scheme>, Authority),
+    Named(Box<str>),
+}
+
+impl Destination {
+    fn origin(scheme: Option<&Scheme>, authority: Authority) -> Self {
+        // The two schemes nearly every request has are a number; others are hashed.
+        let seed = match scheme {
+            None => SEED,
+            Some(s) if *s == Scheme::HTTP => SEED ^ 1,
+            Some(s) if *s == Scheme::HTTPS => SEED ^ 2,
+            Some(s) => hash_any_case(SEED, s.as_str().as_bytes()),
+        };
+        let hash = hash_any_case(seed, authority.as_str().as_bytes());
+        Destination {
+            hash,
+            name: Name::Origin(scheme.cloned(), authority),
+        }
+    }
+
+    fn named(name: String) -> Self {
+        Destination {
+            // Apart from the origins: a name cannot equal one.
+            hash: hash_any_case(!SEED, name.as_bytes()),
+            name: Name::Named(name.into()),
+        }
+    }
+}
+
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && match (&self.name, &other.name) {
+                // The same bytes, as a client sends them again and again, before any case.
+                (Name::Origin(s1, a1), Name::Origin(s2, a2)) => {
+                    s1 == s2 && (a1.as_str() == a2.as_str() || a1 == a2)
+                }
+                (a, b) => a == b,
+            }
+    }
+}
+
+impl Eq for Destination {}
+
+impl Hash for Destination {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A hash of `bytes` that ignores ASCII case, eight bytes at a time.
+// NOTE: every byte is hashed with bit 5 set, which folds the case of letters and merges a
+// few other pairs of bytes: names that collide are still told apart by `Eq`, and the map
+// is bounded, so a collision costs one comparison more.
+fn hash_any_case(mut hash: u64, bytes: &[u8]) -> u64 {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        hash = (hash.rotate_left(5) ^ (word | CASE)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    let mut tail = [0u8; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    // `rest` is shorter than 8 bytes: the case bit of those it has.
+    let case = CASE & ((1u64 << (8 * rest.len())) - 1);
+    let word = (u64::from_le_bytes(tail) | case) ^ ((bytes.len() as u64) << 56);
+    (hash.rotate_left(5) ^ word).wrapping_mul(K)
+}
+
+/// A hasher for keys that hash themselves: it keeps the one `u64` they write.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `Destination`; kept correct for any other key.
+        self.0 = hash_any_case(self.0, bytes);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl Budgets {
+    /// A budget per origin (scheme, host and port), each with `template`'s settings.
+    pub(crate) fn per_origin(template: Budget) -> Self {
+        Budgets::keyed(template, None)
+    }
+
+    /// A budget per destination `key` names, each with `template`'s settings; requests it
+    /// names none for share one.
+    pub(crate) fn keyed(template: Budget, key: Option<KeyFn>) -> Self {
+        Budgets::Keyed(Arc::new(Keyed {
+            overflow: template.fresh(),
+            template,
+            key,
+            accounts: PerKey::new(),
+        }))
+    }
+
+    /// Records a first attempt of `head` at `now`.
+    #[inline]
+    pub(crate) fn deposit(&self, head: &request::Parts, now: Instant) {
+        match self {
+            Budgets::Shared(budget) => budget.deposit_at(now),
+            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.deposit_at(now)),
+        }
+    }
+
+    /// Takes one retry of `head` from its budget at `now`; `false` when it refuses.
+    pub(crate) fn withdraw(&self, head: &request::Parts, now: Instant) -> bool {
+        match self {
+            Budgets::Shared(budget) => budget.withdraw_at(now),
+            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.withdraw_at(now)),
+        }
+    }
+}
+
+impl Keyed {
+    /// Calls `f` with the budget of `head`'s destination at `now`. A destination seen for
+    /// the first time gets a budget of its own; when the most destinations are kept, those
+    /// idle for a window are forgotten first (they hold their reserve and nothing else, as
+    /// a new one would), and if none is, the new destination pays from the overflow
+    /// budget.
+    #[inline]
+    fn with_account<R>(
+        &self,
+        head: &request::Parts,
+        now: Instant,
+        f: impl FnOnce(&Budget) -> R,
+    ) -> R {
+        let destination = match &self.key {
+            None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), a)),
+            Some(key) => key(head).map(Destination::named),
+        };
+        self.accounts.with(
+            destination.as_ref(),
+            || self.template.fresh(),
+            |budget| budget.is_active(now),
+            |found| f(found.unwrap_or(&self.overflow)),
+        )
+    }
+}
+
+impl fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Budgets::Shared(budget) => fmt::Debug::fmt(budget, f),
+            Budgets::Keyed(keyed) => f
+                .debug_struct("PerDestination")
+                .field("each", &keyed.template)
+                .field("key", &keyed.key.as_ref().map_or("origin", |_| "custom"))
+                .field("destinations", &keyed.accounts.len())
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
