@@ -211,27 +211,44 @@ async fn exhausted_retries_return_the_last_502_with_its_body_over_loopback() {
     .await;
 }
 
+/// A loopback server that answers `status` to its first request and 200 to the others.
+async fn failing_once(status: u16) -> servers::Server {
+    servers::http(move |n, _req| async move {
+        if n == 0 {
+            reply(status, "failed")
+        } else {
+            reply(200, "ok")
+        }
+    })
+    .await
+}
+
+/// hyper-util's client, retrying after 10 ms.
+fn retrying_client() -> retryable_http::Retry<
+    hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        retryable_http::body::ReplayBody<Full<Bytes>>,
+    >,
+> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    RetryLayer::new()
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .layer(client)
+}
+
+/// A GET of `server`'s root.
+fn get_from(server: &servers::Server) -> Request<Full<Bytes>> {
+    Request::get(server.url("/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_drained_502_then_200_uses_one_tcp_connection() {
     within(async {
-        let server = servers::http(|n, _req| async move {
-            if n == 0 {
-                reply(502, "Bad Gateway Simulation")
-            } else {
-                reply(200, "ok")
-            }
-        })
-        .await;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        let client = RetryLayer::new()
-            .backoff(Backoff::constant(Duration::from_millis(10)))
-            .layer(client);
-        let request = Request::get(server.url("/"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let response = client.oneshot(request).await.unwrap();
+        let server = failing_once(502).await;
+        let response = retrying_client().oneshot(get_from(&server)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(server.counts.requests(), 2);
         assert_eq!(server.counts.connections(), 1);
@@ -242,32 +259,14 @@ async fn a_drained_502_then_200_uses_one_tcp_connection() {
 #[tokio::test]
 async fn the_record_names_the_server_each_attempt_reached() {
     within(async {
-        let server = servers::http(|n, _req| async move {
-            if n == 0 {
-                reply(503, "busy")
-            } else {
-                reply(200, "ok")
-            }
-        })
-        .await;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        let client = RetryLayer::new()
-            .backoff(Backoff::constant(Duration::from_millis(10)))
-            .layer(client);
-        let request = Request::get(server.url("/"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let response = client.clone().oneshot(request).await.unwrap();
+        let server = failing_once(503).await;
+        let client = retrying_client();
+        let response = client.clone().oneshot(get_from(&server)).await.unwrap();
         let record = retryable_http::Attempts::of(&response);
         let remotes: Vec<_> = record.iter().map(|a| a.remote()).collect();
         assert_eq!(remotes, [Some(server.addr), Some(server.addr)]);
         // A request that succeeds at once: its record is made from the response.
-        let request = Request::get(server.url("/"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let response = client.clone().oneshot(request).await.unwrap();
+        let response = client.clone().oneshot(get_from(&server)).await.unwrap();
         let record = retryable_http::Attempts::of(&response);
         assert_eq!(record.get(0).unwrap().remote(), Some(server.addr));
         // An attempt that reached no server has none.
