@@ -1,9 +1,11 @@
 //! [`Budgets`]: the budget a layer pays retries from: one for every request, or one per
 //! destination.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::request;
 use http::uri::{Authority, Scheme};
@@ -33,6 +35,26 @@ pub(crate) struct Keyed {
     accounts: PerKey<Destination, Budget, BuildHasherDefault<Prehashed>>,
     /// The budget the destinations past the limit share, while every kept one is in use.
     overflow: Budget,
+    /// Tells these budgets from any other in the process's threads' caches.
+    id: u64,
+    /// Moves on whenever a destination is added, and so maybe others forgotten: what a
+    /// thread cached before is then looked up again.
+    generation: AtomicU64,
+}
+
+thread_local! {
+    /// The destination this thread last found a budget for, and that budget: a thread
+    /// sends to one host many times in a row, and then finds its budget without a lock.
+    static LAST: RefCell<Option<Last>> = const { RefCell::new(None) };
+}
+
+/// A thread's cached destination.
+struct Last {
+    owner: u64,
+    generation: u64,
+    scheme: Option<Scheme>,
+    authority: Authority,
+    budget: Budget,
 }
 
 /// A destination: a scheme and authority, or a name a key function gave, with its hash
@@ -146,12 +168,7 @@ impl Budgets {
     /// A budget per destination `key` names, each with `template`'s settings; requests it
     /// names none for share one.
     pub(crate) fn keyed(template: Budget, key: Option<KeyFn>) -> Self {
-        Budgets::Keyed(Arc::new(Keyed {
-            overflow: template.fresh(),
-            template,
-            key,
-            accounts: PerKey::new(),
-        }))
+        Budgets::Keyed(Arc::new(Keyed::new(template, key, PerKey::new())))
     }
 
     /// Records a first attempt of `head` at `now`.
@@ -173,6 +190,22 @@ impl Budgets {
 }
 
 impl Keyed {
+    fn new(
+        template: Budget,
+        key: Option<KeyFn>,
+        accounts: PerKey<Destination, Budget, BuildHasherDefault<Prehashed>>,
+    ) -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        Keyed {
+            overflow: template.fresh(),
+            template,
+            key,
+            accounts,
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+        }
+    }
+
     /// Calls `f` with the budget of `head`'s destination at `now`. A destination seen for
     /// the first time gets a budget of its own; when the most destinations are kept, those
     /// idle for a window are forgotten first (they hold their reserve and nothing else, as
@@ -185,13 +218,57 @@ impl Keyed {
         now: Instant,
         f: impl FnOnce(&Budget) -> R,
     ) -> R {
+        let uri = (self.key.is_none()).then(|| head.uri.authority()).flatten();
+        let Some(authority) = uri else {
+            return self.look_up(head, now, f);
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let cached = LAST.with(|last| {
+            let last = last.borrow();
+            match &*last {
+                Some(last)
+                    if last.owner == self.id
+                        && last.generation == generation
+                        && last.authority.as_str() == authority.as_str()
+                        && last.scheme.as_ref() == head.uri.scheme() =>
+                {
+                    Some((f.take().expect("called once"))(&last.budget))
+                }
+                _ => None,
+            }
+        });
+        if let Some(result) = cached {
+            return result;
+        }
+        let f = f.take().expect("not called");
+        self.look_up(head, now, |budget| {
+            LAST.with(|last| {
+                *last.borrow_mut() = Some(Last {
+                    owner: self.id,
+                    generation,
+                    scheme: head.uri.scheme().cloned(),
+                    authority: authority.clone(),
+                    budget: budget.clone(),
+                });
+            });
+            f(budget)
+        })
+    }
+
+    /// [`with_account`](Self::with_account), through the map.
+    #[inline(never)]
+    fn look_up<R>(&self, head: &request::Parts, now: Instant, f: impl FnOnce(&Budget) -> R) -> R {
         let destination = match &self.key {
             None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), a)),
             Some(key) => key(head).map(Destination::named),
         };
         self.accounts.with(
             destination.as_ref(),
-            || self.template.fresh(),
+            || {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                self.template.fresh()
+            },
             |budget| budget.is_active(now),
             |found| f(found.unwrap_or(&self.overflow)),
         )

@@ -64,13 +64,7 @@ fn a_key_function_names_the_budget() {
 
 #[test]
 fn past_the_limit_idle_destinations_are_forgotten_and_busy_ones_share_the_overflow() {
-    let template = two_each();
-    let keyed = Keyed {
-        overflow: template.fresh(),
-        template,
-        key: None,
-        accounts: PerKey::with_limit(2),
-    };
+    let keyed = Keyed::new(two_each(), None, PerKey::with_limit(2));
     let budgets = Budgets::Keyed(Arc::new(keyed));
     let start = Instant::now();
     let host = |n: u32| to(&format!("http://h{n}.example/"));
@@ -102,4 +96,128 @@ fn a_budget_per_destination_shows_its_settings() {
         shown.ends_with("key: \"origin\", destinations: 0 }"),
         "{shown}"
     );
+}
+
+#[test]
+fn two_layers_per_destination_keep_apart_what_a_thread_remembers() {
+    let first = Budgets::per_origin(two_each());
+    let second = Budgets::per_origin(two_each());
+    let now = Instant::now();
+    let head = to("http://a.example/");
+    assert!(second.withdraw(&to("http://b.example/"), now));
+    assert_eq!(drain(&first, &head, now), 2);
+    // The thread last found `first`'s budget for this destination: `second` has its own.
+    assert_eq!(drain(&second, &head, now), 2);
+    assert_eq!(drain(&first, &head, now), 0);
+}
+
+#[test]
+fn a_destination_remembered_by_a_thread_is_looked_up_again_once_others_come() {
+    let keyed = Keyed::new(two_each(), None, PerKey::with_limit(1));
+    let budgets = Budgets::Keyed(Arc::new(keyed));
+    let start = Instant::now();
+    let (a, b) = (to("http://a.example/"), to("http://b.example/"));
+    assert_eq!(drain(&budgets, &a, start), 2);
+    // A window later `a` is idle, and `b` takes its place.
+    let later = start + Duration::from_secs(3);
+    assert_eq!(drain(&budgets, &b, later), 2);
+    // `a` is no longer kept, and `b` is in use: `a` pays from the overflow budget now,
+    // not from the budget the thread remembered for it.
+    assert_eq!(drain(&budgets, &a, later), 2);
+    assert_eq!(drain(&budgets, &to("http://c.example/"), later), 0);
+}
+
+#[test]
+fn a_destination_another_thread_made_forgotten_is_not_paid_from_its_old_budget() {
+    let keyed = Keyed::new(two_each(), None, PerKey::with_limit(1));
+    let budgets = Budgets::Keyed(Arc::new(keyed));
+    let start = Instant::now();
+    let (a, b) = (to("http://a.example/"), to("http://b.example/"));
+    // This thread pays `a`'s retries, and remembers its budget.
+    assert_eq!(drain(&budgets, &a, start), 2);
+    // A window later, another thread sends to `b`, which takes `a`'s place.
+    let later = start + Duration::from_secs(3);
+    std::thread::scope(|scope| {
+        scope.spawn(|| assert_eq!(drain(&budgets, &b, later), 2));
+    });
+    // `a` pays from the overflow budget, not from the budget this thread remembered.
+    assert_eq!(drain(&budgets, &a, later), 2);
+    assert_eq!(drain(&budgets, &to("http://c.example/"), later), 0);
+}
+
+#[test]
+fn destinations_hash_alike_in_any_case_and_apart_otherwise() {
+    let origin = |text: &str| {
+        let head = to(text);
+        Destination::origin(head.uri.scheme(), head.uri.authority().unwrap().clone())
+    };
+    assert_eq!(
+        origin("http://A.Example:80/"),
+        origin("http://a.example:80/")
+    );
+    assert_eq!(
+        origin("http://A.Example:80/").hash,
+        origin("http://a.example:80/").hash
+    );
+    let names = [
+        "http://a/",
+        "http://b/",
+        "https://a/",
+        "ftp://a/",
+        "http://abcdefg/",
+        "http://abcdefgh/",
+        "http://abcdefghi/",
+        "http://abcdefgh.example/",
+        "http://abcdefgh.example:1/",
+        "http://abcdefgh.example:2/",
+    ];
+    let hashes: std::collections::HashSet<u64> = names.iter().map(|n| origin(n).hash).collect();
+    assert_eq!(hashes.len(), names.len());
+    let named = Destination::named("a".into());
+    assert_ne!(named.hash, origin("http://a/").hash);
+    assert_ne!(named.hash, Destination::named("b".into()).hash);
+}
+
+#[test]
+fn destinations_with_the_same_hash_are_still_told_apart() {
+    let origin = |scheme: Option<Scheme>, authority: &str| Destination {
+        hash: 7,
+        name: Name::Origin(scheme, authority.parse().unwrap()),
+    };
+    let http = || Some(Scheme::HTTP);
+    assert_eq!(origin(http(), "a.example"), origin(http(), "A.EXAMPLE"));
+    assert_ne!(origin(http(), "a.example"), origin(http(), "b.example"));
+    assert_ne!(
+        origin(http(), "a.example"),
+        origin(Some(Scheme::HTTPS), "a.example")
+    );
+    let named = Destination {
+        hash: 7,
+        name: Name::Named("a.example".into()),
+    };
+    assert_ne!(named, origin(http(), "a.example"));
+    let mut other = origin(http(), "a.example");
+    other.hash = 8;
+    assert_ne!(other, origin(http(), "a.example"));
+}
+
+#[test]
+fn a_destination_s_first_attempts_pay_for_its_own_retries() {
+    // No reserve: only deposits pay. Five first attempts make one retry.
+    let budgets = Budgets::per_origin(Budget::new(Duration::from_secs(10), 0, 0.2).unwrap());
+    let now = Instant::now();
+    let (a, b) = (to("http://a.example/"), to("http://b.example/"));
+    for _ in 0..5 {
+        budgets.deposit(&a, now);
+    }
+    assert_eq!(drain(&budgets, &b, now), 0);
+    assert_eq!(drain(&budgets, &a, now), 1);
+}
+
+#[test]
+fn the_same_host_over_another_scheme_is_another_destination_right_after() {
+    let budgets = Budgets::per_origin(two_each());
+    let now = Instant::now();
+    assert_eq!(drain(&budgets, &to("http://a.example/"), now), 2);
+    assert_eq!(drain(&budgets, &to("https://a.example/"), now), 2);
 }
