@@ -1,5 +1,5 @@
-//! Memory: the sizes of the values a request moves, allocations per request, what replaying
-//! a 1 MiB body costs, and the peak heap of a 256 MiB streamed upload, measured with a
+//! Memory: the sizes of the values a request moves, allocations per request, the bytes a
+//! budget per destination keeps for each, what replaying a 1 MiB body costs, and the peak heap of a 256 MiB streamed upload, measured with a
 //! counting global allocator, bare client and layer side by side.
 //!
 //! ```text
@@ -186,6 +186,32 @@ fn main() {
     for (name, (count, bytes)) in rows {
         println!("{name:<44} {count:>12.1} {bytes:>14.0}");
     }
+
+    // A budget per destination: what a request allocates, and what each destination keeps.
+    let per_destination = RetryLayer::new()
+        .budget_per_destination(retryable_http::budget::Budget::default())
+        .layer(service_fn(|_req: Request<ReplayBody<Full<Bytes>>>| {
+            ready(Ok::<_, Infallible>(ok()))
+        }));
+    let (count, bytes) = per_request(&rt, 10_000, || send(per_destination.clone(), get()));
+    println!(
+        "{:<44} {count:>12.1} {bytes:>14.0}",
+        "in_process_get budget_per_destination"
+    );
+    let before = LIVE.load(Ordering::SeqCst);
+    rt.block_on(async {
+        for n in 0..1000 {
+            let request = Request::get(format!("http://host-{n}.bench.test/"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            send(per_destination.clone(), request).await;
+        }
+    });
+    let kept = LIVE.load(Ordering::SeqCst).saturating_sub(before) as f64 / 1000.0;
+    println!(
+        "{:<44} {:>12} {kept:>14.0}",
+        "kept per destination (1000 hosts)", ""
+    );
 
     // Loopback: GET through hyper-util's client to a hyper server.
     let addr = rt.block_on(async {

@@ -234,9 +234,9 @@ impl RetryLayer {
     ///
     /// At most 1024 destinations are kept; past that, those idle for a whole window are
     /// forgotten (they held only their reserve, which a new budget starts with), and while
-    /// none is, new destinations share one more budget. Each thread remembers the budget of
-    /// the last destination it sent to: a request to the same host as the one before finds
-    /// its budget without a lock.
+    /// none is, new destinations share one more budget. A kept destination holds about 360
+    /// bytes. Each thread remembers the budget of the last destination it sent to: a
+    /// request to the same host as the one before finds its budget without a lock.
     ///
     /// ```
     /// use retryable_http::{RetryLayer, budget::Budget};

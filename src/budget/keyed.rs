@@ -248,7 +248,7 @@ impl Keyed {
                     owner: self.id,
                     generation,
                     scheme: head.uri.scheme().cloned(),
-                    authority: authority.clone(),
+                    authority: owned(authority),
                     budget: budget.clone(),
                 });
             });
@@ -260,7 +260,7 @@ impl Keyed {
     #[inline(never)]
     fn look_up<R>(&self, head: &request::Parts, now: Instant, f: impl FnOnce(&Budget) -> R) -> R {
         let destination = match &self.key {
-            None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), a)),
+            None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), owned(&a))),
             Some(key) => key(head).map(Destination::named),
         };
         self.accounts.with(
@@ -273,6 +273,13 @@ impl Keyed {
             |found| f(found.unwrap_or(&self.overflow)),
         )
     }
+}
+
+/// `authority` in bytes of its own: a clone would keep the whole URI it came from alive,
+/// for as long as the destination is kept.
+fn owned(authority: &Authority) -> Authority {
+    let bytes = bytes::Bytes::copy_from_slice(authority.as_str().as_bytes());
+    Authority::from_maybe_shared(bytes).expect("an authority's own text is an authority")
 }
 
 impl fmt::Debug for Budgets {
