@@ -52,6 +52,9 @@ pub(crate) struct Config {
     /// gRPC's retry rules, for the gRPC calls among the requests.
     #[cfg(feature = "grpc")]
     pub(crate) grpc: Option<Arc<crate::a6::Rules>>,
+    /// Whether a retry may not reuse the connection of the attempt it follows.
+    #[cfg(feature = "hyper")]
+    pub(crate) reconnect: bool,
 }
 
 impl Default for Config {
@@ -74,6 +77,8 @@ impl Default for Config {
             hedge: None,
             #[cfg(feature = "grpc")]
             grpc: None,
+            #[cfg(feature = "hyper")]
+            reconnect: false,
         }
     }
 }
@@ -97,6 +102,8 @@ impl fmt::Debug for Config {
             .field("hedge", &self.hedge);
         #[cfg(feature = "grpc")]
         f.field("grpc", &self.grpc);
+        #[cfg(feature = "hyper")]
+        f.field("reconnect_on_retry", &self.reconnect);
         f.finish_non_exhaustive()
     }
 }

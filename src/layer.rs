@@ -269,6 +269,26 @@ impl RetryLayer {
         self
     }
 
+    /// Sends each retry on a new connection: the connection of the attempt it follows is
+    /// not reused, by this request or any other. Behind a load balancer that spreads
+    /// connections over servers, the retry can then reach another server than the one that
+    /// failed, as AWS's SDKs do by default ("reconnect on transient error").
+    ///
+    /// It works with hyper-util's client (its `capture_connection`, with the `hyper`
+    /// feature), and sequential retries; a hedge already goes out on a connection of its
+    /// own. Off by default: capturing each attempt's connection costs six allocations
+    /// (about 650 bytes) a request, where a request that succeeds at once otherwise
+    /// allocates nothing of the layer's, and hyper-util already drops a connection that
+    /// failed at the transport;
+    /// what this adds is a new connection after a failed *response*, such as a 503 from a
+    /// server behind the load balancer.
+    #[cfg(feature = "hyper")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+    pub fn reconnect_on_retry(mut self) -> Self {
+        self.config_mut().reconnect = true;
+        self
+    }
+
     /// Switches the retry budget off: every retry the policy asks for is made.
     pub fn no_budget(mut self) -> Self {
         self.config_mut().budget = None;

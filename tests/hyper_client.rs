@@ -257,6 +257,33 @@ async fn a_drained_502_then_200_uses_one_tcp_connection() {
 }
 
 #[tokio::test]
+async fn with_reconnect_on_retry_a_retry_after_a_503_goes_out_on_a_new_connection() {
+    within(async {
+        let server = failing_once(503).await;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let client = RetryLayer::new()
+            .backoff(Backoff::constant(Duration::from_millis(10)))
+            .reconnect_on_retry()
+            .layer(client);
+        let response = client.clone().oneshot(get_from(&server)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(server.counts.requests(), 2);
+        assert_eq!(
+            server.counts.connections(),
+            2,
+            "the failed attempt's was not reused"
+        );
+        // The retry's connection, which succeeded, is reused.
+        let response = client.oneshot(get_from(&server)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(server.counts.connections(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_record_names_the_server_each_attempt_reached() {
     within(async {
         let server = failing_once(503).await;

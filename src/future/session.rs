@@ -84,18 +84,27 @@ struct Own {
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.
     #[cfg(feature = "grpc")]
     grpc: Option<crate::a6::Call>,
+    /// The connection of the attempt in flight, when the layer does not let a retry reuse
+    /// a failed attempt's connection (see [`RetryLayer::reconnect_on_retry`]).
+    ///
+    /// [`RetryLayer::reconnect_on_retry`]: crate::RetryLayer::reconnect_on_retry
+    #[cfg(feature = "hyper")]
+    connection: Option<hyper_util::client::legacy::connect::CaptureConnection>,
 }
 
 impl Own {
     /// The layer's settings.
-    #[cfg(feature = "grpc")]
+    #[cfg(any(feature = "grpc", feature = "hyper"))]
     fn of(config: &Config) -> Box<Own> {
         Box::new(Own {
             max_retries: config.max_retries,
             attempt_timeout: config.attempt_timeout,
             deadline: config.deadline,
             policy: None,
+            #[cfg(feature = "grpc")]
             grpc: None,
+            #[cfg(feature = "hyper")]
+            connection: None,
         })
     }
 }
@@ -146,12 +155,20 @@ impl<S, B> Session<S, B> {
                     policy: o.policy,
                     #[cfg(feature = "grpc")]
                     grpc: None,
+                    #[cfg(feature = "hyper")]
+                    connection: None,
                 })
             });
             (reopen, own)
         };
         #[cfg(feature = "grpc")]
         let own = grpc_call(config, &head, own);
+        // The attempts' connections are captured in the request's own settings.
+        #[cfg(feature = "hyper")]
+        let own = match (own, config.reconnect) {
+            (None, true) => Some(Own::of(config)),
+            (own, _) => own,
+        };
         // A gRPC call's retries are throttled, not paid from the budget.
         #[cfg(feature = "grpc")]
         let budgeted = own.as_ref().is_none_or(|o| o.grpc.is_none());
@@ -235,6 +252,12 @@ impl<S, B> Session<S, B> {
         let mut head = self.head.clone();
         if let Some(name) = &self.config().attempt_header {
             head.headers.insert(name.clone(), HeaderValue::from(number));
+        }
+        #[cfg(feature = "hyper")]
+        if self.config().reconnect {
+            if let Some(own) = self.own.as_mut() {
+                own.connection = Some(capture(&mut head));
+            }
         }
         #[cfg(feature = "grpc")]
         if let Some(call) = self.grpc() {
@@ -409,6 +432,7 @@ impl<S, B> Session<S, B> {
             if !self.pay_for_attempt(now) {
                 decision = Decision::Stop(StopReason::Budget);
             } else {
+                self.drop_connection();
                 let retry = self.retrying();
                 retry.record.ended(ended(outcome), Some((wait, why)));
                 retry.wait = wait;
@@ -419,6 +443,18 @@ impl<S, B> Session<S, B> {
             retry.record.ended(ended(outcome), None);
         }
         decision
+    }
+
+    /// Lets no later request reuse the connection of the attempt just decided against,
+    /// when the layer says so: the retry then goes out on a new one.
+    fn drop_connection(&mut self) {
+        #[cfg(feature = "hyper")]
+        if let Some(captured) = self.own.as_mut().and_then(|o| o.connection.take()) {
+            if let Some(connection) = captured.connection_metadata().as_ref() {
+                tracing::trace!(attempt = self.attempts, "not reusing the connection");
+                connection.poison();
+            }
+        }
     }
 
     /// Whether `outcome` goes to the caller whatever else is known: a 2xx response under a
@@ -824,4 +860,15 @@ fn grpc_call(config: &Config, head: &request::Parts, own: Option<Box<Own>>) -> O
     own.max_retries = call.max_retries();
     own.grpc = Some(call);
     Some(own)
+}
+
+/// Captures the connection `head`'s attempt goes out on.
+#[cfg(feature = "hyper")]
+fn capture(head: &mut request::Parts) -> hyper_util::client::legacy::connect::CaptureConnection {
+    // NOTE: hyper-util's function takes a request: lend it the head's extensions.
+    let mut request = Request::new(());
+    std::mem::swap(request.extensions_mut(), &mut head.extensions);
+    let captured = hyper_util::client::legacy::connect::capture_connection(&mut request);
+    std::mem::swap(request.extensions_mut(), &mut head.extensions);
+    captured
 }
