@@ -198,14 +198,17 @@ fn main() {
         "{:<44} {count:>12.1} {bytes:>14.0}",
         "in_process_get budget_per_destination"
     );
-    let reconnecting = RetryLayer::new().reconnect_on_retry().layer(service_fn(
-        |_req: Request<ReplayBody<Full<Bytes>>>| ready(Ok::<_, Infallible>(ok())),
-    ));
-    let (count, bytes) = per_request(&rt, 10_000, || send(reconnecting.clone(), get()));
-    println!(
-        "{:<44} {count:>12.1} {bytes:>14.0}",
-        "in_process_get reconnect_on_retry"
-    );
+    #[cfg(feature = "hyper")]
+    {
+        let reconnecting = RetryLayer::new().reconnect_on_retry().layer(service_fn(
+            |_req: Request<ReplayBody<Full<Bytes>>>| ready(Ok::<_, Infallible>(ok())),
+        ));
+        let (count, bytes) = per_request(&rt, 10_000, || send(reconnecting.clone(), get()));
+        println!(
+            "{:<44} {count:>12.1} {bytes:>14.0}",
+            "in_process_get reconnect_on_retry"
+        );
+    }
     let before = LIVE.load(Ordering::SeqCst);
     rt.block_on(async {
         for n in 0..1000 {

@@ -256,6 +256,7 @@ async fn a_drained_502_then_200_uses_one_tcp_connection() {
     .await;
 }
 
+#[cfg(feature = "hyper")]
 #[tokio::test]
 async fn with_reconnect_on_retry_a_retry_after_a_503_goes_out_on_a_new_connection() {
     within(async {
