@@ -111,13 +111,20 @@ fn two_layers_per_destination_keep_apart_what_a_thread_remembers() {
     assert_eq!(drain(&first, &head, now), 0);
 }
 
-#[test]
-fn a_destination_remembered_by_a_thread_is_looked_up_again_once_others_come() {
+/// Budgets that keep one destination, `a`, whose retries this thread spent at the
+/// returned time; and a request to `b`.
+fn a_spent_of_one_kept() -> (Budgets, Instant, request::Parts, request::Parts) {
     let keyed = Keyed::new(two_each(), None, PerKey::with_limit(1));
     let budgets = Budgets::Keyed(Arc::new(keyed));
     let start = Instant::now();
     let (a, b) = (to("http://a.example/"), to("http://b.example/"));
     assert_eq!(drain(&budgets, &a, start), 2);
+    (budgets, start, a, b)
+}
+
+#[test]
+fn a_destination_remembered_by_a_thread_is_looked_up_again_once_others_come() {
+    let (budgets, start, a, b) = a_spent_of_one_kept();
     // A window later `a` is idle, and `b` takes its place.
     let later = start + Duration::from_secs(3);
     assert_eq!(drain(&budgets, &b, later), 2);
@@ -129,12 +136,8 @@ fn a_destination_remembered_by_a_thread_is_looked_up_again_once_others_come() {
 
 #[test]
 fn a_destination_another_thread_made_forgotten_is_not_paid_from_its_old_budget() {
-    let keyed = Keyed::new(two_each(), None, PerKey::with_limit(1));
-    let budgets = Budgets::Keyed(Arc::new(keyed));
-    let start = Instant::now();
-    let (a, b) = (to("http://a.example/"), to("http://b.example/"));
     // This thread pays `a`'s retries, and remembers its budget.
-    assert_eq!(drain(&budgets, &a, start), 2);
+    let (budgets, start, a, b) = a_spent_of_one_kept();
     // A window later, another thread sends to `b`, which takes `a`'s place.
     let later = start + Duration::from_secs(3);
     std::thread::scope(|scope| {
