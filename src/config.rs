@@ -41,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) budget: Option<Budgets>,
+    /// A budget every retry must also be paid from, over the others.
+    pub(crate) budget_cap: Option<Budget>,
     pub(crate) memory: Option<Arc<Memory>>,
     pub(crate) policy: Arc<dyn Policy>,
     /// Whether requests that provably never reached the server are retried whatever the
@@ -69,6 +71,7 @@ impl Default for Config {
             attempt_timeout: None,
             deadline: None,
             budget: Some(Budgets::Shared(Budget::default())),
+            budget_cap: None,
             memory: None,
             policy: Arc::new(StandardPolicy::new()),
             retry_unprocessed: true,
@@ -95,6 +98,7 @@ impl fmt::Debug for Config {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("deadline", &self.deadline)
             .field("budget", &self.budget)
+            .field("budget_cap", &self.budget_cap)
             .field("replay_limit_total", &self.memory)
             .field("retry_unprocessed", &self.retry_unprocessed)
             .field("attempt_header", &self.attempt_header)

@@ -289,9 +289,32 @@ impl RetryLayer {
         self
     }
 
+    /// Also pays every retry from `cap`, over the layer's other budget: a retry is made
+    /// only when both can pay for it, and every first attempt deposits into both. With
+    /// [`budget_per_destination`](Self::budget_per_destination), it bounds what all the
+    /// destinations' retries add together, as a budget shared by every layer of a process
+    /// would.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retryable_http::{RetryLayer, budget::Budget};
+    ///
+    /// // 20 % per host, and at most 10 % over all of them, plus 5 retries a second.
+    /// let layer = RetryLayer::new()
+    ///     .budget_per_destination(Budget::default())
+    ///     .budget_cap(Budget::new(Duration::from_secs(10), 5, 0.1)?);
+    /// # Ok::<(), retryable_http::error::ConfigError>(())
+    /// ```
+    pub fn budget_cap(mut self, cap: Budget) -> Self {
+        self.config_mut().budget_cap = Some(cap);
+        self
+    }
+
     /// Switches the retry budget off: every retry the policy asks for is made.
     pub fn no_budget(mut self) -> Self {
-        self.config_mut().budget = None;
+        let config = self.config_mut();
+        config.budget = None;
+        config.budget_cap = None;
         self
     }
 

@@ -180,6 +180,45 @@ async fn one_host_s_healthy_traffic_buys_no_retries_for_another() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_cap_bounds_the_retries_of_every_destination_together() {
+    // 10 retries per destination, and 15 over all of them; no deposits count.
+    let per_destination = Budget::new(10 * SECOND, 1, 0.0).unwrap();
+    let cap = Budget::new(15 * SECOND, 1, 0.0).unwrap();
+    let down = || Upstream::always(Reply::status(503));
+    let (first, second) = (down(), down());
+    let client = fast()
+        .budget_per_destination(per_destination)
+        .budget_cap(cap.clone())
+        .layer(two_hosts(first.clone(), second.clone()));
+    for _ in 0..20 {
+        client.clone().oneshot(to("down.test")).await.unwrap();
+    }
+    for _ in 0..20 {
+        client.clone().oneshot(to("up.test")).await.unwrap();
+    }
+    // The first host spends its own 10; the second, the 5 the cap has left.
+    assert_eq!((first.attempts() - 20, second.attempts() - 20), (10, 5));
+    assert_eq!(cap.available(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_the_cap_refuses_costs_its_own_budget_nothing() {
+    let shared = Budget::new(10 * SECOND, 1, 0.0).unwrap();
+    let cap = Budget::new(5 * SECOND, 1, 0.0).unwrap();
+    let upstream = Upstream::always(Reply::status(503));
+    let client = fast()
+        .budget(shared.clone())
+        .budget_cap(cap.clone())
+        .layer(upstream.clone());
+    for _ in 0..20 {
+        client.clone().oneshot(get("/")).await.unwrap();
+    }
+    // 5 retries, as the cap allows; each refused one was given back to the shared budget.
+    assert_eq!(upstream.attempts(), 25);
+    assert_eq!((shared.available(), cap.available()), (5, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn one_budget_is_shared_by_clones_and_by_layers_given_the_same_budget() {
     // No reserve: every retry must be paid for by first attempts.
     let budget = Budget::new(10 * SECOND, 0, 0.2).unwrap();

@@ -180,6 +180,14 @@ impl Budgets {
         }
     }
 
+    /// Gives back the retry of `head` [`withdraw`](Self::withdraw) took at `now`.
+    pub(crate) fn refund(&self, head: &request::Parts, now: Instant) {
+        match self {
+            Budgets::Shared(budget) => budget.refund_at(now),
+            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.refund_at(now)),
+        }
+    }
+
     /// Takes one retry of `head` from its budget at `now`; `false` when it refuses.
     pub(crate) fn withdraw(&self, head: &request::Parts, now: Instant) -> bool {
         match self {

@@ -183,6 +183,12 @@ impl Budget {
         inner.epoch_of(now) < inner.epoch.load(Ordering::Acquire) + BUCKETS
     }
 
+    /// Gives back, at `now`, one retry [`withdraw_at`](Self::withdraw_at) took: the retry
+    /// was not made after all.
+    pub(crate) fn refund_at(&self, now: Instant) {
+        self.inner.add(RETRY, now);
+    }
+
     /// When the budget's first bucket began.
     #[cfg(all(test, not(retryable_http_loom)))]
     pub(crate) fn started(&self) -> Instant {

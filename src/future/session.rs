@@ -174,8 +174,13 @@ impl<S, B> Session<S, B> {
         let budgeted = own.as_ref().is_none_or(|o| o.grpc.is_none());
         #[cfg(not(feature = "grpc"))]
         let budgeted = true;
-        if let (Some(budget), true) = (&config.budget, budgeted) {
-            budget.deposit(&head, now);
+        if budgeted {
+            if let Some(budget) = &config.budget {
+                budget.deposit(&head, now);
+            }
+            if let Some(cap) = &config.budget_cap {
+                cap.deposit_at(now);
+            }
         }
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
@@ -483,10 +488,25 @@ impl<S, B> Session<S, B> {
         if let Some(call) = self.grpc() {
             return call.allows_another();
         }
-        self.config()
+        let config = self.config();
+        let paid = config
             .budget
             .as_ref()
-            .is_none_or(|budget| budget.withdraw(&self.head, now))
+            .is_none_or(|budget| budget.withdraw(&self.head, now));
+        let Some(cap) = &config.budget_cap else {
+            return paid;
+        };
+        if !paid {
+            return false;
+        }
+        if cap.withdraw_at(now) {
+            return true;
+        }
+        // The cap refuses: the retry is not made, and its own budget gets it back.
+        if let Some(budget) = &config.budget {
+            budget.refund(&self.head, now);
+        }
+        false
     }
 
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.
