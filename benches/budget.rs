@@ -1,5 +1,5 @@
-//! The retry budget under contention: what its check costs per request when 16 tasks on the
-//! multi-threaded runtime share one layer.
+//! The retry budget under contention: what its check costs per request when 32 tasks on the
+//! multi-threaded runtime share one layer, sending to 16 hosts (two tasks each).
 //!
 //! ```text
 //! cargo bench --bench budget
@@ -9,7 +9,8 @@
 //! - `budget_retry`: requests that fail once and are retried at once; the budget takes a
 //!   deposit and a withdrawal (from a budget large enough never to refuse).
 //!
-//! Each group has `no_budget` and `budget`, measured side by side in the same run.
+//! Each group has `no_budget`, `budget` (one shared) and `per_destination` (one for each of
+//! the 16 hosts), measured side by side in the same run.
 
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
@@ -28,9 +29,10 @@ use retryable_http::budget::Budget;
 use retryable_http::{RetryLayer, body::ReplayBody};
 use tower::{Layer, ServiceExt, service_fn};
 
-const TASKS: u64 = 16;
+const TASKS: u64 = 32;
+const HOSTS: u64 = 16;
 
-/// Runs `iters` requests through `layer`, split over 16 tasks, and returns the wall time.
+/// Runs `iters` requests through `layer`, split over the tasks, and returns the wall time.
 fn run(rt: &tokio::runtime::Runtime, layer: &RetryLayer, fail_first: bool, iters: u64) -> Duration {
     let calls = Arc::new(AtomicU64::new(0));
     let service = service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
@@ -48,13 +50,12 @@ fn run(rt: &tokio::runtime::Runtime, layer: &RetryLayer, fail_first: bool, iters
     rt.block_on(async {
         let start = Instant::now();
         let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
+            .map(|task| {
                 let client = client.clone();
+                let url = format!("http://host-{}.bench.test/", task % HOSTS);
                 tokio::spawn(async move {
                     for _ in 0..iters.div_ceil(TASKS) {
-                        let request = Request::get("http://bench.test/")
-                            .body(Full::new(Bytes::new()))
-                            .unwrap();
+                        let request = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
                         let response = client.clone().oneshot(request).await.unwrap();
                         std::hint::black_box(response);
                     }
@@ -68,7 +69,7 @@ fn run(rt: &tokio::runtime::Runtime, layer: &RetryLayer, fail_first: bool, iters
     })
 }
 
-fn layers() -> [(&'static str, RetryLayer); 2] {
+fn layers() -> [(&'static str, RetryLayer); 3] {
     let base = RetryLayer::new()
         .max_retries(1)
         .backoff(Backoff::constant(Duration::ZERO));
@@ -76,7 +77,8 @@ fn layers() -> [(&'static str, RetryLayer); 2] {
     let huge = Budget::new(Duration::from_secs(10), 1_000_000, 10.0).unwrap();
     [
         ("no_budget", base.clone().no_budget()),
-        ("budget", base.budget(huge)),
+        ("budget", base.clone().budget(huge.clone())),
+        ("per_destination", base.budget_per_destination(huge)),
     ]
 }
 

@@ -5,7 +5,7 @@
 //! cargo bench --bench instructions --no-run
 //! BIN=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
 //! count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN $1 $2 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$'; }
-//! for v in bare tower layer per_destination no_budget no_retries hedged; do
+//! for v in bare tower layer shared_budget no_budget no_retries hedged; do
 //!   echo "$v $(( ($(count 11000 $v) - $(count 1000 $v)) / 10000 )) instructions per request"
 //! done
 //! for v in h1_bare h1_layer h1_tower h2_bare h2_layer h2_tower h1_bare_32 h1_layer_32 h2_bare_32 h2_layer_32; do
@@ -19,9 +19,9 @@
 //! are.
 //!
 //! Each in-memory run sends N GETs through an in-memory `service_fn`: `bare`, `tower`
-//! (tower's retry with a policy that clones the request), `layer` (the defaults),
-//! `per_destination` (a budget per destination), `no_budget`, `no_retries` (`max_retries(0)`), `hedged` (`Hedge::after(10 ms)`, answered at
-//! once).
+//! (tower's retry with a policy that clones the request), `layer` (the defaults: a budget
+//! per destination), `shared_budget` (one budget for every request), `no_budget`,
+//! `no_retries` (`max_retries(0)`), `hedged` (`Hedge::after(10 ms)`, answered at once).
 //!
 //! The loopback runs (`h1_*`, `h2_*`) send N GETs one after another through hyper-util's
 //! client to a hyper server on 127.0.0.1, over HTTP/1.1 keep-alive or HTTP/2 with prior
@@ -92,8 +92,9 @@ fn main() {
             layer => {
                 let layer = match layer {
                     "no_budget" => RetryLayer::new().no_budget(),
-                    "per_destination" => RetryLayer::new()
-                        .budget_per_destination(retryable_http::budget::Budget::default()),
+                    "shared_budget" => {
+                        RetryLayer::new().budget(retryable_http::budget::Budget::default())
+                    }
                     "no_retries" => RetryLayer::new().max_retries(0),
                     "hedged" => RetryLayer::new().hedge(Hedge::after(Duration::from_millis(10))),
                     _ => RetryLayer::new(),

@@ -11,10 +11,12 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 #[cfg(feature = "grpc")]
 use std::sync::Arc;
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{OnceLock, PoisonError};
 
 use http::request;
 use http::uri::Authority;
+
+use crate::sync::RwLock;
 
 /// The server a request goes to: the authority of its URI, else its `Host` header, else
 /// `None` (a relative URI with no `Host`, as tonic's clients send to the channel under

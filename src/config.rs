@@ -51,6 +51,8 @@ pub(crate) struct Config {
     pub(crate) attempt_header: Option<HeaderName>,
     pub(crate) hooks: Hooks,
     pub(crate) hedge: Option<Hedge>,
+    /// Where the jitter of requests is drawn from, when the user gave a seed.
+    pub(crate) jitter_seed: Option<Arc<crate::rng::Seeds>>,
     /// gRPC's retry rules, for the gRPC calls among the requests.
     #[cfg(feature = "grpc")]
     pub(crate) grpc: Option<Arc<crate::a6::Rules>>,
@@ -70,7 +72,7 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             attempt_timeout: None,
             deadline: None,
-            budget: Some(Budgets::Shared(Budget::default())),
+            budget: Some(Budgets::per_origin(Budget::default())),
             budget_cap: None,
             memory: None,
             policy: Arc::new(StandardPolicy::new()),
@@ -78,6 +80,7 @@ impl Default for Config {
             attempt_header: None,
             hooks: Hooks::default(),
             hedge: None,
+            jitter_seed: None,
             #[cfg(feature = "grpc")]
             grpc: None,
             #[cfg(feature = "hyper")]
@@ -103,7 +106,8 @@ impl fmt::Debug for Config {
             .field("retry_unprocessed", &self.retry_unprocessed)
             .field("attempt_header", &self.attempt_header)
             .field("hooks", &self.hooks)
-            .field("hedge", &self.hedge);
+            .field("hedge", &self.hedge)
+            .field("jitter_seeded", &self.jitter_seed.is_some());
         #[cfg(feature = "grpc")]
         f.field("grpc", &self.grpc);
         #[cfg(feature = "hyper")]

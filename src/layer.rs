@@ -211,21 +211,47 @@ impl RetryLayer {
         self
     }
 
+    /// Draws the jitter of this layer's requests from `seed`, so that a run repeats exactly:
+    /// a simulation, or a test on tokio's paused clock. Requests still draw apart from one
+    /// another, in the order they first come to a decision after a failure; clones share
+    /// the sequence. Without it, the jitter is seeded from the process's random keys.
+    ///
+    /// ```
+    /// use retryable_http::RetryLayer;
+    ///
+    /// let layer = RetryLayer::new().jitter_seed(42);
+    /// ```
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.config_mut().jitter_seed = Some(Arc::new(crate::rng::Seeds::new(seed)));
+        self
+    }
+
     /// Pays every request's retries from one budget, shared by this layer, its clones, the
     /// services they make, and any other layer given a clone of the same [`Budget`],
     /// whatever the request's destination.
     ///
-    /// A layer has a budget of its own by default ([`Budget::default`]): against an
-    /// upstream that fails everything, retries add at most about 20 % to the load instead of
-    /// multiplying it by the number of attempts. A retry the budget refuses is not made: the
-    /// last outcome goes to the caller. A client of many hosts is better served by
-    /// [`budget_per_destination`](Self::budget_per_destination).
+    /// By default a layer keeps a budget per destination instead
+    /// ([`budget_per_destination`](Self::budget_per_destination) with [`Budget::default`]).
+    /// One budget suits a client of one host, or several layers that must share one
+    /// allowance. Either way a retry the budget refuses is not made: the last outcome goes
+    /// to the caller.
+    ///
+    /// ```
+    /// use retryable_http::{RetryLayer, budget::Budget};
+    ///
+    /// // One budget for two clients.
+    /// let budget = Budget::default();
+    /// let first = RetryLayer::new().budget(budget.clone());
+    /// let second = RetryLayer::new().budget(budget);
+    /// ```
     pub fn budget(mut self, budget: Budget) -> Self {
         self.config_mut().budget = Some(Budgets::Shared(budget));
         self
     }
 
-    /// Pays each destination's retries from a budget of its own, with `budget`'s settings.
+    /// Pays each destination's retries from a budget of its own, with `budget`'s settings:
+    /// what a layer does by default, with [`Budget::default`].
+    ///
     /// A destination is a request's scheme, host and port, as Envoy budgets per cluster,
     /// gRPC throttles per server and AWS's SDKs per retry partition: one host's outage then
     /// spends none of another host's retries, and a healthy host's traffic buys the failing
@@ -233,10 +259,11 @@ impl RetryLayer {
     /// that host's load.
     ///
     /// At most 1024 destinations are kept; past that, those idle for a whole window are
-    /// forgotten (they held only their reserve, which a new budget starts with), and while
-    /// none is, new destinations share one more budget. A kept destination holds about 360
-    /// bytes. Each thread remembers the budget of the last destination it sent to: a
-    /// request to the same host as the one before finds its budget without a lock.
+    /// forgotten (they held only their reserve, which a new budget starts with), unless a
+    /// thread still remembers them; while none can be, new destinations share one more
+    /// budget. A kept destination holds about 336 bytes. Each thread remembers the budget
+    /// of the last destination it sent to: a request to the same host as the one before
+    /// finds its budget without a lock.
     ///
     /// ```
     /// use retryable_http::{RetryLayer, budget::Budget};

@@ -126,7 +126,8 @@
 //! # Choosing defaults
 //!
 //! The defaults suit a service calling another over a network: up to 5 attempts over about
-//! 15 s, spread by jitter, within a budget that keeps retries to about a fifth of the load.
+//! 15 s, spread by jitter, within a budget per destination that keeps retries to about a
+//! fifth of each host's load.
 //! Change them when the situation differs:
 //!
 //! - **Someone is waiting.** Bound the whole request with [`RetryLayer::deadline`] (what the

@@ -35,6 +35,23 @@ impl Rng {
     }
 }
 
+/// The seeds a layer given a seed draws its requests' generators from, in the order they
+/// ask: the same for every run that asks in the same order.
+#[derive(Debug)]
+pub(crate) struct Seeds(AtomicU64);
+
+impl Seeds {
+    pub(crate) fn new(seed: u64) -> Self {
+        Seeds(AtomicU64::new(seed))
+    }
+
+    /// The generator of the next request to ask.
+    pub(crate) fn next(&self) -> Rng {
+        let mut state = self.0.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        Rng(splitmix64(&mut state))
+    }
+}
+
 /// One step of SplitMix64 on `state`: the next number of the sequence it seeds.
 pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -141,11 +141,11 @@ async fn after_an_outage_elsewhere(layer: RetryLayer) -> u32 {
 
 #[tokio::test(start_paused = true)]
 async fn one_host_s_outage_leaves_another_host_s_retries_alone() {
-    // Each destination has a budget of its own.
-    let per_destination = || fast().budget_per_destination(Budget::default());
-    assert_eq!(after_an_outage_elsewhere(per_destination()).await, 2);
-    // One budget for both, as by default: the outage spent it.
-    assert_eq!(after_an_outage_elsewhere(fast()).await, 1);
+    // By default each destination has a budget of its own.
+    assert_eq!(after_an_outage_elsewhere(fast()).await, 2);
+    // One budget for both: the outage spent it.
+    let shared = fast().budget(Budget::default());
+    assert_eq!(after_an_outage_elsewhere(shared).await, 1);
 }
 
 /// 300 requests to a healthy host, then 100 to a host that is down: the retries the
@@ -164,19 +164,19 @@ async fn retries_for_the_host_that_is_down(layer: RetryLayer, healthy: usize) ->
 
 #[tokio::test(start_paused = true)]
 async fn one_host_s_healthy_traffic_buys_no_retries_for_another() {
-    // Its own budget: the reserve of 100 and 20 % of its own 100 requests, with or
-    // without the other host's traffic.
-    let per_destination = || fast().budget_per_destination(Budget::default());
+    // By default, its own budget: the reserve of 100 and 20 % of its own 100 requests,
+    // with or without the other host's traffic.
+    assert_eq!(retries_for_the_host_that_is_down(fast(), 0).await, 120);
+    assert_eq!(retries_for_the_host_that_is_down(fast(), 300).await, 120);
+    // The same, said outright.
+    let per_destination = fast().budget_per_destination(Budget::default());
     assert_eq!(
-        retries_for_the_host_that_is_down(per_destination(), 0).await,
+        retries_for_the_host_that_is_down(per_destination, 300).await,
         120
     );
-    assert_eq!(
-        retries_for_the_host_that_is_down(per_destination(), 300).await,
-        120
-    );
-    // One budget for both, as by default: the healthy host's 300 requests pay for 60 more.
-    assert_eq!(retries_for_the_host_that_is_down(fast(), 300).await, 180);
+    // One budget for both: the healthy host's 300 requests pay for 60 more.
+    let shared = fast().budget(Budget::default());
+    assert_eq!(retries_for_the_host_that_is_down(shared, 300).await, 180);
 }
 
 #[tokio::test(start_paused = true)]

@@ -476,3 +476,30 @@ async fn a_drain_that_stalls_is_cut_off_by_the_drain_timeout() {
     assert_eq!(attempts(&response), 2);
     assert_eq!(start.elapsed(), SECOND);
 }
+
+/// The gaps between the five attempts of each of three GETs, one after another, through
+/// one layer with `seed`, to an upstream that answers 503 to everything.
+async fn seeded_gaps(seed: u64) -> Vec<Duration> {
+    let upstream = Upstream::always(Reply::status(503));
+    let client = RetryLayer::new().jitter_seed(seed).layer(upstream.clone());
+    for _ in 0..3 {
+        client.clone().oneshot(get("/")).await.unwrap();
+    }
+    let times = upstream.times();
+    times
+        .chunks(5)
+        .flat_map(|attempts| attempts.windows(2).map(|w| w[1] - w[0]))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_seeded_layer_draws_the_same_jitter_in_every_run() {
+    let first = seeded_gaps(7).await;
+    assert_eq!(first.len(), 12);
+    assert_eq!(seeded_gaps(7).await, first);
+    // Another seed, other draws; and the requests of one run draw apart.
+    assert_ne!(seeded_gaps(8).await, first);
+    assert_ne!(first[..4], first[4..8]);
+    // Still inside the backoff's bounds, 1 s to 30 s.
+    assert!(first.iter().all(|gap| (SECOND..=30 * SECOND).contains(gap)));
+}

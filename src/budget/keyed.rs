@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
 use http::request;
 use http::uri::{Authority, Scheme};
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::Budget;
 use crate::authority::{PerKey, authority_of};
+use crate::sync::{AtomicU64, Ordering};
 
 /// Where a request's retries are paid from.
 #[derive(Clone)]
@@ -42,10 +43,16 @@ pub(crate) struct Keyed {
     generation: AtomicU64,
 }
 
+#[cfg(not(retryable_http_loom))]
 thread_local! {
     /// The destination this thread last found a budget for, and that budget: a thread
     /// sends to one host many times in a row, and then finds its budget without a lock.
     static LAST: RefCell<Option<Last>> = const { RefCell::new(None) };
+}
+
+#[cfg(retryable_http_loom)]
+loom::thread_local! {
+    static LAST: RefCell<Option<Last>> = RefCell::new(None);
 }
 
 /// A thread's cached destination.
@@ -53,13 +60,39 @@ struct Last {
     owner: u64,
     generation: u64,
     scheme: Option<Scheme>,
-    authority: Authority,
+    authority: Inline,
     budget: Budget,
 }
 
+/// An authority of up to [`Inline::MAX`] bytes, held by value: remembering one allocates
+/// nothing, however often a thread's destination changes.
+struct Inline {
+    len: u8,
+    bytes: [u8; Inline::MAX],
+}
+
+impl Inline {
+    const MAX: usize = 64;
+
+    /// `authority`, when it is short enough to be held.
+    fn new(authority: &str) -> Option<Self> {
+        let len = authority.len();
+        let mut bytes = [0; Self::MAX];
+        bytes.get_mut(..len)?.copy_from_slice(authority.as_bytes());
+        Some(Inline {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 /// A destination: a scheme and authority, or a name a key function gave, with its hash
-/// worked out once.
-#[derive(Clone, Debug)]
+/// worked out once. A clone, which the map keeps, holds its authority in bytes of its own.
+#[derive(Debug)]
 struct Destination {
     hash: u64,
     name: Name,
@@ -92,6 +125,19 @@ impl Destination {
             // Apart from the origins: a name cannot equal one.
             hash: hash_any_case(!SEED, name.as_bytes()),
             name: Name::Named(name.into()),
+        }
+    }
+}
+
+impl Clone for Destination {
+    fn clone(&self) -> Self {
+        let name = match &self.name {
+            Name::Origin(scheme, authority) => Name::Origin(scheme.clone(), owned(authority)),
+            Name::Named(name) => Name::Named(name.clone()),
+        };
+        Destination {
+            hash: self.hash,
+            name,
         }
     }
 }
@@ -203,7 +249,7 @@ impl Keyed {
         key: Option<KeyFn>,
         accounts: PerKey<Destination, Budget, BuildHasherDefault<Prehashed>>,
     ) -> Self {
-        static IDS: AtomicU64 = AtomicU64::new(0);
+        static IDS: StdAtomicU64 = StdAtomicU64::new(0);
         Keyed {
             overflow: template.fresh(),
             template,
@@ -238,7 +284,7 @@ impl Keyed {
                 Some(last)
                     if last.owner == self.id
                         && last.generation == generation
-                        && last.authority.as_str() == authority.as_str()
+                        && last.authority.as_bytes() == authority.as_str().as_bytes()
                         && last.scheme.as_ref() == head.uri.scheme() =>
                 {
                     Some((f.take().expect("called once"))(&last.budget))
@@ -250,16 +296,29 @@ impl Keyed {
             return result;
         }
         let f = f.take().expect("not called");
+        // What this thread remembered of these budgets is let go first: it would keep a
+        // budget the lookup may have to forget.
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.as_ref().is_some_and(|last| last.owner == self.id) {
+                *last = None;
+            }
+        });
         self.look_up(head, now, |budget| {
-            LAST.with(|last| {
-                *last.borrow_mut() = Some(Last {
-                    owner: self.id,
-                    generation,
-                    scheme: head.uri.scheme().cloned(),
-                    authority: owned(authority),
-                    budget: budget.clone(),
+            // A longer authority is looked up each time.
+            if let Some(inline) = Inline::new(authority.as_str()) {
+                LAST.with(|last| {
+                    *last.borrow_mut() = Some(Last {
+                        owner: self.id,
+                        // Read with the map locked: what it is once this lookup's own
+                        // destination, if new, was added.
+                        generation: self.generation.load(Ordering::Acquire),
+                        scheme: head.uri.scheme().cloned(),
+                        authority: inline,
+                        budget: budget.clone(),
+                    });
                 });
-            });
+            }
             f(budget)
         })
     }
@@ -268,7 +327,7 @@ impl Keyed {
     #[inline(never)]
     fn look_up<R>(&self, head: &request::Parts, now: Instant, f: impl FnOnce(&Budget) -> R) -> R {
         let destination = match &self.key {
-            None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), owned(&a))),
+            None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), a)),
             Some(key) => key(head).map(Destination::named),
         };
         self.accounts.with(
@@ -277,7 +336,10 @@ impl Keyed {
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 self.template.fresh()
             },
-            |budget| budget.is_active(now),
+            // A budget a thread remembers is kept: were it forgotten, the thread could
+            // still pay from it while the next request of its destination paid from a new
+            // one, and the destination would have two allowances.
+            |budget| budget.is_active(now) || budget.is_held_elsewhere(),
             |found| f(found.unwrap_or(&self.overflow)),
         )
     }
@@ -287,7 +349,8 @@ impl Keyed {
 /// for as long as the destination is kept.
 fn owned(authority: &Authority) -> Authority {
     let bytes = bytes::Bytes::copy_from_slice(authority.as_str().as_bytes());
-    Authority::from_maybe_shared(bytes).expect("an authority's own text is an authority")
+    // An authority's own text is always an authority; were it not, the clone still serves.
+    Authority::from_maybe_shared(bytes).unwrap_or_else(|_| authority.clone())
 }
 
 impl fmt::Debug for Budgets {
@@ -306,3 +369,6 @@ impl fmt::Debug for Budgets {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, retryable_http_loom))]
+mod loom_models;

@@ -70,6 +70,11 @@ pub const DEFAULT_RATIO: f64 = 0.2;
 
 /// A retry budget, shared by everything that holds a clone of it.
 ///
+/// A layer keeps one per destination by default, each with [`Budget::default`]'s
+/// settings; give it one of yours with
+/// [`RetryLayer::budget_per_destination`](crate::RetryLayer::budget_per_destination), or
+/// one for every request with [`RetryLayer::budget`](crate::RetryLayer::budget).
+///
 /// # Clone
 ///
 /// Clones share the same balance: pass clones to several layers to give them one budget.
@@ -181,6 +186,19 @@ impl Budget {
     pub(crate) fn is_active(&self, now: Instant) -> bool {
         let inner = &*self.inner;
         inner.epoch_of(now) < inner.epoch.load(Ordering::Acquire) + BUCKETS
+    }
+
+    /// Whether anything but the one holder asking can reach this budget: a thread that
+    /// remembers it, or a request paying from it. Only a holder with the map of budgets
+    /// locked for writing may trust a `false`: no one else then gets a new reference.
+    pub(crate) fn is_held_elsewhere(&self) -> bool {
+        let held = Arc::strong_count(&self.inner) > 1;
+        if !held {
+            // Whatever the last other holder did before it let go happens before what the
+            // asker does next.
+            fence(Ordering::Acquire);
+        }
+        held
     }
 
     /// Gives back, at `now`, one retry [`withdraw_at`](Self::withdraw_at) took: the retry

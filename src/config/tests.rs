@@ -21,7 +21,7 @@ fn a_layer_shows_every_setting() {
         "drain_timeout: 1s",
         "attempt_timeout: None",
         "deadline: None",
-        "budget: Some(Budget",
+        "budget: Some(PerDestination { each: Budget",
         "replay_limit_total: None",
         "retry_unprocessed: true",
         "attempt_header: None",

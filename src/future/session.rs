@@ -24,7 +24,7 @@ use crate::error::{BoxError, DeadlineExceeded, Error, Report};
 use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
 use crate::record::{Attempts, Ended, Ending, Recorder, WaitReason};
-use crate::rng::Rng;
+use crate::rng::{Rng, Seeds};
 
 /// What follows an attempt's outcome.
 pub(crate) enum Next<R> {
@@ -353,6 +353,11 @@ impl<S, B> Session<S, B> {
         };
         // The generator lives with what only a retried request keeps.
         let mut rng = self.retry.as_mut().and_then(|r| r.rng.take());
+        if rng.is_none() {
+            // Drawn now, in the order requests come to their first decision, so that a run
+            // on one thread repeats exactly.
+            rng = self.setup.config.jitter_seed.as_deref().map(Seeds::next);
+        }
         #[cfg(feature = "grpc")]
         let grpc = self.own.as_mut().and_then(|o| o.grpc.as_mut());
         #[cfg(not(feature = "grpc"))]

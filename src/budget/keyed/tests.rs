@@ -99,6 +99,22 @@ fn a_budget_per_destination_shows_its_settings() {
 }
 
 #[test]
+fn an_authority_too_long_to_remember_still_pays_from_its_own_budget() {
+    let budgets = Budgets::per_origin(two_each());
+    let now = Instant::now();
+    let long = format!("http://{}.example/", "a".repeat(Inline::MAX));
+    let other = format!("http://{}.example/", "b".repeat(Inline::MAX));
+    assert_eq!(drain(&budgets, &to(&long), now), 2);
+    assert_eq!(drain(&budgets, &to(&other), now), 2);
+    assert_eq!(drain(&budgets, &to(&long), now), 0);
+    // Up to the limit, an authority is remembered, and told apart by every byte.
+    let longest = "x".repeat(Inline::MAX - 2) + "ab";
+    let last = Inline::new(&longest).expect("held");
+    assert_eq!(last.as_bytes(), longest.as_bytes());
+    assert!(Inline::new(&(longest + "c")).is_none());
+}
+
+#[test]
 fn two_layers_per_destination_keep_apart_what_a_thread_remembers() {
     let first = Budgets::per_origin(two_each());
     let second = Budgets::per_origin(two_each());
@@ -135,16 +151,19 @@ fn a_destination_remembered_by_a_thread_is_looked_up_again_once_others_come() {
 }
 
 #[test]
-fn a_destination_another_thread_made_forgotten_is_not_paid_from_its_old_budget() {
+fn a_destination_another_thread_remembers_is_not_forgotten() {
     // This thread pays `a`'s retries, and remembers its budget.
     let (budgets, start, a, b) = a_spent_of_one_kept();
-    // A window later, another thread sends to `b`, which takes `a`'s place.
+    // A window later `a` is idle, but this thread could still pay from its budget: another
+    // thread's `b` pays from the overflow budget instead of taking `a`'s place.
     let later = start + Duration::from_secs(3);
     std::thread::scope(|scope| {
         scope.spawn(|| assert_eq!(drain(&budgets, &b, later), 2));
     });
-    // `a` pays from the overflow budget, not from the budget this thread remembered.
+    // `a` still has its one budget, its reserve back after the window.
     assert_eq!(drain(&budgets, &a, later), 2);
+    assert_eq!(drain(&budgets, &a, later), 0);
+    // `a` is in use, and `b` spent the overflow budget.
     assert_eq!(drain(&budgets, &to("http://c.example/"), later), 0);
 }
 

@@ -1,0 +1,88 @@
+//! Model checks of the budgets per destination: a destination's budget made, found and
+//! forgotten while other threads pay from it. Run with `--cfg retryable_http_loom`.
+
+use std::time::Duration;
+
+use super::*;
+
+fn to(uri: &str) -> request::Parts {
+    http::Request::get(uri).body(()).unwrap().into_parts().0
+}
+
+/// Budgets per origin of 2 retries each (no deposits count, 1 retry/s for 2 s), keeping
+/// at most `limit` destinations; and the instant `n` seconds on.
+fn budgets(limit: usize) -> (Budgets, impl Fn(u64) -> Instant + Copy + Send + 'static) {
+    let template = Budget::new(Duration::from_secs(2), 1, 0.0).unwrap();
+    let keyed = Keyed::new(template, None, PerKey::with_limit(limit));
+    let start = Instant::now();
+    (Budgets::Keyed(Arc::new(keyed)), move |n| {
+        start + Duration::from_secs(n)
+    })
+}
+
+fn drain(budgets: &Budgets, head: &request::Parts, now: Instant) -> u32 {
+    let mut paid = 0;
+    while budgets.withdraw(head, now) {
+        paid += 1;
+    }
+    paid
+}
+
+#[test]
+fn loom_a_destination_made_by_two_threads_at_once_has_one_budget() {
+    loom::model(|| {
+        let (budgets, at) = budgets(4);
+        let other = budgets.clone();
+        let t = loom::thread::spawn(move || drain(&other, &to("http://a.example/"), at(3)));
+        let mine = drain(&budgets, &to("http://a.example/"), at(3));
+        let theirs = t.join().unwrap();
+        assert_eq!(mine + theirs, 2);
+        assert_eq!(drain(&budgets, &to("http://a.example/"), at(3)), 0);
+    });
+}
+
+#[test]
+fn loom_a_destination_forgotten_while_a_thread_pays_from_it_is_not_paid_twice() {
+    loom::model(|| {
+        let (budgets, at) = budgets(1);
+        // One thread spends `a`'s retries and remembers its budget; three seconds on, `a`
+        // is idle, and the thread pays its retries twice over, while another thread needs
+        // room for `b`.
+        let other = budgets.clone();
+        let t = loom::thread::spawn(move || {
+            let a = to("http://a.example/");
+            assert_eq!(drain(&other, &a, at(0)), 2);
+            drain(&other, &a, at(3)) + drain(&other, &a, at(3))
+        });
+        let for_b = drain(&budgets, &to("http://b.example/"), at(3));
+        let for_a = t.join().unwrap();
+        // `a` pays from the one budget the thread remembers, or from the overflow budget
+        // if `b` took the place first: one allowance, never a second budget of its own.
+        assert_eq!(for_a, 2);
+        // `b` pays from the overflow budget while `a` is kept, and from its own once it
+        // finds room: at least one allowance, and at most those two.
+        assert!((2..=4).contains(&for_b), "{for_b}");
+    });
+}
+
+#[test]
+fn loom_two_new_destinations_racing_for_one_place_each_pay_once() {
+    loom::model(|| {
+        let (budgets, at) = budgets(1);
+        let Budgets::Keyed(keyed) = &budgets else {
+            unreachable!()
+        };
+        // The one place is held by `a`, idle three seconds on.
+        keyed.look_up(&to("http://a.example/"), at(0), |_| ());
+        let other = budgets.clone();
+        let t = loom::thread::spawn(move || {
+            let c = to("http://c.example/");
+            drain(&other, &c, at(3)) + drain(&other, &c, at(3))
+        });
+        let b = to("http://b.example/");
+        let for_b = drain(&budgets, &b, at(3)) + drain(&budgets, &b, at(3));
+        let for_c = t.join().unwrap();
+        // One takes `a`'s place, the other pays from the overflow budget.
+        assert_eq!((for_b, for_c), (2, 2));
+    });
+}
