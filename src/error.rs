@@ -265,6 +265,11 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// This error, its message said of `what`.
+    pub(crate) fn of(self, what: &str) -> Self {
+        ConfigError::new(format!("{what}: {}", self.message))
+    }
 }
 
 impl fmt::Display for ConfigError {

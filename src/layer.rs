@@ -65,7 +65,7 @@ impl RetryLayer {
     /// | [`policy`](Self::policy) | [`StandardPolicy`](crate::policy::StandardPolicy), and requests that never reached the server retried whatever it says |
     /// | [`replay_limit`](Self::replay_limit) | [`DEFAULT_REPLAY_LIMIT`](crate::body::DEFAULT_REPLAY_LIMIT) (1 MiB) |
     /// | [`drain_limit`](Self::drain_limit), [`drain_timeout`](Self::drain_timeout) | [`DEFAULT_DRAIN_LIMIT`](Self::DEFAULT_DRAIN_LIMIT) (4 KiB), [`DEFAULT_DRAIN_TIMEOUT`](Self::DEFAULT_DRAIN_TIMEOUT) (1 s) |
-    /// | [`budget`](Self::budget) | 20 % of the last 10 s of requests, plus 10 retries/s |
+    /// | [`budget_per_destination`](Self::budget_per_destination) | per scheme, host and port: 20 % of its last 10 s of requests, plus 10 retries/s, while fewer than about one request in five fails ([`Budget::default`]) |
     /// | [`replay_limit_total`](Self::replay_limit_total) | none |
     /// | [`attempt_timeout`](Self::attempt_timeout) | none |
     /// | [`deadline`](Self::deadline) | none |
@@ -78,6 +78,10 @@ impl RetryLayer {
 
     /// Makes at most `n` retries: `n + 1` attempts in all. `0` makes exactly one attempt
     /// (and keeps nothing of the request body).
+    ///
+    /// The default budget's throttle stops retries to a destination after about five
+    /// failed attempts in a row: more than 4 retries need a budget without one
+    /// ([`Budget::new`]) or [`no_budget`](Self::no_budget).
     pub fn max_retries(mut self, n: u32) -> Self {
         self.config_mut().max_retries = n;
         self
@@ -256,7 +260,8 @@ impl RetryLayer {
     /// gRPC throttles per server and AWS's SDKs per retry partition: one host's outage then
     /// spends none of another host's retries, and a healthy host's traffic buys the failing
     /// one none. Against one host that fails everything, retries add at most about 20 % to
-    /// that host's load.
+    /// that host's load, and [`Budget::default`]'s throttle stops them after a few failed
+    /// attempts.
     ///
     /// At most 1024 destinations are kept; past that, those idle for a whole window are
     /// forgotten (they held only their reserve, which a new budget starts with), unless a

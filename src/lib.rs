@@ -127,7 +127,7 @@
 //!
 //! The defaults suit a service calling another over a network: up to 5 attempts over about
 //! 15 s, spread by jitter, within a budget per destination that keeps retries to about a
-//! fifth of each host's load.
+//! fifth of each host's load and stops them while most of its attempts fail.
 //! Change them when the situation differs:
 //!
 //! - **Someone is waiting.** Bound the whole request with [`RetryLayer::deadline`] (what the
@@ -137,7 +137,8 @@
 //!   [`RetryOverride`] in a request's extensions to give it its own retries, deadline,
 //!   attempt timeout or policy (`RetryOverride::never()` for a health check).
 //! - **Batch work.** More retries and a longer cap (`Backoff::exponential(1 s, 5 min)`) ride out
-//!   longer outages; keep the budget, or give the job its own [`Budget`](budget::Budget).
+//!   longer outages; give the job its own [`Budget::new`](budget::Budget::new), whose
+//!   retries no throttle stops after a few failures in a row.
 //! - **Writes.** Send an `Idempotency-Key` with `POST` and `PATCH` when the server supports
 //!   one: they are then retried like `GET`. Without one, only failures that prove the server
 //!   did nothing (refused connection, 429, 503) are retried.
@@ -147,7 +148,9 @@
 //!   retried without buffering when the request carries a [`Reopen`](body::Reopen) that makes
 //!   it again (a file opened anew).
 //! - **Many clients fail together.** Keep the jitter; the default never leaves
-//!   `[min, max]`. [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
+//!   `[min, max]`. Keep the default budget's throttle: across a thousand clients that each
+//!   send a few requests a second, a budget's reserve alone let retries hold an overloaded
+//!   server down, where the throttle let it recover at once (`benches/fleet.rs`). [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
 //!   exactly.
 //! - **A tail to cut.** When a small share of requests is slow for reasons a second try
 //!   avoids (a slow replica, a lost packet, a pause), [`Hedge`](hedge::Hedge) cuts the tail: set the delay

@@ -26,9 +26,11 @@ use tower::{Layer, ServiceExt};
 
 const MS: Duration = Duration::from_millis(1);
 
-/// go-retryablehttp's test settings: waits of 10 ms.
+/// go-retryablehttp's test settings: waits of 10 ms, and no budget, as Go has none.
 fn go_client() -> RetryLayer {
-    RetryLayer::new().backoff(Backoff::go_default(10 * MS, 10 * MS).unwrap())
+    RetryLayer::new()
+        .backoff(Backoff::go_default(10 * MS, 10 * MS).unwrap())
+        .no_budget()
 }
 
 /// `TestClient_Do`: a PUT keeps being retried through refused connections, then 500s, and
@@ -53,6 +55,7 @@ async fn client_do_retries_through_refusals_and_500s_for_every_body_kind() {
             .unwrap();
         let response = RetryLayer::new()
             .max_retries(50)
+            .no_budget()
             .backoff(Backoff::go_default(10 * MS, 50 * MS).unwrap())
             .on_attempt(move |attempt| {
                 assert_eq!(attempt.method(), Method::PUT);

@@ -28,10 +28,32 @@ fn fast() -> RetryLayer {
 
 // ---- Retry budget --------------------------------------------------------------------------
 
+/// The default budget's arithmetic, without its throttle: 20 % of the last 10 s of
+/// requests, plus 10 retries a second.
+fn unthrottled() -> Budget {
+    Budget::new(10 * SECOND, 10, 0.2).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_default_retries_stop_once_most_attempts_fail() {
+    let upstream = Upstream::always(Reply::status(503));
+    let client = fast().layer(upstream.clone());
+    for _ in 0..1000 {
+        let response = client.clone().oneshot(get("/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    // The throttle's 10 tokens: the first request's four failed attempts are retried (6
+    // tokens left); the second's first failure leaves 5.2 after its refill, and is retried;
+    // every failure after that leaves no more than half.
+    assert_eq!(upstream.attempts(), 1000 + 4 + 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn against_an_always_503_upstream_the_budget_keeps_attempts_near_1_2_per_request() {
     let upstream = Upstream::always(Reply::status(503));
-    let client = fast().layer(upstream.clone());
+    let client = fast()
+        .budget_per_destination(unthrottled())
+        .layer(upstream.clone());
     for _ in 0..1000 {
         let response = client.clone().oneshot(get("/")).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -164,18 +186,23 @@ async fn retries_for_the_host_that_is_down(layer: RetryLayer, healthy: usize) ->
 
 #[tokio::test(start_paused = true)]
 async fn one_host_s_healthy_traffic_buys_no_retries_for_another() {
-    // By default, its own budget: the reserve of 100 and 20 % of its own 100 requests,
-    // with or without the other host's traffic.
-    assert_eq!(retries_for_the_host_that_is_down(fast(), 0).await, 120);
-    assert_eq!(retries_for_the_host_that_is_down(fast(), 300).await, 120);
-    // The same, said outright.
-    let per_destination = fast().budget_per_destination(Budget::default());
+    // By default, its own budget and throttle: the same 5 retries before the throttle
+    // stops them, with or without the other host's traffic.
+    assert_eq!(retries_for_the_host_that_is_down(fast(), 0).await, 5);
+    assert_eq!(retries_for_the_host_that_is_down(fast(), 300).await, 5);
+    // Without the throttle, its own budget pays the reserve of 100 and 20 % of its own
+    // 100 requests, with or without the other host's traffic.
+    let per_destination = || fast().budget_per_destination(unthrottled());
     assert_eq!(
-        retries_for_the_host_that_is_down(per_destination, 300).await,
+        retries_for_the_host_that_is_down(per_destination(), 0).await,
+        120
+    );
+    assert_eq!(
+        retries_for_the_host_that_is_down(per_destination(), 300).await,
         120
     );
     // One budget for both: the healthy host's 300 requests pay for 60 more.
-    let shared = fast().budget(Budget::default());
+    let shared = fast().budget(unthrottled());
     assert_eq!(retries_for_the_host_that_is_down(shared, 300).await, 180);
 }
 

@@ -51,6 +51,7 @@ async fn max_retries_lowers_and_raises_the_layer_s() {
         let upstream = Upstream::always(Reply::status(503));
         let response = layer()
             .max_retries(layer_retries)
+            .no_budget()
             .layer(upstream.clone())
             .oneshot(with(RetryOverride::new().max_retries(request_retries)))
             .await

@@ -47,7 +47,7 @@ async fn text(response: Response<Full<Bytes>>) -> Bytes {
 async fn max_retries_n_makes_at_most_n_plus_one_attempts() {
     for n in [1, 3, 7] {
         let upstream = Upstream::always(Reply::status(503).body("Service Unavailable"));
-        let response = send(layer().max_retries(n), &upstream, get("/"))
+        let response = send(layer().max_retries(n).no_budget(), &upstream, get("/"))
             .await
             .unwrap();
         assert_eq!(upstream.attempts(), n as usize + 1);

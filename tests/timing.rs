@@ -66,7 +66,7 @@ async fn exponential_backoff_without_jitter_waits_1_2_4_8_seconds() {
 #[tokio::test(start_paused = true)]
 async fn default_backoff_is_jittered_inside_min_and_cap() {
     let upstream = Upstream::always(Reply::status(503));
-    let layer = RetryLayer::new().max_retries(8);
+    let layer = RetryLayer::new().max_retries(8).no_budget();
     layer
         .layer(upstream.clone())
         .oneshot(get("/"))
@@ -95,7 +95,10 @@ async fn default_backoff_is_jittered_inside_min_and_cap() {
 #[tokio::test(start_paused = true)]
 async fn jitter_differs_between_requests() {
     let upstream = Upstream::always(Reply::status(503));
-    let client = RetryLayer::new().max_retries(1).layer(upstream.clone());
+    let client = RetryLayer::new()
+        .max_retries(1)
+        .no_budget()
+        .layer(upstream.clone());
     for _ in 0..8 {
         client.clone().oneshot(get("/")).await.unwrap();
     }
@@ -481,7 +484,10 @@ async fn a_drain_that_stalls_is_cut_off_by_the_drain_timeout() {
 /// one layer with `seed`, to an upstream that answers 503 to everything.
 async fn seeded_gaps(seed: u64) -> Vec<Duration> {
     let upstream = Upstream::always(Reply::status(503));
-    let client = RetryLayer::new().jitter_seed(seed).layer(upstream.clone());
+    let client = RetryLayer::new()
+        .jitter_seed(seed)
+        .no_budget()
+        .layer(upstream.clone());
     for _ in 0..3 {
         client.clone().oneshot(get("/")).await.unwrap();
     }

@@ -507,7 +507,7 @@ impl Throttling {
     /// Retry throttling with `max_tokens` (more than 0, at most 1000) and `token_ratio`
     /// (at least 0.001; only three decimals count).
     pub fn new(max_tokens: u32, token_ratio: f64) -> Result<Self, ConfigError> {
-        super::throttle::milli(max_tokens, token_ratio)?;
+        crate::budget::throttle::milli(max_tokens, token_ratio)?;
         Ok(Throttling {
             max_tokens,
             token_ratio,

@@ -5,11 +5,10 @@
 pub(crate) mod call;
 mod config;
 mod metadata;
-mod throttle;
 
+pub use crate::budget::Throttle;
 pub(crate) use call::{Call, Rules};
 pub use config::{
     HedgingPolicy, MAX_ATTEMPTS, MethodConfig, Name, RetryPolicy, ServiceConfig, Throttling,
 };
 pub use metadata::{Outcome, Pushback, format_timeout, outcome, parse_timeout, pushback};
-pub use throttle::Throttle;

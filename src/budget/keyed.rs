@@ -241,6 +241,15 @@ impl Budgets {
             Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.withdraw_at(now)),
         }
     }
+
+    /// Takes one retry of `head` from its budget at `now`, for an attempt that failed:
+    /// see [`Budget::retry_at`]. `false` when it refuses.
+    pub(crate) fn retry(&self, head: &request::Parts, now: Instant) -> bool {
+        match self {
+            Budgets::Shared(budget) => budget.retry_at(now),
+            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.retry_at(now)),
+        }
+    }
 }
 
 impl Keyed {

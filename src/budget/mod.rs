@@ -49,8 +49,10 @@ use crate::sync::{Arc, AtomicI64, AtomicU64, Ordering, fence};
 
 mod keyed;
 mod slot;
+pub(crate) mod throttle;
 
 pub(crate) use keyed::Budgets;
+pub use throttle::Throttle;
 
 use slot::{Age, Slot};
 
@@ -67,6 +69,11 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 pub const DEFAULT_MIN_PER_SEC: u32 = 10;
 /// The default ratio: retries may add 20 % to the requests.
 pub const DEFAULT_RATIO: f64 = 0.2;
+/// The default throttle's tokens: 10, of which a failed attempt takes one; retries stop
+/// at half.
+pub const DEFAULT_MAX_TOKENS: u32 = 10;
+/// The default throttle's refill: a fifth of a token per request.
+pub const DEFAULT_TOKEN_RATIO: f64 = 0.2;
 
 /// A retry budget, shared by everything that holds a clone of it.
 ///
@@ -100,6 +107,9 @@ struct Inner {
     window: Duration,
     min_per_sec: u32,
     ratio: f64,
+    /// What stops retries while the destination fails more than the ratio can pay for,
+    /// with the settings it was made with.
+    throttle: Option<(Throttle, u32, f64)>,
 }
 
 impl Budget {
@@ -111,6 +121,59 @@ impl Budget {
     /// When `ratio` is not a number from 0 to 10, or `window` is zero, shorter than 10 ns or
     /// longer than a year.
     pub fn new(window: Duration, min_per_sec: u32, ratio: f64) -> Result<Self, ConfigError> {
+        Budget::build(window, min_per_sec, ratio, None)
+    }
+
+    /// This budget's settings, with retries also throttled as gRFC A6 throttles a gRPC
+    /// channel's: a bucket of `max_tokens` that every failed attempt the policy would
+    /// retry drains by one token and every request refills by `token_ratio`, and that
+    /// allows retries and hedges only while more than half of it is left. The budget
+    /// returned is a new one: its reserve full, nothing deposited.
+    ///
+    /// The budget bounds what retries add to the load; the throttle stops them while a
+    /// destination fails for more than about `token_ratio` of its requests, even when the
+    /// budget's reserve could pay. A reserve is per client: across a fleet of a thousand
+    /// clients that each send a few requests a second, 10 retries a second each is more
+    /// than the requests, and only the throttle keeps a fleet's retries from holding an
+    /// overloaded server down (`benches/fleet.rs`). [`Budget::default`] has one.
+    ///
+    /// # Errors
+    ///
+    /// When `max_tokens` is 0 or above 1000, or `token_ratio` is below 0.001 (A6's
+    /// bounds).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use retryable_http::budget::Budget;
+    ///
+    /// // 20 % and 10 retries a second, while fewer than about one request in five fails.
+    /// let budget = Budget::new(Duration::from_secs(10), 10, 0.2)?.throttle(10, 0.2)?;
+    /// # Ok::<(), retryable_http::error::ConfigError>(())
+    /// ```
+    pub fn throttle(self, max_tokens: u32, token_ratio: f64) -> Result<Self, ConfigError> {
+        let inner = &*self.inner;
+        Budget::build(
+            inner.window,
+            inner.min_per_sec,
+            inner.ratio,
+            Some((max_tokens, token_ratio)),
+        )
+    }
+
+    fn build(
+        window: Duration,
+        min_per_sec: u32,
+        ratio: f64,
+        throttle: Option<(u32, f64)>,
+    ) -> Result<Self, ConfigError> {
+        let throttle = match throttle {
+            None => None,
+            Some((max, ratio)) => Some((
+                Throttle::new(max, ratio).map_err(|e| e.of("budget throttle"))?,
+                max,
+                ratio,
+            )),
+        };
         if !(0.0..=10.0).contains(&ratio) {
             return Err(ConfigError::new(format!(
                 "budget ratio must be from 0 to 10, not {ratio}"
@@ -145,6 +208,7 @@ impl Budget {
                 window,
                 min_per_sec,
                 ratio,
+                throttle,
             }),
         })
     }
@@ -152,12 +216,27 @@ impl Budget {
     /// Records a first attempt at `now`. It is never refused.
     pub(crate) fn deposit_at(&self, now: Instant) {
         self.inner.add(self.inner.deposit, now);
+        if let Some((throttle, ..)) = &self.inner.throttle {
+            throttle.refill();
+        }
+    }
+
+    /// Takes one retry at `now` for an attempt that failed: the throttle, if any, counts
+    /// the failure first, and refuses once too many failed. Returns `false`, taking
+    /// nothing from the balance, when either refuses.
+    pub(crate) fn retry_at(&self, now: Instant) -> bool {
+        let failed_too_often =
+            (self.inner.throttle.as_ref()).is_some_and(|(throttle, ..)| !throttle.record_failure());
+        !failed_too_often && self.withdraw_at(now)
     }
 
     /// Takes one retry from the budget at `now`. Returns `false`, taking nothing, when the
     /// balance cannot pay for it.
     pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let inner = &*self.inner;
+        if (inner.throttle.as_ref()).is_some_and(|(throttle, ..)| !throttle.allows()) {
+            return false;
+        }
         let epoch = inner.epoch_of(now);
         let published = inner.advance(epoch);
         let taken = inner
@@ -177,7 +256,8 @@ impl Budget {
     /// A budget with these settings of its own: its reserve full, nothing deposited.
     pub(crate) fn fresh(&self) -> Budget {
         let inner = &*self.inner;
-        Budget::new(inner.window, inner.min_per_sec, inner.ratio)
+        let throttle = inner.throttle.as_ref().map(|&(_, max, ratio)| (max, ratio));
+        Budget::build(inner.window, inner.min_per_sec, inner.ratio, throttle)
             .expect("the settings were checked when this budget was made")
     }
 
@@ -236,10 +316,18 @@ impl Budget {
 }
 
 impl Default for Budget {
-    /// [`DEFAULT_WINDOW`], [`DEFAULT_MIN_PER_SEC`] and [`DEFAULT_RATIO`].
+    /// [`DEFAULT_WINDOW`], [`DEFAULT_MIN_PER_SEC`] and [`DEFAULT_RATIO`], throttled with
+    /// [`DEFAULT_MAX_TOKENS`] and [`DEFAULT_TOKEN_RATIO`]: 20 % of the last 10 s of
+    /// requests and 10 retries a second, while fewer than about one request in five
+    /// fails.
     fn default() -> Self {
-        Budget::new(DEFAULT_WINDOW, DEFAULT_MIN_PER_SEC, DEFAULT_RATIO)
-            .expect("the default budget is valid")
+        Budget::build(
+            DEFAULT_WINDOW,
+            DEFAULT_MIN_PER_SEC,
+            DEFAULT_RATIO,
+            Some((DEFAULT_MAX_TOKENS, DEFAULT_TOKEN_RATIO)),
+        )
+        .expect("the default budget is valid")
     }
 }
 
@@ -391,6 +479,7 @@ impl fmt::Debug for Budget {
             .field("ratio", &self.inner.ratio)
             .field("reserve", &(self.inner.reserve / RETRY))
             .field("available", &self.available())
+            .field("throttle", &self.inner.throttle.as_ref().map(|(t, ..)| t))
             .finish()
     }
 }

@@ -107,8 +107,60 @@ fn a_budget_shows_its_settings_and_what_it_can_pay() {
     let budget = Budget::new(Duration::from_secs(10), 3, 0.25).unwrap();
     assert_eq!(
         format!("{budget:?}"),
-        "Budget { window: 10s, min_per_sec: 3, ratio: 0.25, reserve: 30, available: 30 }"
+        "Budget { window: 10s, min_per_sec: 3, ratio: 0.25, reserve: 30, available: 30, \
+         throttle: None }"
     );
+    let shown = format!("{:?}", budget.throttle(10, 0.2).unwrap());
+    assert!(
+        shown.ends_with("throttle: Some(Throttle { milli_tokens: 10000, max_milli_tokens: 10000, milli_token_ratio: 200 }) }"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_default_budget_stops_retries_while_most_attempts_fail_though_its_reserve_could_pay() {
+    let budget = Budget::default();
+    let now = budget.started();
+    // 10 tokens: four failures are retried, the fifth leaves 5, no more than half.
+    for _ in 0..4 {
+        assert!(budget.retry_at(now));
+    }
+    assert!(!budget.retry_at(now));
+    assert_eq!(budget.available(), 96, "the reserve still holds 100 − 4");
+    // A hedge is not a failure, and is not made either.
+    assert!(!budget.withdraw_at(now));
+    // A request gives back a fifth of a token: after six, 6.2 tokens, and a failure leaves
+    // 5.2, more than half: one more retry.
+    for _ in 0..6 {
+        budget.deposit_at(now);
+    }
+    assert!(budget.retry_at(now));
+    assert!(!budget.retry_at(now));
+}
+
+#[test]
+fn a_throttled_budget_keeps_its_throttle_when_made_anew() {
+    let budget = Budget::new(Duration::from_secs(10), 10, 0.2)
+        .unwrap()
+        .throttle(2, 0.5)
+        .unwrap();
+    let fresh = budget.fresh();
+    let now = fresh.started();
+    // 2 tokens: the first failure leaves 1, no more than half.
+    assert!(!fresh.retry_at(now));
+    // An unthrottled budget pays from its reserve whatever fails.
+    let plain = Budget::new(Duration::from_secs(10), 10, 0.2).unwrap();
+    assert_eq!((0..10).filter(|_| plain.retry_at(now)).count(), 10);
+}
+
+#[test]
+fn a_throttle_out_of_bounds_is_refused_when_the_budget_is_made() {
+    let budget = || Budget::new(Duration::from_secs(10), 10, 0.2).unwrap();
+    for (max, ratio) in [(0, 0.1), (1001, 0.1), (10, 0.0), (10, f64::NAN)] {
+        let error = budget().throttle(max, ratio).unwrap_err().to_string();
+        let wanted = "invalid retry configuration: budget throttle: retryThrottling.";
+        assert!(error.starts_with(wanted), "{error}");
+    }
 }
 
 #[test]

@@ -265,7 +265,9 @@ impl<F, R, B> Hedging<F, R, B> {
                 return Poll::Ready(Ok(()));
             };
             self.held_since = None;
-            if !session.pay_for_attempt(now) {
+            // A hedge's attempts are not counted as failures by a throttle: it only asks
+            // whether the throttle allows another.
+            if !session.pay_for_attempt(now, false) {
                 // A hedge the budget refuses is not started.
                 tracing::debug!(
                     attempt = started + 1,

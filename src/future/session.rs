@@ -439,7 +439,7 @@ impl<S, B> Session<S, B> {
         if let Decision::Retry { wait, why } = decision {
             let now = now.get();
             // The last check: a retry that will happen is the only one paid for.
-            if !self.pay_for_attempt(now) {
+            if !self.pay_for_attempt(now, true) {
                 decision = Decision::Stop(StopReason::Budget);
             } else {
                 self.drop_connection();
@@ -486,25 +486,30 @@ impl<S, B> Session<S, B> {
             && self.policy().stops_on_success()
     }
 
-    /// Pays for an attempt after the first from the budget; `false` when it refuses.
-    /// A gRPC call pays nothing: its throttle takes the place of the budget.
-    pub(crate) fn pay_for_attempt(&self, now: Instant) -> bool {
+    /// Pays for an attempt after the first from the budget; `false` when it refuses. The
+    /// attempt follows one that `failed`, or is a hedge. A gRPC call pays nothing: its
+    /// throttle takes the place of the budget.
+    pub(crate) fn pay_for_attempt(&self, now: Instant, failed: bool) -> bool {
         #[cfg(feature = "grpc")]
         if let Some(call) = self.grpc() {
             return call.allows_another();
         }
         let config = self.config();
-        let paid = config
-            .budget
-            .as_ref()
-            .is_none_or(|budget| budget.withdraw(&self.head, now));
+        let paid = config.budget.as_ref().is_none_or(|budget| match failed {
+            true => budget.retry(&self.head, now),
+            false => budget.withdraw(&self.head, now),
+        });
         let Some(cap) = &config.budget_cap else {
             return paid;
         };
         if !paid {
             return false;
         }
-        if cap.withdraw_at(now) {
+        let capped = match failed {
+            true => cap.retry_at(now),
+            false => cap.withdraw_at(now),
+        };
+        if capped {
             return true;
         }
         // The cap refuses: the retry is not made, and its own budget gets it back.

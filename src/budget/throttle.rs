@@ -1,4 +1,5 @@
-//! [`Throttle`]: gRFC A6's retry throttling, one bucket of tokens per server.
+//! [`Throttle`]: gRFC A6's retry throttling, one bucket of tokens per server; and the
+//! default budget's stop when a destination fails more than it succeeds.
 
 use std::fmt;
 
@@ -20,6 +21,10 @@ const MILLI: u64 = 1_000;
 ///
 /// With `max_tokens` 10 and `token_ratio` 0.1, retries stop once failures run above about
 /// one call in eleven. Counts are kept in thousandths of a token, exactly.
+///
+/// A [`Budget`](super::Budget) can carry one too ([`Budget::throttle`](super::Budget::throttle),
+/// and [`Budget::default`](super::Budget::default)): there every request refills it, and
+/// every failed attempt that asks for a retry drains it.
 ///
 /// [`record_failure`]: Throttle::record_failure
 pub struct Throttle {
@@ -53,6 +58,14 @@ impl Throttle {
         self.update(|held| (held + self.ratio).min(self.max));
     }
 
+    /// [`record_success`](Self::record_success), with nothing written when the bucket is
+    /// full, as it is while all goes well: threads then only read its line of memory.
+    pub(crate) fn refill(&self) {
+        if self.milli_tokens() < self.max {
+            self.record_success();
+        }
+    }
+
     /// Whether retries and hedges are allowed now, without recording anything.
     pub fn allows(&self) -> bool {
         self.milli_tokens() > self.max / 2
@@ -74,7 +87,7 @@ impl Throttle {
 }
 
 /// `max_tokens` and `token_ratio` in milli-tokens, checked as gRPC's clients check them.
-pub(super) fn milli(max_tokens: u32, token_ratio: f64) -> Result<(u64, u64), ConfigError> {
+pub(crate) fn milli(max_tokens: u32, token_ratio: f64) -> Result<(u64, u64), ConfigError> {
     if max_tokens == 0 || max_tokens > 1000 {
         return Err(ConfigError::new(format!(
             "retryThrottling.maxTokens must be more than 0 and at most 1000, not {max_tokens}"
