@@ -49,6 +49,32 @@ async fn by_default_retries_stop_once_most_attempts_fail() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn by_default_requests_the_server_never_saw_are_retried_however_many_fail() {
+    // Each of 50 requests first meets a refused connection, as a client does while a
+    // server restarts: no sign that the server fails, so the throttle neither counts nor
+    // refuses these retries (the reserve pays for them).
+    let mut script = Vec::new();
+    for _ in 0..50 {
+        script.push(Reply::error(std::io::ErrorKind::ConnectionRefused));
+        script.push(Reply::ok());
+    }
+    let upstream = Upstream::new(script);
+    let client = fast().layer(upstream.clone());
+    for _ in 0..50 {
+        let response = client.clone().oneshot(get("/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(attempts(&response), 2);
+    }
+    // Answers the server gave are counted: after a few 503s in a row, no more retries.
+    let upstream = Upstream::new(vec![Reply::status(503); 20]);
+    let client = fast().layer(upstream.clone());
+    for _ in 0..10 {
+        client.clone().oneshot(get("/")).await.unwrap();
+    }
+    assert_eq!(upstream.attempts(), 10 + 4 + 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn against_an_always_503_upstream_the_budget_keeps_attempts_near_1_2_per_request() {
     let upstream = Upstream::always(Reply::status(503));
     let client = fast()

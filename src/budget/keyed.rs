@@ -11,7 +11,7 @@ use http::request;
 use http::uri::{Authority, Scheme};
 use tokio::time::Instant;
 
-use super::Budget;
+use super::{Budget, Spend};
 use crate::authority::{PerKey, authority_of};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -234,21 +234,20 @@ impl Budgets {
         }
     }
 
-    /// Takes one retry of `head` from its budget at `now`; `false` when it refuses.
-    pub(crate) fn withdraw(&self, head: &request::Parts, now: Instant) -> bool {
+    /// Takes one attempt after the first of `head`, for `spend`, from its budget at `now`;
+    /// `false` when it refuses.
+    pub(crate) fn spend(&self, head: &request::Parts, now: Instant, spend: Spend) -> bool {
         match self {
-            Budgets::Shared(budget) => budget.withdraw_at(now),
-            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.withdraw_at(now)),
+            Budgets::Shared(budget) => budget.spend_at(now, spend),
+            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.spend_at(now, spend)),
         }
     }
 
-    /// Takes one retry of `head` from its budget at `now`, for an attempt that failed:
-    /// see [`Budget::retry_at`]. `false` when it refuses.
-    pub(crate) fn retry(&self, head: &request::Parts, now: Instant) -> bool {
-        match self {
-            Budgets::Shared(budget) => budget.retry_at(now),
-            Budgets::Keyed(keyed) => keyed.with_account(head, now, |b| b.retry_at(now)),
-        }
+    /// Takes one retry of `head` from its budget's balance at `now`, whatever its throttle
+    /// says; `false` when it refuses.
+    #[cfg(test)]
+    pub(crate) fn withdraw(&self, head: &request::Parts, now: Instant) -> bool {
+        self.spend(head, now, Spend::Unprocessed)
     }
 }
 

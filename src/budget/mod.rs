@@ -75,6 +75,21 @@ pub const DEFAULT_MAX_TOKENS: u32 = 10;
 /// The default throttle's refill: a fifth of a token per request.
 pub const DEFAULT_TOKEN_RATIO: f64 = 0.2;
 
+/// What an attempt after the first is for, as a throttle sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spend {
+    /// A retry after an attempt the server processed, or may have: a failure the throttle
+    /// counts.
+    Retry,
+    /// A retry after an attempt the server provably never processed (a refused connection
+    /// or stream, a stream above a `GOAWAY`): no sign of a failing server, and so neither
+    /// counted nor refused by the throttle, as gRPC's transparent retries are not. The
+    /// balance still pays for it.
+    Unprocessed,
+    /// A hedge: not a failure; made only while the throttle allows.
+    Hedge,
+}
+
 /// A retry budget, shared by everything that holds a clone of it.
 ///
 /// A layer keeps one per destination by default, each with [`Budget::default`]'s
@@ -127,7 +142,9 @@ impl Budget {
     /// This budget's settings, with retries also throttled as gRFC A6 throttles a gRPC
     /// channel's: a bucket of `max_tokens` that every failed attempt the policy would
     /// retry drains by one token and every request refills by `token_ratio`, and that
-    /// allows retries and hedges only while more than half of it is left. The budget
+    /// allows retries and hedges only while more than half of it is left. A retry of a
+    /// request the server provably never processed (a refused connection or stream, a
+    /// stream above a `GOAWAY`) is neither counted nor refused by it. The budget
     /// returned is a new one: its reserve full, nothing deposited.
     ///
     /// The budget bounds what retries add to the load; the throttle stops them while a
@@ -230,13 +247,25 @@ impl Budget {
         !failed_too_often && self.withdraw_at(now)
     }
 
+    /// Takes one hedge at `now`: the throttle, if any, must allow it, and is not drained.
+    pub(crate) fn hedge_at(&self, now: Instant) -> bool {
+        let throttled = (self.inner.throttle.as_ref()).is_some_and(|(t, ..)| !t.allows());
+        !throttled && self.withdraw_at(now)
+    }
+
+    /// Takes one attempt after the first at `now`, for `spend`.
+    pub(crate) fn spend_at(&self, now: Instant, spend: Spend) -> bool {
+        match spend {
+            Spend::Retry => self.retry_at(now),
+            Spend::Hedge => self.hedge_at(now),
+            Spend::Unprocessed => self.withdraw_at(now),
+        }
+    }
+
     /// Takes one retry from the budget at `now`. Returns `false`, taking nothing, when the
     /// balance cannot pay for it.
     pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let inner = &*self.inner;
-        if (inner.throttle.as_ref()).is_some_and(|(throttle, ..)| !throttle.allows()) {
-            return false;
-        }
         let epoch = inner.epoch_of(now);
         let published = inner.advance(epoch);
         let taken = inner

@@ -120,15 +120,17 @@ fn a_budget_shows_its_settings_and_what_it_can_pay() {
 #[test]
 fn the_default_budget_stops_retries_while_most_attempts_fail_though_its_reserve_could_pay() {
     let budget = Budget::default();
-    let now = budget.started();
+    let now = Instant::now();
     // 10 tokens: four failures are retried, the fifth leaves 5, no more than half.
     for _ in 0..4 {
         assert!(budget.retry_at(now));
     }
     assert!(!budget.retry_at(now));
     assert_eq!(budget.available(), 96, "the reserve still holds 100 − 4");
-    // A hedge is not a failure, and is not made either.
-    assert!(!budget.withdraw_at(now));
+    // A hedge is not a failure, and is not made either; a retry of a request the server
+    // never processed is neither counted nor refused by the throttle.
+    assert!(!budget.hedge_at(now));
+    assert!(budget.spend_at(now, Spend::Unprocessed));
     // A request gives back a fifth of a token: after six, 6.2 tokens, and a failure leaves
     // 5.2, more than half: one more retry.
     for _ in 0..6 {
@@ -145,7 +147,7 @@ fn a_throttled_budget_keeps_its_throttle_when_made_anew() {
         .throttle(2, 0.5)
         .unwrap();
     let fresh = budget.fresh();
-    let now = fresh.started();
+    let now = Instant::now();
     // 2 tokens: the first failure leaves 1, no more than half.
     assert!(!fresh.retry_at(now));
     // An unthrottled budget pays from its reserve whatever fails.

@@ -267,7 +267,7 @@ impl<F, R, B> Hedging<F, R, B> {
             self.held_since = None;
             // A hedge's attempts are not counted as failures by a throttle: it only asks
             // whether the throttle allows another.
-            if !session.pay_for_attempt(now, false) {
+            if !session.pay_for_attempt(now, crate::budget::Spend::Hedge) {
                 // A hedge the budget refuses is not started.
                 tracing::debug!(
                     attempt = started + 1,

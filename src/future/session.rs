@@ -17,6 +17,7 @@ use http_body::Body;
 use tokio::time::Instant;
 
 use crate::body::{Reopen, ReplayBody, Source, Unavailable};
+use crate::budget::Spend;
 use crate::classify::classify;
 use crate::config::{Config, Setup, after};
 use crate::decide::{Decision, History, Now, decide, log};
@@ -439,7 +440,14 @@ impl<S, B> Session<S, B> {
         if let Decision::Retry { wait, why } = decision {
             let now = now.get();
             // The last check: a retry that will happen is the only one paid for.
-            if !self.pay_for_attempt(now, true) {
+            // A retry of a request the server never processed is no sign that it fails.
+            let spend = match outcome {
+                Outcome::Error(error) if crate::classify::is_unprocessed(error) => {
+                    Spend::Unprocessed
+                }
+                _ => Spend::Retry,
+            };
+            if !self.pay_for_attempt(now, spend) {
                 decision = Decision::Stop(StopReason::Budget);
             } else {
                 self.drop_connection();
@@ -486,30 +494,23 @@ impl<S, B> Session<S, B> {
             && self.policy().stops_on_success()
     }
 
-    /// Pays for an attempt after the first from the budget; `false` when it refuses. The
-    /// attempt follows one that `failed`, or is a hedge. A gRPC call pays nothing: its
-    /// throttle takes the place of the budget.
-    pub(crate) fn pay_for_attempt(&self, now: Instant, failed: bool) -> bool {
+    /// Pays for an attempt after the first, for `spend`, from the budget; `false` when it
+    /// refuses. A gRPC call pays nothing: its throttle takes the place of the budget.
+    pub(crate) fn pay_for_attempt(&self, now: Instant, spend: Spend) -> bool {
         #[cfg(feature = "grpc")]
         if let Some(call) = self.grpc() {
             return call.allows_another();
         }
         let config = self.config();
-        let paid = config.budget.as_ref().is_none_or(|budget| match failed {
-            true => budget.retry(&self.head, now),
-            false => budget.withdraw(&self.head, now),
-        });
+        let paid =
+            (config.budget.as_ref()).is_none_or(|budget| budget.spend(&self.head, now, spend));
         let Some(cap) = &config.budget_cap else {
             return paid;
         };
         if !paid {
             return false;
         }
-        let capped = match failed {
-            true => cap.retry_at(now),
-            false => cap.withdraw_at(now),
-        };
-        if capped {
+        if cap.spend_at(now, spend) {
             return true;
         }
         // The cap refuses: the retry is not made, and its own budget gets it back.
