@@ -263,10 +263,10 @@ impl RetryLayer {
     /// that host's load, and [`Budget::default`]'s throttle stops them after a few failed
     /// attempts.
     ///
-    /// At most 1024 destinations are kept; past that, those idle for a whole window are
-    /// forgotten (they held only their reserve, which a new budget starts with), unless a
-    /// thread still remembers them; while none can be, new destinations share one more
-    /// budget. A kept destination holds about 336 bytes. Each thread remembers the budget
+    /// At most 1024 destinations are kept; past that, those idle for a whole window, with a
+    /// full throttle if any, are forgotten (they held only their reserve and a full
+    /// throttle, which a new budget starts with), unless a thread still remembers them; while none can be, new destinations share one more
+    /// budget. A kept destination holds about 384 bytes. Each thread remembers the budget
     /// of the last destination it sent to: a request to the same host as the one before
     /// finds its budget without a lock.
     ///

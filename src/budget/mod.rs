@@ -290,11 +290,14 @@ impl Budget {
             .expect("the settings were checked when this budget was made")
     }
 
-    /// Whether anything deposited or withdrawn still counts at `now`: a budget idle for a
-    /// whole window holds its reserve and nothing else, as a fresh one does.
+    /// Whether this budget differs at `now` from a fresh one: something deposited or
+    /// withdrawn still counts, or its throttle remembers failures. A budget idle for a
+    /// whole window with a full throttle holds its reserve and nothing else, as a fresh one
+    /// does.
     pub(crate) fn is_active(&self, now: Instant) -> bool {
         let inner = &*self.inner;
         inner.epoch_of(now) < inner.epoch.load(Ordering::Acquire) + BUCKETS
+            || (inner.throttle.as_ref()).is_some_and(|(throttle, ..)| !throttle.is_full())
     }
 
     /// Whether anything but the one holder asking can reach this budget: a thread that

@@ -121,12 +121,18 @@ fn a_budget_shows_its_settings_and_what_it_can_pay() {
 fn the_default_budget_stops_retries_while_most_attempts_fail_though_its_reserve_could_pay() {
     let budget = Budget::default();
     let now = Instant::now();
+    // A hedge while all is well: the throttle allows it, and is not drained.
+    assert!(budget.hedge_at(now));
     // 10 tokens: four failures are retried, the fifth leaves 5, no more than half.
     for _ in 0..4 {
         assert!(budget.retry_at(now));
     }
     assert!(!budget.retry_at(now));
-    assert_eq!(budget.available(), 96, "the reserve still holds 100 − 4");
+    assert_eq!(
+        budget.available(),
+        95,
+        "the reserve still holds 100 − 4 − the hedge"
+    );
     // A hedge is not a failure, and is not made either; a retry of a request the server
     // never processed is neither counted nor refused by the throttle.
     assert!(!budget.hedge_at(now));

@@ -66,6 +66,11 @@ impl Throttle {
         }
     }
 
+    /// Whether the bucket holds all its tokens, as a new one does.
+    pub(crate) fn is_full(&self) -> bool {
+        self.milli_tokens() == self.max
+    }
+
     /// Whether retries and hedges are allowed now, without recording anything.
     pub fn allows(&self) -> bool {
         self.milli_tokens() > self.max / 2

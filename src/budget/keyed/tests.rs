@@ -160,6 +160,10 @@ fn a_destination_another_thread_remembers_is_not_forgotten() {
     std::thread::scope(|scope| {
         scope.spawn(|| assert_eq!(drain(&budgets, &b, later), 2));
     });
+    // A third thread finds `a` still kept, and the overflow budget spent by `b`.
+    std::thread::scope(|scope| {
+        scope.spawn(|| assert_eq!(drain(&budgets, &to("http://c.example/"), later), 0));
+    });
     // `a` still has its one budget, its reserve back after the window.
     assert_eq!(drain(&budgets, &a, later), 2);
     assert_eq!(drain(&budgets, &a, later), 0);
@@ -242,4 +246,21 @@ fn the_same_host_over_another_scheme_is_another_destination_right_after() {
     let now = Instant::now();
     assert_eq!(drain(&budgets, &to("http://a.example/"), now), 2);
     assert_eq!(drain(&budgets, &to("https://a.example/"), now), 2);
+}
+
+#[test]
+fn a_destination_whose_throttle_remembers_failures_is_not_forgotten() {
+    let template = two_each().throttle(2, 0.5).unwrap();
+    let keyed = Keyed::new(template, None, PerKey::with_limit(1));
+    let budgets = Budgets::Keyed(Arc::new(keyed));
+    let start = Instant::now();
+    let (a, b) = (to("http://a.example/"), to("http://b.example/"));
+    // `a` fails: its throttle of 2 tokens is down to 1, no more than half.
+    assert!(!budgets.spend(&a, start, Spend::Retry));
+    // A window later nothing `a` paid counts, but a new budget would forget its failure:
+    // `a` is kept, and `b` pays from the overflow budget.
+    let later = start + Duration::from_secs(3);
+    assert_eq!(drain(&budgets, &b, later), 2);
+    assert_eq!(drain(&budgets, &to("http://c.example/"), later), 0);
+    assert!(!budgets.spend(&a, later, Spend::Retry));
 }
