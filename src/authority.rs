@@ -107,6 +107,16 @@ impl<K: Eq + Hash + Clone, V: Clone, S: BuildHasher + Default> PerKey<K, V, S> {
     }
 }
 
+impl<K: Eq + Hash, V, S: BuildHasher> PerKey<K, V, S> {
+    /// Whether `key` is kept.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        (self.entries.read())
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(key)
+    }
+}
+
 impl<K, V, S> PerKey<K, V, S> {
     /// How many keys are kept.
     pub(crate) fn len(&self) -> usize {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::request;
 use http::uri::{Authority, Scheme};
@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use super::{Budget, Spend};
 use crate::authority::{PerKey, authority_of};
-use crate::sync::{AtomicU64, Ordering};
 
 /// Where a request's retries are paid from.
 #[derive(Clone)]
@@ -38,9 +37,6 @@ pub(crate) struct Keyed {
     overflow: Budget,
     /// Tells these budgets from any other in the process's threads' caches.
     id: u64,
-    /// Moves on whenever a destination is added, and so maybe others forgotten: what a
-    /// thread cached before is then looked up again.
-    generation: AtomicU64,
 }
 
 #[cfg(not(retryable_http_loom))]
@@ -58,7 +54,6 @@ loom::thread_local! {
 /// A thread's cached destination.
 struct Last {
     owner: u64,
-    generation: u64,
     scheme: Option<Scheme>,
     authority: Inline,
     budget: Budget,
@@ -257,14 +252,13 @@ impl Keyed {
         key: Option<KeyFn>,
         accounts: PerKey<Destination, Budget, BuildHasherDefault<Prehashed>>,
     ) -> Self {
-        static IDS: StdAtomicU64 = StdAtomicU64::new(0);
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Keyed {
             overflow: template.fresh(),
             template,
             key,
             accounts,
             id: IDS.fetch_add(1, Ordering::Relaxed),
-            generation: AtomicU64::new(0),
         }
     }
 
@@ -282,16 +276,14 @@ impl Keyed {
     ) -> R {
         let uri = (self.key.is_none()).then(|| head.uri.authority()).flatten();
         let Some(authority) = uri else {
-            return self.look_up(head, now, f);
+            return self.look_up(head, now, |budget, _| f(budget));
         };
-        let generation = self.generation.load(Ordering::Acquire);
         let mut f = Some(f);
         let cached = LAST.with(|last| {
             let last = last.borrow();
             match &*last {
                 Some(last)
                     if last.owner == self.id
-                        && last.generation == generation
                         && last.authority.as_bytes() == authority.as_str().as_bytes()
                         && last.scheme.as_ref() == head.uri.scheme() =>
                 {
@@ -312,15 +304,15 @@ impl Keyed {
                 *last = None;
             }
         });
-        self.look_up(head, now, |budget| {
-            // A longer authority is looked up each time.
-            if let Some(inline) = Inline::new(authority.as_str()) {
+        self.look_up(head, now, |budget, kept| {
+            // A budget the map keeps is remembered: the map cannot forget it while this
+            // thread holds it, so it stays the destination's. The overflow budget is not:
+            // the next request looks for room again. A longer authority is looked up each
+            // time.
+            if let (true, Some(inline)) = (kept, Inline::new(authority.as_str())) {
                 LAST.with(|last| {
                     *last.borrow_mut() = Some(Last {
                         owner: self.id,
-                        // Read with the map locked: what it is once this lookup's own
-                        // destination, if new, was added.
-                        generation: self.generation.load(Ordering::Acquire),
                         scheme: head.uri.scheme().cloned(),
                         authority: inline,
                         budget: budget.clone(),
@@ -333,22 +325,30 @@ impl Keyed {
 
     /// [`with_account`](Self::with_account), through the map.
     #[inline(never)]
-    fn look_up<R>(&self, head: &request::Parts, now: Instant, f: impl FnOnce(&Budget) -> R) -> R {
+    /// `f` learns whether the budget is the destination's own, or the overflow budget.
+    fn look_up<R>(
+        &self,
+        head: &request::Parts,
+        now: Instant,
+        f: impl FnOnce(&Budget, bool) -> R,
+    ) -> R {
         let destination = match &self.key {
             None => authority_of(head).map(|a| Destination::origin(head.uri.scheme(), a)),
             Some(key) => key(head).map(Destination::named),
         };
         self.accounts.with(
             destination.as_ref(),
-            || {
-                self.generation.fetch_add(1, Ordering::AcqRel);
-                self.template.fresh()
-            },
+            || self.template.fresh(),
             // A budget a thread remembers is kept: were it forgotten, the thread could
             // still pay from it while the next request of its destination paid from a new
             // one, and the destination would have two allowances.
-            |budget| budget.is_active(now) || budget.is_held_elsewhere(),
-            |found| f(found.unwrap_or(&self.overflow)),
+            // Whether another holder has it first: once none has, the acquire that asking
+            // makes shows this thread all they did, the payments `is_active` reads included.
+            |budget| budget.is_held_elsewhere() || budget.is_active(now),
+            |found| match found {
+                Some(budget) => f(budget, true),
+                None => f(&self.overflow, false),
+            },
         )
     }
 }

@@ -45,23 +45,31 @@ fn loom_a_destination_made_by_two_threads_at_once_has_one_budget() {
 fn loom_a_destination_forgotten_while_a_thread_pays_from_it_is_not_paid_twice() {
     loom::model(|| {
         let (budgets, at) = budgets(1);
-        // One thread spends `a`'s retries and remembers its budget; three seconds on, `a`
-        // is idle, and the thread pays its retries twice over, while another thread needs
-        // room for `b`.
+        let Budgets::Keyed(keyed) = budgets else {
+            unreachable!()
+        };
+        // The overflow budget pays nothing here: what `a` gets is from budgets of its own.
+        let mut keyed = Arc::into_inner(keyed).unwrap();
+        keyed.overflow = Budget::new(Duration::from_secs(2), 0, 0.0).unwrap();
+        let budgets = Budgets::Keyed(Arc::new(keyed));
+        // One thread spends `a`'s retries and remembers its budget; six seconds on it pays
+        // them again. Meanwhile another thread needs room for `b`, three seconds on, and
+        // sends to `a` too, six seconds on, when `b` is idle: were the first thread's
+        // budget forgotten to make room for `b`, `a` would be made anew and have two.
+        let (spent, told) = loom::sync::mpsc::channel();
         let other = budgets.clone();
         let t = loom::thread::spawn(move || {
             let a = to("http://a.example/");
             assert_eq!(drain(&other, &a, at(0)), 2);
-            drain(&other, &a, at(3)) + drain(&other, &a, at(3))
+            spent.send(()).unwrap();
+            drain(&other, &a, at(6))
         });
-        let for_b = drain(&budgets, &to("http://b.example/"), at(3));
-        let for_a = t.join().unwrap();
-        // `a` pays from the one budget the thread remembers, or from the overflow budget
-        // if `b` took the place first: one allowance, never a second budget of its own.
-        assert_eq!(for_a, 2);
-        // `b` pays from the overflow budget while `a` is kept, and from its own once it
-        // finds room: at least one allowance, and at most those two.
-        assert!((2..=4).contains(&for_b), "{for_b}");
+        told.recv().unwrap();
+        drain(&budgets, &to("http://b.example/"), at(3));
+        let mine = drain(&budgets, &to("http://a.example/"), at(6));
+        let theirs = t.join().unwrap();
+        // Six seconds on, `a` has one budget of its own, shared by both threads.
+        assert_eq!(mine + theirs, 2);
     });
 }
 
@@ -73,7 +81,7 @@ fn loom_two_new_destinations_racing_for_one_place_each_pay_once() {
             unreachable!()
         };
         // The one place is held by `a`, idle three seconds on.
-        keyed.look_up(&to("http://a.example/"), at(0), |_| ());
+        keyed.look_up(&to("http://a.example/"), at(0), |_, _| ());
         let other = budgets.clone();
         let t = loom::thread::spawn(move || {
             let c = to("http://c.example/");

@@ -264,3 +264,25 @@ fn a_destination_whose_throttle_remembers_failures_is_not_forgotten() {
     assert_eq!(drain(&budgets, &to("http://c.example/"), later), 0);
     assert!(!budgets.spend(&a, later, Spend::Retry));
 }
+
+#[test]
+fn a_destination_paying_from_the_overflow_budget_takes_the_first_place_that_frees() {
+    let (budgets, start, a, b) = a_spent_of_one_kept();
+    let Budgets::Keyed(keyed) = &budgets else {
+        unreachable!()
+    };
+    let kept = |head: &request::Parts| {
+        let authority = head.uri.authority().unwrap().clone();
+        keyed
+            .accounts
+            .contains(&Destination::origin(head.uri.scheme(), authority))
+    };
+    // `a` is in use: `b` pays from the overflow budget, which this thread does not
+    // remember.
+    assert_eq!(drain(&budgets, &b, start), 2);
+    assert!(kept(&a) && !kept(&b));
+    // A window later `a` is idle: `b`'s next request takes its place.
+    let later = start + Duration::from_secs(3);
+    assert_eq!(drain(&budgets, &b, later), 2);
+    assert!(kept(&b) && !kept(&a));
+}
