@@ -284,6 +284,28 @@ async fn with_reconnect_on_retry_a_retry_after_a_503_goes_out_on_a_new_connectio
     .await;
 }
 
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn with_reconnect_on_retry_each_retry_after_a_reset_goes_out_on_a_new_connection() {
+    within(async {
+        let server = servers::fault(servers::Fault::Reset).await;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let client = RetryLayer::new()
+            .max_retries(2)
+            .backoff(Backoff::constant(Duration::from_millis(10)))
+            .reconnect_on_retry()
+            .layer(client);
+        let error = client.oneshot(get_from(&server)).await.unwrap_err();
+        assert_eq!(error.attempts(), 3);
+        // Every attempt reached the server, each on a connection of its own.
+        assert_eq!(server.counts.requests(), 3);
+        assert_eq!(server.counts.connections(), 3);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_record_names_the_server_each_attempt_reached() {
     within(async {
