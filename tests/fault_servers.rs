@@ -1,6 +1,7 @@
 //! Transport errors from real sockets on 127.0.0.1, through hyper-util's client: which are
 //! retried for which methods. Real time, short waits, generous limits; only counts and
-//! outcomes are checked.
+//! outcomes are checked. The layer reads hyper-util's errors with its `hyper` feature.
+#![cfg(feature = "hyper")]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! HTTP/2 framing — hyper-util's client with prior knowledge against servers built from the
 //! `h2` crate (resets and `GOAWAY` frames at chosen moments) and hyper's own HTTP/2 server.
 //! In-memory pipes on tokio's paused clock first, then loopback sockets in real time.
+//! The layer reads HTTP/2 errors with its `hyper` feature.
+#![cfg(feature = "hyper")]
 
 mod support;
 

@@ -306,6 +306,8 @@ async fn with_reconnect_on_retry_each_retry_after_a_reset_goes_out_on_a_new_conn
     .await;
 }
 
+// hyper-util's `HttpInfo` is read with the `hyper` feature.
+#[cfg(feature = "hyper")]
 #[tokio::test]
 async fn the_record_names_the_server_each_attempt_reached() {
     within(async {
@@ -512,6 +514,7 @@ async fn a_file_upload_over_the_cap_is_retried_by_reopening_the_file() {
 /// dropped: a pooled keep-alive connection the server closes while it is idle. Later
 /// connections are served normally. `http2` picks the protocol; `read_end` is notified when
 /// the client has read the end of the first connection.
+#[cfg(feature = "hyper")]
 #[derive(Clone)]
 struct ClosesIdle {
     close: Arc<tokio::sync::Notify>,
@@ -521,6 +524,7 @@ struct ClosesIdle {
     http2: bool,
 }
 
+#[cfg(feature = "hyper")]
 impl ClosesIdle {
     fn new(http2: bool) -> Self {
         ClosesIdle {
@@ -534,11 +538,13 @@ impl ClosesIdle {
 }
 
 /// The client's end of a [`ClosesIdle`] connection: it tells when it reads the end.
+#[cfg(feature = "hyper")]
 struct Watched {
     stream: tokio::io::DuplexStream,
     read_end: Option<Arc<tokio::sync::Notify>>,
 }
 
+#[cfg(feature = "hyper")]
 impl tokio::io::AsyncRead for Watched {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
@@ -556,6 +562,7 @@ impl tokio::io::AsyncRead for Watched {
     }
 }
 
+#[cfg(feature = "hyper")]
 impl tokio::io::AsyncWrite for Watched {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
@@ -581,14 +588,17 @@ impl tokio::io::AsyncWrite for Watched {
 }
 
 /// [`Watched`], for hyper.
+#[cfg(feature = "hyper")]
 struct WatchedEnd(hyper_util::rt::TokioIo<Watched>);
 
+#[cfg(feature = "hyper")]
 impl hyper_util::client::legacy::connect::Connection for WatchedEnd {
     fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
         hyper_util::client::legacy::connect::Connected::new()
     }
 }
 
+#[cfg(feature = "hyper")]
 impl hyper::rt::Read for WatchedEnd {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
@@ -599,6 +609,7 @@ impl hyper::rt::Read for WatchedEnd {
     }
 }
 
+#[cfg(feature = "hyper")]
 impl hyper::rt::Write for WatchedEnd {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
@@ -623,6 +634,7 @@ impl hyper::rt::Write for WatchedEnd {
     }
 }
 
+#[cfg(feature = "hyper")]
 impl tower::Service<http::Uri> for ClosesIdle {
     type Response = WatchedEnd;
     type Error = std::io::Error;
@@ -680,6 +692,8 @@ impl tower::Service<http::Uri> for ClosesIdle {
     }
 }
 
+// hyper-util's errors are read with the `hyper` feature.
+#[cfg(feature = "hyper")]
 #[tokio::test(start_paused = true)]
 async fn a_pooled_connection_closed_before_the_request_was_written_is_retried_for_a_post() {
     for http2 in [false, true] {
