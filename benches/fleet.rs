@@ -15,9 +15,10 @@
 
 #[path = "../tests/support/fleet.rs"]
 mod fleet;
+#[path = "support/svg.rs"]
+mod svg;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use fleet::{Params, Report, Variant, row, run_paused};
 
@@ -81,18 +82,10 @@ fn main() {
         }
         println!("{line}");
     }
-    let path = svg_path();
+    let path = svg::target_file("fleet-goodput.svg");
     std::fs::write(&path, plot(&reports)).unwrap();
     println!();
     println!("goodput over time: {}", path.display());
-}
-
-fn svg_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    std::fs::create_dir_all(&target).unwrap();
-    target.join("fleet-goodput.svg")
 }
 
 // The plot's size and margins.
@@ -173,26 +166,13 @@ fn plot(reports: &[Report]) -> String {
     let bucket = params.bucket.as_secs_f64();
     for (k, report) in reports.iter().enumerate() {
         let colour = colours[k % colours.len()];
-        let mut points = String::new();
-        for (i, g) in report.goodput(Report::DEGRADED).iter().enumerate() {
+        let goodput = report.goodput(Report::DEGRADED);
+        let buckets = goodput.iter().enumerate().map(|(i, g)| {
             let (x0, x1) = (x_of(i as f64 * bucket), x_of((i + 1) as f64 * bucket));
-            let y = y_of(*g);
-            let _ = write!(points, "{x0:.1},{y:.1} {x1:.1},{y:.1} ");
-        }
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#
-        );
-        let y = TOP + 20.0 + 20.0 * k as f64;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            LEFT + pw + 12.0,
-            LEFT + pw + 36.0,
-            LEFT + pw + 42.0,
-            y + 4.0,
-            report.variant.name()
-        );
+            (x0, x1, y_of(*g))
+        });
+        svg::steps(&mut svg, buckets, colour);
+        svg::legend(&mut svg, LEFT + pw, TOP, k, colour, report.variant.name());
     }
     svg.push_str("</svg>\n");
     svg

@@ -20,10 +20,11 @@
 
 #[path = "support/mod.rs"]
 mod support;
+#[path = "support/svg.rs"]
+mod svg;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -257,17 +258,9 @@ fn main() {
             "MISSED"
         }
     );
-    let path = svg_path();
+    let path = svg::target_file("hedging-latency.svg");
     std::fs::write(&path, histogram(&sorted_runs)).unwrap();
     println!("  histogram: {}", path.display());
-}
-
-fn svg_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    std::fs::create_dir_all(&target).unwrap();
-    target.join("hedging-latency.svg")
 }
 
 // The histogram's size and margins.
@@ -352,26 +345,13 @@ fn histogram(runs: &[(&str, Vec<Duration>)]) -> String {
     let colours = ["#c0392b", "#2471a3", "#7d7d7d"];
     for (k, ((name, _), c)) in runs.iter().zip(&counts).enumerate() {
         let colour = colours[k % colours.len()];
-        let mut points = String::new();
-        for (i, &n) in c.iter().enumerate() {
+        let bins = c.iter().enumerate().map(|(i, &n)| {
             let x0 = (lo + (hi - lo) * i as f64 / BINS as f64).exp();
             let x1 = (lo + (hi - lo) * (i + 1) as f64 / BINS as f64).exp();
-            let y = y_of(n);
-            let _ = write!(points, "{:.1},{y:.1} {:.1},{y:.1} ", x_of(x0), x_of(x1));
-        }
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>"#
-        );
-        let y = TOP + 20.0 + 20.0 * k as f64;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{name}</text>"#,
-            LEFT + pw + 15.0,
-            LEFT + pw + 40.0,
-            LEFT + pw + 46.0,
-            y + 4.0
-        );
+            (x_of(x0), x_of(x1), y_of(n))
+        });
+        svg::steps(&mut svg, bins, colour);
+        svg::legend(&mut svg, LEFT + pw, TOP, k, colour, name);
     }
     svg.push_str("</svg>\n");
     svg

@@ -265,8 +265,9 @@ impl RetryLayer {
     ///
     /// At most 1024 destinations are kept; past that, those idle for a whole window, with a
     /// full throttle if any, are forgotten (they held only their reserve and a full
-    /// throttle, which a new budget starts with), unless a thread still remembers them; while none can be, new destinations share one more
-    /// budget. A kept destination holds about 384 bytes. Each thread remembers the budget
+    /// throttle, which a new budget starts with), unless a thread still remembers them;
+    /// while none can be, new destinations share one more budget. A kept destination holds
+    /// about 384 bytes. Each thread remembers the budget
     /// of the last destination it sent to: a request to the same host as the one before
     /// finds its budget without a lock.
     ///

@@ -148,10 +148,11 @@
 //!   retried without buffering when the request carries a [`Reopen`](body::Reopen) that makes
 //!   it again (a file opened anew).
 //! - **Many clients fail together.** Keep the jitter; the default never leaves
-//!   `[min, max]`. Keep the default budget's throttle: across a thousand clients that each
-//!   send a few requests a second, a budget's reserve alone let retries hold an overloaded
-//!   server down, where the throttle let it recover at once (`benches/fleet.rs`). [`Jitter::None`](backoff::Jitter::None) is for reproducing go-retryablehttp
-//!   exactly.
+//!   `[min, max]`; [`Jitter::None`](backoff::Jitter::None) is for reproducing
+//!   go-retryablehttp exactly. Keep the default budget's throttle: across a thousand clients
+//!   that each send a few requests a second, a budget's reserve alone let retries hold an
+//!   overloaded server down, where the throttle let it recover at once
+//!   (`benches/fleet.rs`).
 //! - **A tail to cut.** When a small share of requests is slow for reasons a second try
 //!   avoids (a slow replica, a lost packet, a pause), [`Hedge`](hedge::Hedge) cuts the tail: set the delay
 //!   near the upstream's 95th-percentile latency, so that about one request in twenty is

@@ -1,5 +1,6 @@
-//! The synchronisation types of the replay hand-off, the budget and the map of budgets: std's, or loom's when
-//! the crate is built for model checking (`--cfg retryable_http_loom`), as tokio does.
+//! The synchronisation types of the replay hand-off, the budget and the map of budgets:
+//! std's, or loom's when the crate is built for model checking (`--cfg retryable_http_loom`),
+//! as tokio does.
 
 #[cfg(not(retryable_http_loom))]
 pub(crate) use std::sync::atomic::{

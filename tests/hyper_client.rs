@@ -286,7 +286,7 @@ async fn with_reconnect_on_retry_a_retry_after_a_503_goes_out_on_a_new_connectio
 
 #[cfg(feature = "hyper")]
 #[tokio::test]
-async fn with_reconnect_on_retry_each_retry_after_a_reset_goes_out_on_a_new_connection() {
+async fn each_retry_after_a_reset_goes_out_on_a_new_connection() {
     within(async {
         let server = servers::fault(servers::Fault::Reset).await;
         let client =
@@ -299,7 +299,9 @@ async fn with_reconnect_on_retry_each_retry_after_a_reset_goes_out_on_a_new_conn
             .layer(client);
         let error = client.oneshot(get_from(&server)).await.unwrap_err();
         assert_eq!(error.attempts(), 3);
-        // Every attempt reached the server, each on a connection of its own.
+        // Every attempt reached the server, each on a connection of its own. hyper-util
+        // drops a connection that was reset on its own, so this holds without the setting
+        // too; what the setting adds, a new connection after an answer, is the 503 test's.
         assert_eq!(server.counts.requests(), 3);
         assert_eq!(server.counts.connections(), 3);
     })

@@ -323,9 +323,9 @@ impl Keyed {
         })
     }
 
-    /// [`with_account`](Self::with_account), through the map.
+    /// [`with_account`](Self::with_account), through the map. `f` learns whether the
+    /// budget is the destination's own, or the overflow budget.
     #[inline(never)]
-    /// `f` learns whether the budget is the destination's own, or the overflow budget.
     fn look_up<R>(
         &self,
         head: &request::Parts,
@@ -341,9 +341,8 @@ impl Keyed {
             || self.template.fresh(),
             // A budget a thread remembers is kept: were it forgotten, the thread could
             // still pay from it while the next request of its destination paid from a new
-            // one, and the destination would have two allowances.
-            // Whether another holder has it first: once none has, the acquire that asking
-            // makes shows this thread all they did, the payments `is_active` reads included.
+            // one. Held is asked first: once no one else holds it, the acquire that asking
+            // makes shows this thread all they paid, which `is_active` then reads.
             |budget| budget.is_held_elsewhere() || budget.is_active(now),
             |found| match found {
                 Some(budget) => f(budget, true),
@@ -375,6 +374,8 @@ impl fmt::Debug for Budgets {
     }
 }
 
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -122,9 +122,8 @@ struct Inner {
     window: Duration,
     min_per_sec: u32,
     ratio: f64,
-    /// What stops retries while the destination fails more than the ratio can pay for,
-    /// with the settings it was made with.
-    throttle: Option<(Throttle, u32, f64)>,
+    /// What stops retries while the destination fails more than the ratio can pay for.
+    throttle: Option<Throttle>,
 }
 
 impl Budget {
@@ -168,29 +167,18 @@ impl Budget {
     /// # Ok::<(), retryable_http::error::ConfigError>(())
     /// ```
     pub fn throttle(self, max_tokens: u32, token_ratio: f64) -> Result<Self, ConfigError> {
+        let throttle =
+            Throttle::new(max_tokens, token_ratio).map_err(|e| e.of("budget throttle"))?;
         let inner = &*self.inner;
-        Budget::build(
-            inner.window,
-            inner.min_per_sec,
-            inner.ratio,
-            Some((max_tokens, token_ratio)),
-        )
+        Budget::build(inner.window, inner.min_per_sec, inner.ratio, Some(throttle))
     }
 
     fn build(
         window: Duration,
         min_per_sec: u32,
         ratio: f64,
-        throttle: Option<(u32, f64)>,
+        throttle: Option<Throttle>,
     ) -> Result<Self, ConfigError> {
-        let throttle = match throttle {
-            None => None,
-            Some((max, ratio)) => Some((
-                Throttle::new(max, ratio).map_err(|e| e.of("budget throttle"))?,
-                max,
-                ratio,
-            )),
-        };
         if !(0.0..=10.0).contains(&ratio) {
             return Err(ConfigError::new(format!(
                 "budget ratio must be from 0 to 10, not {ratio}"
@@ -233,7 +221,7 @@ impl Budget {
     /// Records a first attempt at `now`. It is never refused.
     pub(crate) fn deposit_at(&self, now: Instant) {
         self.inner.add(self.inner.deposit, now);
-        if let Some((throttle, ..)) = &self.inner.throttle {
+        if let Some(throttle) = &self.inner.throttle {
             throttle.refill();
         }
     }
@@ -243,13 +231,13 @@ impl Budget {
     /// nothing from the balance, when either refuses.
     pub(crate) fn retry_at(&self, now: Instant) -> bool {
         let failed_too_often =
-            (self.inner.throttle.as_ref()).is_some_and(|(throttle, ..)| !throttle.record_failure());
+            (self.inner.throttle.as_ref()).is_some_and(|throttle| !throttle.record_failure());
         !failed_too_often && self.withdraw_at(now)
     }
 
     /// Takes one hedge at `now`: the throttle, if any, must allow it, and is not drained.
     pub(crate) fn hedge_at(&self, now: Instant) -> bool {
-        let throttled = (self.inner.throttle.as_ref()).is_some_and(|(t, ..)| !t.allows());
+        let throttled = (self.inner.throttle.as_ref()).is_some_and(|t| !t.allows());
         !throttled && self.withdraw_at(now)
     }
 
@@ -285,7 +273,7 @@ impl Budget {
     /// A budget with these settings of its own: its reserve full, nothing deposited.
     pub(crate) fn fresh(&self) -> Budget {
         let inner = &*self.inner;
-        let throttle = inner.throttle.as_ref().map(|&(_, max, ratio)| (max, ratio));
+        let throttle = inner.throttle.as_ref().map(Throttle::fresh);
         Budget::build(inner.window, inner.min_per_sec, inner.ratio, throttle)
             .expect("the settings were checked when this budget was made")
     }
@@ -297,7 +285,7 @@ impl Budget {
     pub(crate) fn is_active(&self, now: Instant) -> bool {
         let inner = &*self.inner;
         inner.epoch_of(now) < inner.epoch.load(Ordering::Acquire) + BUCKETS
-            || (inner.throttle.as_ref()).is_some_and(|(throttle, ..)| !throttle.is_full())
+            || (inner.throttle.as_ref()).is_some_and(|throttle| !throttle.is_full())
     }
 
     /// Whether anything but the one holder asking can reach this budget: a thread that
@@ -353,11 +341,13 @@ impl Default for Budget {
     /// requests and 10 retries a second, while fewer than about one request in five
     /// fails.
     fn default() -> Self {
+        let throttle = Throttle::new(DEFAULT_MAX_TOKENS, DEFAULT_TOKEN_RATIO)
+            .expect("the default throttle is valid");
         Budget::build(
             DEFAULT_WINDOW,
             DEFAULT_MIN_PER_SEC,
             DEFAULT_RATIO,
-            Some((DEFAULT_MAX_TOKENS, DEFAULT_TOKEN_RATIO)),
+            Some(throttle),
         )
         .expect("the default budget is valid")
     }
@@ -511,7 +501,7 @@ impl fmt::Debug for Budget {
             .field("ratio", &self.inner.ratio)
             .field("reserve", &(self.inner.reserve / RETRY))
             .field("available", &self.available())
-            .field("throttle", &self.inner.throttle.as_ref().map(|(t, ..)| t))
+            .field("throttle", &self.inner.throttle)
             .finish()
     }
 }

@@ -46,6 +46,15 @@ impl Throttle {
         })
     }
 
+    /// A full bucket with this one's settings.
+    pub(crate) fn fresh(&self) -> Self {
+        Throttle {
+            held: AtomicU64::new(self.max),
+            max: self.max,
+            ratio: self.ratio,
+        }
+    }
+
     /// A call failed with a retryable status: one token is taken. Returns whether retries
     /// are still allowed: whether more than half the capacity is left.
     pub fn record_failure(&self) -> bool {

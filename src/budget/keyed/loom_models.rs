@@ -3,29 +3,17 @@
 
 use std::time::Duration;
 
+use super::testing::{drain, to, two_each};
 use super::*;
-
-fn to(uri: &str) -> request::Parts {
-    http::Request::get(uri).body(()).unwrap().into_parts().0
-}
 
 /// Budgets per origin of 2 retries each (no deposits count, 1 retry/s for 2 s), keeping
 /// at most `limit` destinations; and the instant `n` seconds on.
 fn budgets(limit: usize) -> (Budgets, impl Fn(u64) -> Instant + Copy + Send + 'static) {
-    let template = Budget::new(Duration::from_secs(2), 1, 0.0).unwrap();
-    let keyed = Keyed::new(template, None, PerKey::with_limit(limit));
+    let keyed = Keyed::new(two_each(), None, PerKey::with_limit(limit));
     let start = Instant::now();
     (Budgets::Keyed(Arc::new(keyed)), move |n| {
         start + Duration::from_secs(n)
     })
-}
-
-fn drain(budgets: &Budgets, head: &request::Parts, now: Instant) -> u32 {
-    let mut paid = 0;
-    while budgets.withdraw(head, now) {
-        paid += 1;
-    }
-    paid
 }
 
 #[test]

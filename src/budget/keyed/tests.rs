@@ -1,23 +1,7 @@
 use std::time::Duration;
 
+use super::testing::{drain, to, two_each};
 use super::*;
-
-fn to(uri: &str) -> request::Parts {
-    http::Request::get(uri).body(()).unwrap().into_parts().0
-}
-
-/// A budget of 2 retries per destination: no deposits count, 1 retry/s for 2 s.
-fn two_each() -> Budget {
-    Budget::new(Duration::from_secs(2), 1, 0.0).unwrap()
-}
-
-fn drain(budgets: &Budgets, head: &request::Parts, now: Instant) -> u32 {
-    let mut paid = 0;
-    while budgets.withdraw(head, now) {
-        paid += 1;
-    }
-    paid
-}
 
 #[test]
 fn each_origin_pays_from_its_own_budget() {
