@@ -15,6 +15,7 @@ use crate::hedge::Hedge;
 use crate::hooks::Hooks;
 use crate::policy::{Policy, StandardPolicy};
 use crate::retry_after::ServerWaits;
+use crate::telemetry::Metrics;
 
 /// Retries after the first attempt: 4, so 5 attempts in all, as go-retryablehttp's
 /// `RetryMax`.
@@ -59,6 +60,9 @@ pub(crate) struct Config {
     /// Whether a retry may not reuse the connection of the attempt it follows.
     #[cfg(feature = "hyper")]
     pub(crate) reconnect: bool,
+    /// The retry metrics, when the layer was given a meter provider.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for Config {
@@ -85,7 +89,20 @@ impl Default for Config {
             grpc: None,
             #[cfg(feature = "hyper")]
             reconnect: false,
+            #[cfg(feature = "opentelemetry")]
+            metrics: None,
         }
+    }
+}
+
+impl Config {
+    /// The retry metrics, if the layer records them.
+    #[inline]
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        #[cfg(feature = "opentelemetry")]
+        return self.metrics.as_deref();
+        #[cfg(not(feature = "opentelemetry"))]
+        None
     }
 }
 
@@ -112,6 +129,8 @@ impl fmt::Debug for Config {
         f.field("grpc", &self.grpc);
         #[cfg(feature = "hyper")]
         f.field("reconnect_on_retry", &self.reconnect);
+        #[cfg(feature = "opentelemetry")]
+        f.field("metrics", &self.metrics.is_some());
         f.finish_non_exhaustive()
     }
 }

@@ -322,6 +322,36 @@ impl RetryLayer {
         self
     }
 
+    /// Records retry metrics through the OpenTelemetry metrics API, to a meter of
+    /// `provider`'s named `retryable-http`:
+    ///
+    /// | instrument | kind | attributes |
+    /// |---|---|---|
+    /// | `http.client.request.duration` (s) | histogram, one value per attempt, as OpenTelemetry defines it | `http.request.method`, `server.address`, `server.port`, `url.scheme`, `http.response.status_code`, `error.type` |
+    /// | `retryable_http.upstream_rq_retry` | counter: retries made (Envoy's name), hedges apart | `http.request.method`, `server.address`, `retryable_http.reason` (`5xx`, `429`, `never_sent`, a gRPC status…) |
+    /// | `retryable_http.upstream_rq_retry_success` | counter: retried requests whose last outcome the policy accepted | `http.request.method`, `server.address` |
+    /// | `retryable_http.upstream_rq_retry_limit_exceeded` | counter: requests whose retries ran out | the same |
+    /// | `retryable_http.upstream_rq_retry_overflow` | counter: retries the budget or gRPC's throttle refused | the same, and `retryable_http.reason` (`budget`, `throttled`) |
+    /// | `retryable_http.call.retries`, `…transparent_retries`, `…hedges` | histograms, per request that took more than one attempt (gRFC A96's, a 0 is not recorded) | `http.request.method`, `server.address` |
+    /// | `retryable_http.call.retry_delay` (s) | histogram: the time a retried request spent with no attempt in flight | the same |
+    /// | `grpc.client.call.retries`, `…transparent_retries`, `…hedges`, `…retry_delay` | the same, for gRPC calls, with gRFC A96's names | `grpc.method`, `grpc.target` |
+    ///
+    /// No attribute carries a path or a query: an HTTP request's are the method and the
+    /// host. A gRPC call's method is its service's own, as A96 has it.
+    #[cfg(feature = "opentelemetry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+    pub fn metrics<P>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::metrics::MeterProvider + ?Sized,
+    {
+        let scope = opentelemetry::InstrumentationScope::builder(env!("CARGO_PKG_NAME"))
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let meter = provider.meter_with_scope(scope);
+        self.config_mut().metrics = Some(Arc::new(crate::telemetry::Metrics::new(&meter)));
+        self
+    }
+
     /// Also pays every retry from `cap`, over the layer's other budget: a retry is made
     /// only when both can pay for it, and every first attempt deposits into both. With
     /// [`budget_per_destination`](Self::budget_per_destination), it bounds what all the

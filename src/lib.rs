@@ -259,6 +259,7 @@ pub mod policy;
 pub mod proxy;
 pub mod record;
 pub mod retry_after;
+pub mod telemetry;
 
 #[cfg(feature = "grpc")]
 mod a6;

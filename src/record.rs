@@ -193,6 +193,34 @@ pub enum WaitReason {
     Transparent,
 }
 
+impl WaitReason {
+    /// Whether this is a gRPC call's transparent retry.
+    pub(crate) fn is_transparent(self) -> bool {
+        #[cfg(feature = "grpc")]
+        return self == WaitReason::Transparent;
+        #[cfg(not(feature = "grpc"))]
+        false
+    }
+
+    /// A short, stable name for the reason, as spans and metrics carry it: `backoff`,
+    /// `retry_after`, `rate_limit_reset`, `policy`, `graceful_shutdown`, `hedge`, `pushback`,
+    /// `transparent`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WaitReason::Backoff => "backoff",
+            WaitReason::RetryAfter => "retry_after",
+            WaitReason::RateLimitReset => "rate_limit_reset",
+            WaitReason::Policy => "policy",
+            WaitReason::GracefulShutdown => "graceful_shutdown",
+            WaitReason::Hedge => "hedge",
+            #[cfg(feature = "grpc")]
+            WaitReason::Pushback => "pushback",
+            #[cfg(feature = "grpc")]
+            WaitReason::Transparent => "transparent",
+        }
+    }
+}
+
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -34,6 +34,7 @@ use crate::decide::{Decision, Now};
 use crate::error::{AttemptTimedOut, BoxError, Error};
 use crate::policy::{Outcome, StopReason};
 use crate::record::WaitReason;
+use crate::telemetry::{AttemptInfo, AttemptTrace};
 
 /// The attempts of a hedged request.
 pub(crate) struct Hedging<F, R, B> {
@@ -60,6 +61,8 @@ pub(crate) struct Hedging<F, R, B> {
 /// One attempt in flight.
 struct Flight<F> {
     future: Pin<Box<F>>,
+    /// Its span and start.
+    trace: AttemptTrace,
     /// Its place in the record, from 0.
     index: usize,
     /// When it is cut off (or hedged, with `on_attempt_timeout`), if ever.
@@ -73,7 +76,7 @@ impl<F, R, B> Hedging<F, R, B> {
     /// The attempts of a hedged request whose first attempt, `first`, started with it.
     /// Every attempt started is recorded in the session, in order; those still in flight,
     /// or dropped, count as abandoned until they end.
-    pub(crate) fn new<S>(first: F, session: &mut Session<S, B>) -> Self {
+    pub(crate) fn new<S>(first: F, trace: AttemptTrace, session: &mut Session<S, B>) -> Self {
         let now = session.started();
         let delay = session.hedge_delay(2);
         let max = session.hedge_max();
@@ -82,6 +85,7 @@ impl<F, R, B> Hedging<F, R, B> {
         Hedging {
             flights: vec![Flight {
                 future: Box::pin(first),
+                trace,
                 index: 0,
                 ends: session.attempt_timeout().map(|t| after(now, t)),
             }],
@@ -112,13 +116,18 @@ impl<F, R, B> Hedging<F, R, B> {
             let now = Instant::now();
             if session.past_deadline(now) {
                 // The attempts in flight are dropped with this, which cancels them.
+                self.abandon();
                 return Poll::Ready(Err(session.deadline_exceeded(false)));
             }
 
             let mut i = 0;
             while i < self.flights.len() {
                 let flight = &mut self.flights[i];
-                let outcome = match flight.future.as_mut().poll(cx) {
+                let polled = {
+                    let _entered = flight.trace.enter();
+                    flight.future.as_mut().poll(cx)
+                };
+                let outcome = match polled {
                     Poll::Ready(result) => result.map_err(Into::into),
                     Poll::Pending => {
                         let timed_out = flight.ends.is_some_and(|ends| ends <= now);
@@ -139,8 +148,8 @@ impl<F, R, B> Hedging<F, R, B> {
                     }
                 };
                 // Dropping the flight also cuts off an attempt that timed out.
-                let index = self.flights.remove(i).index;
-                if let Some(output) = self.settle(session, index, outcome, now) {
+                let Flight { index, trace, .. } = self.flights.remove(i);
+                if let Some(output) = self.settle(session, index, trace, outcome, now) {
                     return Poll::Ready(output);
                 }
             }
@@ -202,6 +211,7 @@ impl<F, R, B> Hedging<F, R, B> {
         &mut self,
         session: &mut Session<S, B>,
         index: usize,
+        trace: AttemptTrace,
         outcome: Result<Response<R>, BoxError>,
         now: Instant,
     ) -> Option<Result<Response<R>, Error>> {
@@ -218,9 +228,11 @@ impl<F, R, B> Hedging<F, R, B> {
             &mut Now::lazy(),
         );
         session.record_ended(index, ended(seen));
+        session.attempt_ended(Some(trace), seen, &decision);
         match decision {
             Decision::Stop(StopReason::Policy) => {
                 // The winner: every other attempt is dropped with this, which cancels it.
+                self.abandon();
                 let output = outcome.map(|(head, body)| Response::from_parts(head, body));
                 return Some(session.give_back(output, StopReason::Policy));
             }
@@ -300,9 +312,12 @@ impl<F, R, B> Hedging<F, R, B> {
         let number = started + 1;
         session.record_started(Some(waited), hedge);
         tracing::trace!(attempt = number, "sending");
-        let request = session.attempt_request(number, body);
+        let info = AttemptInfo::retry(number, Some(waited)).hedge(hedge);
+        let (request, trace) = session.attempt_request(info, body);
+        let future = trace.in_scope(|| session.service().call(request));
         self.flights.push(Flight {
-            future: Box::pin(session.service().call(request)),
+            future: Box::pin(future),
+            trace,
             index: number as usize - 1,
             ends: session.attempt_timeout().map(|t| after(now, t)),
         });
@@ -314,6 +329,15 @@ impl<F, R, B> Hedging<F, R, B> {
             None
         };
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<F, R, B> Hedging<F, R, B> {
+    /// The attempts in flight will be dropped: their spans say so.
+    fn abandon(&mut self) {
+        for flight in &mut self.flights {
+            std::mem::replace(&mut flight.trace, AttemptTrace::none()).abandoned();
+        }
     }
 }
 

@@ -60,6 +60,7 @@ use crate::body::ReplayBody;
 use crate::config::{Setup, after};
 use crate::error::{AttemptTimedOut, BoxError, Error};
 use crate::redact::Redacted;
+use crate::telemetry::AttemptInfo;
 use hedged::Hedging;
 use session::{Next, Released, Session, Step};
 
@@ -96,7 +97,6 @@ pin_project! {
         state: State<S::Future, <S::Response as HttpResponse>::Body, B>,
         timer: Timer,
         session: Session<S, B>,
-        span: tracing::Span,
     }
 }
 
@@ -133,32 +133,26 @@ where
     /// Sends the first attempt on `service`, which was made ready.
     pub(crate) fn new(service: &mut S, request: Request<B>, setup: Arc<Setup<S>>) -> Self {
         let (head, body) = request.into_parts();
-        let span = tracing::debug_span!(
-            "retry",
-            method = %head.method,
-            url = %Redacted(&head.uri),
-        );
         let (mut session, body) = Session::start(setup, head, body);
-        let first = session.attempt_request(1, body);
+        let (first, trace) = session.attempt_request(AttemptInfo::FIRST, body);
         let future = {
-            let _entered = span.enter();
+            let _entered = session.telemetry().enter();
             tracing::trace!(attempt = 1, "sending");
-            service.call(first)
+            trace.in_scope(|| service.call(first))
         };
         if session.is_hedged() {
-            let hedging = Box::new(Hedging::new(future, &mut session));
+            let hedging = Box::new(Hedging::new(future, trace, &mut session));
             return ResponseFuture {
                 state: State::Hedging { hedging },
                 timer: Timer::default(),
                 session,
-                span,
             };
         }
+        session.set_current(trace);
         ResponseFuture {
             state: State::Calling { future },
             timer: Timer::at(session.attempt_ends(session.started())),
             session,
-            span,
         }
     }
 }
@@ -174,12 +168,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let _entered = this.span.enter();
         let session = &mut *this.session;
+        let _entered = session.telemetry().entered();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let outcome = match future.poll(cx) {
+                    let polled = {
+                        let _attempt = session.telemetry().enter_attempt();
+                        future.poll(cx)
+                    };
+                    let outcome = match polled {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => {
                             if !session.is_timed() || this.timer.poll(cx).is_pending() {
@@ -311,8 +309,8 @@ where
                 if let Err(error) = ready {
                     return end(state, Err(session.not_ready(error.into())));
                 }
-                let request = match session.next_request() {
-                    Ok(request) => request,
+                let (request, trace) = match session.next_request() {
+                    Ok(next) => next,
                     Err(error) => {
                         return end(state, Err(error));
                     }
@@ -320,7 +318,8 @@ where
                 if let Some(at) = session.attempt_ends(Instant::now()) {
                     timer.arm(at);
                 }
-                let future = session.service().call(request);
+                let future = trace.in_scope(|| session.service().call(request));
+                session.set_current(trace);
                 state.set(State::Calling { future });
                 return Poll::Ready(None);
             }

@@ -26,6 +26,7 @@ use crate::overrides::RetryOverride;
 use crate::policy::{Attempt, Outcome, Policy, StopReason};
 use crate::record::{Attempts, Ended, Ending, Recorder, WaitReason};
 use crate::rng::{Rng, Seeds};
+use crate::telemetry::{AttemptInfo, AttemptTrace, Telemetry};
 
 /// What follows an attempt's outcome.
 pub(crate) enum Next<R> {
@@ -73,6 +74,8 @@ pub(crate) struct Session<S, B> {
     /// What only a request that is retried or hedged needs; made on its first retry, so
     /// that the future of a request that succeeds at once stays small.
     retry: Option<Box<Retrying<S>>>,
+    /// The request's spans and the attempts' timing, when anything wants them.
+    telemetry: Telemetry,
 }
 
 /// A request's own settings: its [`RetryOverride`], with what it leaves unset taken from
@@ -117,8 +120,11 @@ struct Retrying<S> {
     service: Option<S>,
     /// When the next attempt may start.
     at: Instant,
-    /// The wait before it.
+    /// The wait before it, and why it lasts as long.
     wait: Duration,
+    why: WaitReason,
+    /// Whether the outcome it follows proves the server never processed the request.
+    transparent: bool,
     /// The outcome being retried, for the prepare-retry hook: its head, or its error.
     last: Option<Result<response::Parts, BoxError>>,
     /// What happened so far; on the success path the record is made when it is given.
@@ -187,6 +193,7 @@ impl<S, B> Session<S, B> {
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
         let (first, replay) = ReplayBody::new(body, cap, config.memory.as_ref());
+        let telemetry = Telemetry::start(&head, config.metrics());
         let session = Session {
             setup,
             own,
@@ -195,6 +202,7 @@ impl<S, B> Session<S, B> {
             attempts: 1,
             started: now,
             retry: None,
+            telemetry,
         };
         (session, first)
     }
@@ -246,16 +254,31 @@ impl<S, B> Session<S, B> {
         policy_of(self.config(), &self.own)
     }
 
-    /// The request of attempt `number`: a copy of the caller's head, with `body`. Runs the
-    /// attempt hook.
+    /// The request's spans and the attempts' timing.
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Makes `trace` the sequential attempt in flight.
+    pub(crate) fn set_current(&mut self, trace: AttemptTrace) {
+        self.telemetry.set_current(trace);
+    }
+
+    /// The request of attempt `info`: a copy of the caller's head, with `body`, and the
+    /// attempt's span. Runs the attempt hook.
     #[inline(always)]
     pub(crate) fn attempt_request(
         &mut self,
-        number: u32,
+        info: AttemptInfo,
         body: ReplayBody<B>,
-    ) -> Request<ReplayBody<B>> {
+    ) -> (Request<ReplayBody<B>>, AttemptTrace) {
+        let number = info.number();
         self.attempts = number;
         let mut head = self.head.clone();
+        // The first attempt carries nothing: `AttemptInfo::of` says what it is.
+        if number > 1 {
+            head.extensions.insert(info);
+        }
         if let Some(name) = &self.config().attempt_header {
             head.headers.insert(name.clone(), HeaderValue::from(number));
         }
@@ -282,7 +305,8 @@ impl<S, B> Session<S, B> {
         if let Some(hook) = &self.config().hooks.on_attempt {
             hook(&Attempt::started_at(&head, None, number, self.started));
         }
-        Request::from_parts(head, body)
+        let trace = self.telemetry.open(&head, &info);
+        (Request::from_parts(head, body), trace)
     }
 
     /// When an attempt started at `now` must end, if ever: its timeout or the deadline.
@@ -454,13 +478,33 @@ impl<S, B> Session<S, B> {
                 let retry = self.retrying();
                 retry.record.ended(ended(outcome), Some((wait, why)));
                 retry.wait = wait;
+                retry.why = why;
+                retry.transparent = spend == Spend::Unprocessed || why.is_transparent();
                 retry.at = after(now, wait);
             }
         }
         if let (Decision::Stop(_), Some(retry)) = (decision, self.retry.as_mut()) {
             retry.record.ended(ended(outcome), None);
         }
+        if self.telemetry.is_on() {
+            self.attempt_ended(None, outcome, &decision);
+        }
         decision
+    }
+
+    /// The attempt `trace` (the sequential attempt in flight when `None`) ended with
+    /// `outcome`, and `decision` follows.
+    #[inline(never)]
+    pub(crate) fn attempt_ended(
+        &mut self,
+        trace: Option<AttemptTrace>,
+        outcome: Outcome<'_>,
+        decision: &Decision,
+    ) {
+        let trace = trace.or_else(|| self.telemetry.take_current());
+        if let Some(trace) = trace {
+            trace.ended(&self.head, outcome, decision, self.setup.config.metrics());
+        }
     }
 
     /// Lets no later request reuse the connection of the attempt just decided against,
@@ -602,7 +646,7 @@ impl<S, B> Session<S, B> {
         let made = std::task::ready!(self.body.poll_reopened(cx));
         Poll::Ready(made.map_err(|error| {
             tracing::debug!(attempt = self.attempts, error = %Report::new(&*error), "reopening the body failed");
-            let record = self.record(Ended::Abandoned);
+            let record = self.record(Ended::Abandoned, None);
             Error::reopen(&self.head.method, &self.head.uri, self.attempts, error)
                 .with_record(record)
         }))
@@ -610,7 +654,7 @@ impl<S, B> Session<S, B> {
 
     /// The request of the next attempt, after the prepare-retry hook ran on the outcome
     /// being retried.
-    pub(crate) fn next_request(&mut self) -> Result<Request<ReplayBody<B>>, Error> {
+    pub(crate) fn next_request(&mut self) -> Result<(Request<ReplayBody<B>>, AttemptTrace), Error> {
         // The outcome is needed no longer than the hook: the next one replaces it.
         if let Some(Some(last)) = self.retry.as_mut().map(|r| r.last.take()) {
             self.prepare(Outcome::of(last.as_ref()))?;
@@ -619,7 +663,12 @@ impl<S, B> Session<S, B> {
         // No attempt follows the last one: its body need not keep anything.
         let body = self.body.next_body(number > self.max_retries());
         tracing::trace!(attempt = number, "sending");
-        Ok(self.attempt_request(number, body))
+        let info = match self.retry.as_ref() {
+            Some(retry) => AttemptInfo::retry(number, Some((retry.wait, retry.why)))
+                .transparent(retry.transparent),
+            None => AttemptInfo::retry(number, None),
+        };
+        Ok(self.attempt_request(info, body))
     }
 
     /// Runs the prepare-retry hook before an attempt that follows `last`, an outcome that is
@@ -640,7 +689,7 @@ impl<S, B> Session<S, B> {
     /// The error that ends a request whose prepare-retry hook failed with `error`.
     fn hook_failed(&mut self, error: BoxError) -> Error {
         self.body.finish();
-        let record = self.record(Ended::Abandoned);
+        let record = self.record(Ended::Abandoned, None);
         Error::inner(&self.head.method, &self.head.uri, self.attempts, error).with_record(record)
     }
 
@@ -679,11 +728,10 @@ impl<S, B> Session<S, B> {
                     }
                     _ => None,
                 };
-                let record = self.record(Ending::answered(
-                    response.status(),
-                    response.headers(),
-                    response.extensions(),
-                ));
+                let record = self.record(
+                    Ending::answered(response.status(), response.headers(), response.extensions()),
+                    Some(reason),
+                );
                 match exhausted {
                     Some(error) => (error, record),
                     None => {
@@ -698,7 +746,7 @@ impl<S, B> Session<S, B> {
                 }
             }
             Err(error) => {
-                let record = self.record(Ended::Error(classify(&*error)));
+                let record = self.record(Ended::Error(classify(&*error)), Some(reason));
                 (error, record)
             }
         };
@@ -708,18 +756,28 @@ impl<S, B> Session<S, B> {
         )
     }
 
-    /// The record of the request so far; `last` is how the last attempt ended, when nothing
-    /// has recorded it yet.
-    fn record(&mut self, last: impl Into<Ending>) -> Attempts {
-        match self.retry.as_mut() {
+    /// The record of the request, which ends here, the layer having stopped for `stop`;
+    /// `last` is how the last attempt ended, when nothing has recorded it yet.
+    fn record(&mut self, last: impl Into<Ending>, stop: Option<StopReason>) -> Attempts {
+        let record = match self.retry.as_mut() {
             Some(retry) => retry.record.take(last),
             None => Attempts::first(last),
+        };
+        #[cfg(feature = "opentelemetry")]
+        if let Some(metrics) = self.setup.config.metrics() {
+            metrics.request_ended(&self.head, &record, stop, self.is_grpc());
         }
+        #[cfg(not(feature = "opentelemetry"))]
+        let _ = stop;
+        record
     }
 
     /// The error for a request cut off by the deadline; `in_flight` when an attempt was
     /// under way, which is abandoned.
     pub(crate) fn deadline_exceeded(&mut self, in_flight: bool) -> Error {
+        if let Some(trace) = self.telemetry.take_current() {
+            trace.abandoned();
+        }
         if in_flight {
             if let Some(retry) = self.retry.as_mut() {
                 retry.record.ended(Ended::Abandoned, None);
@@ -736,7 +794,7 @@ impl<S, B> Session<S, B> {
             d.saturating_duration_since(self.started)
         });
         tracing::debug!(attempt = self.attempts, deadline = ?deadline, "deadline exceeded");
-        let record = self.record(last);
+        let record = self.record(last, Some(StopReason::Deadline));
         Error::inner(
             &self.head.method,
             &self.head.uri,
@@ -840,6 +898,8 @@ impl<S> Retrying<S> {
             service: None,
             at: started,
             wait: Duration::ZERO,
+            why: WaitReason::Backoff,
+            transparent: false,
             last: None,
             record: Recorder::default(),
             rng: None,

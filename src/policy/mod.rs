@@ -147,6 +147,27 @@ pub enum StopReason {
     PushedBack,
 }
 
+impl StopReason {
+    /// A short, stable name for the reason, as spans and metrics carry it: `policy`,
+    /// `exhausted`, `body_not_replayable`, `body_in_use`, `server_wait_too_long`, `deadline`,
+    /// `budget`, `throttled`, `pushed_back`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StopReason::Policy => "policy",
+            StopReason::Exhausted => "exhausted",
+            StopReason::BodyNotReplayable => "body_not_replayable",
+            StopReason::BodyInUse => "body_in_use",
+            StopReason::ServerWaitTooLong(_) => "server_wait_too_long",
+            StopReason::Deadline => "deadline",
+            StopReason::Budget => "budget",
+            #[cfg(feature = "grpc")]
+            StopReason::Throttled => "throttled",
+            #[cfg(feature = "grpc")]
+            StopReason::PushedBack => "pushed_back",
+        }
+    }
+}
+
 impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -125,6 +125,8 @@ pub struct Seen {
     pub exact_hint: Option<u64>,
     /// When the attempt arrived, from the upstream's creation.
     pub at: Duration,
+    /// The attempt, as the layer says in the request's extensions.
+    pub attempt: retryable_http::telemetry::AttemptInfo,
 }
 
 impl Seen {
@@ -231,6 +233,7 @@ where
         let state = self.state.clone();
         Box::pin(async move {
             let (head, mut body) = request.into_parts();
+            let attempt = retryable_http::telemetry::AttemptInfo::in_extensions(&head.extensions);
             let end_stream_at_arrival = body.is_end_stream();
             let exact_hint = body.size_hint().exact();
             let mut seen = Seen {
@@ -245,6 +248,7 @@ where
                 end_stream_at_arrival,
                 exact_hint,
                 at,
+                attempt,
             };
             let limit = match reply.read {
                 Read::All => usize::MAX,

@@ -1,0 +1,236 @@
+//! The retry metrics, read back from `opentelemetry_sdk`'s in-memory exporter after a
+//! scripted run on the paused clock: counts, sums and attributes.
+#![cfg(feature = "opentelemetry")]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use retryable_http::RetryLayer;
+use retryable_http::backoff::Backoff;
+use retryable_http::budget::Budget;
+use retryable_http::hedge::Hedge;
+use support::upstream::{Reply, Upstream};
+use tower::{Layer, ServiceExt};
+
+struct Meters {
+    exporter: InMemoryMetricExporter,
+    provider: SdkMeterProvider,
+}
+
+impl Meters {
+    fn new() -> Self {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        Meters { exporter, provider }
+    }
+
+    fn read(&self) -> Vec<ResourceMetrics> {
+        self.provider.force_flush().unwrap();
+        self.exporter.get_finished_metrics().unwrap()
+    }
+}
+
+/// One data point: its attributes, and its value (a sum) or its count and sum (a histogram).
+#[derive(Debug, Clone, PartialEq)]
+struct Point {
+    attributes: Vec<KeyValue>,
+    count: u64,
+    sum: f64,
+}
+
+impl Point {
+    fn get(&self, key: &str) -> Option<Value> {
+        self.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.clone())
+    }
+}
+
+/// The points of instrument `name`, from the last export; a counter's value is its `sum`.
+fn points(metrics: &[ResourceMetrics], name: &str) -> Vec<Point> {
+    let Some(last) = metrics.last() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for scope in last.scope_metrics() {
+        assert_eq!(scope.scope().name(), "retryable-http");
+        for metric in scope.metrics().filter(|m| m.name() == name) {
+            match metric.data() {
+                AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                    out.extend(sum.data_points().map(|p| Point {
+                        attributes: p.attributes().cloned().collect(),
+                        count: 1,
+                        sum: p.value() as f64,
+                    }))
+                }
+                AggregatedMetrics::U64(MetricData::Histogram(h)) => {
+                    out.extend(h.data_points().map(|p| Point {
+                        attributes: p.attributes().cloned().collect(),
+                        count: p.count(),
+                        sum: p.sum() as f64,
+                    }))
+                }
+                AggregatedMetrics::F64(MetricData::Histogram(h)) => {
+                    out.extend(h.data_points().map(|p| Point {
+                        attributes: p.attributes().cloned().collect(),
+                        count: p.count(),
+                        sum: p.sum(),
+                    }))
+                }
+                other => panic!("{name}: unexpected data {other:?}"),
+            }
+        }
+    }
+    out
+}
+
+fn one(metrics: &[ResourceMetrics], name: &str) -> Point {
+    let points = points(metrics, name);
+    assert_eq!(points.len(), 1, "{name}: {points:#?}");
+    points[0].clone()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+fn get(uri: &str) -> Request<Full<Bytes>> {
+    Request::get(uri).body(Full::new(Bytes::new())).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scripted_run_gives_per_attempt_durations_and_envoy_and_a96_counts() {
+    let meters = Meters::new();
+    let ms = Duration::from_millis;
+    let upstream = Upstream::new([
+        // A request that succeeds on its third attempt.
+        Reply::status(503).after(ms(50)),
+        Reply::status(503).after(ms(50)),
+        Reply::ok().after(ms(20)),
+        // One whose retries run out.
+        Reply::status(503),
+        Reply::status(503),
+        Reply::status(503),
+    ]);
+    let client = RetryLayer::new()
+        .max_retries(2)
+        .backoff(Backoff::constant(ms(100)))
+        .metrics(&meters.provider)
+        .layer(upstream.clone());
+    let first = client
+        .clone()
+        .oneshot(get("http://api.test/items/1?key=k"))
+        .await;
+    assert_eq!(first.unwrap().status(), 200);
+    let second = client.oneshot(get("http://api.test/items/2")).await;
+    assert_eq!(second.unwrap().status(), 503);
+
+    // One whose retry the budget refuses: a budget with no reserve and no share.
+    let refused = Upstream::new([Reply::status(503)]);
+    let stingy = RetryLayer::new()
+        .budget(Budget::new(Duration::from_secs(10), 0, 0.0).unwrap())
+        .metrics(&meters.provider)
+        .layer(refused.clone());
+    let third = stingy.oneshot(get("http://other.test/")).await;
+    assert_eq!(third.unwrap().status(), 503);
+    assert_eq!(refused.attempts(), 1);
+
+    let metrics = meters.read();
+
+    // One duration per attempt, by status: 2 + 3 + 1 failed, 1 succeeded.
+    let durations = points(&metrics, "http.client.request.duration");
+    let ok = durations
+        .iter()
+        .find(|p| p.get("http.response.status_code") == Some(Value::I64(200)))
+        .unwrap();
+    assert_eq!(ok.count, 1);
+    assert!(close(ok.sum, 0.02), "{ok:?}");
+    assert_eq!(ok.get("error.type"), None);
+    assert_eq!(ok.get("http.request.method"), Some("GET".into()));
+    assert_eq!(ok.get("server.address"), Some("api.test".into()));
+    assert_eq!(ok.get("server.port"), Some(Value::I64(80)));
+    assert_eq!(ok.get("url.scheme"), Some("http".into()));
+    let failed: Vec<_> = durations
+        .iter()
+        .filter(|p| p.get("error.type") == Some("503".into()))
+        .collect();
+    assert_eq!(failed.iter().map(|p| p.count).sum::<u64>(), 6);
+    let api = failed
+        .iter()
+        .find(|p| p.get("server.address") == Some("api.test".into()))
+        .unwrap();
+    assert_eq!(api.count, 5);
+    assert!(close(api.sum, 0.1), "two attempts of 50 ms: {api:?}");
+
+    // Envoy's counters.
+    let retries = one(&metrics, "retryable_http.upstream_rq_retry");
+    assert_eq!(retries.sum, 4.0);
+    assert_eq!(retries.get("retryable_http.reason"), Some("5xx".into()));
+    assert_eq!(retries.get("server.address"), Some("api.test".into()));
+    assert_eq!(
+        one(&metrics, "retryable_http.upstream_rq_retry_success").sum,
+        1.0
+    );
+    assert_eq!(
+        one(&metrics, "retryable_http.upstream_rq_retry_limit_exceeded").sum,
+        1.0
+    );
+    let overflow = one(&metrics, "retryable_http.upstream_rq_retry_overflow");
+    assert_eq!(overflow.sum, 1.0);
+    assert_eq!(overflow.get("retryable_http.reason"), Some("budget".into()));
+    assert_eq!(overflow.get("server.address"), Some("other.test".into()));
+
+    // gRFC A96's per-call histograms: two calls with two retries each, 200 ms of waits each.
+    let calls = one(&metrics, "retryable_http.call.retries");
+    assert_eq!((calls.count, calls.sum), (2, 4.0));
+    let delay = one(&metrics, "retryable_http.call.retry_delay");
+    assert_eq!(delay.count, 2);
+    assert!(close(delay.sum, 0.4), "{delay:?}");
+    assert!(points(&metrics, "retryable_http.call.hedges").is_empty());
+    assert!(points(&metrics, "retryable_http.call.transparent_retries").is_empty());
+
+    // No attribute carries a path or a query.
+    for name in [
+        "http.client.request.duration",
+        "retryable_http.upstream_rq_retry",
+        "retryable_http.call.retries",
+    ] {
+        for point in points(&metrics, name) {
+            for kv in &point.attributes {
+                let text = kv.value.to_string();
+                assert!(!text.contains("items") && !text.contains("key"), "{kv:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_is_counted_apart_from_retries() {
+    let meters = Meters::new();
+    let upstream = Upstream::new([Reply::ok().after(Duration::from_secs(5)), Reply::ok()]);
+    let client = RetryLayer::new()
+        .hedge(Hedge::after(Duration::from_millis(100)))
+        .metrics(&meters.provider)
+        .layer(upstream.clone());
+    let response = client.oneshot(get("http://api.test/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    let metrics = meters.read();
+    let hedges = one(&metrics, "retryable_http.call.hedges");
+    assert_eq!((hedges.count, hedges.sum), (1, 1.0));
+    assert!(points(&metrics, "retryable_http.call.retries").is_empty());
+    assert!(points(&metrics, "retryable_http.upstream_rq_retry").is_empty());
+    // The winner's duration is recorded; the attempt it beat was dropped, unrecorded.
+    let durations = points(&metrics, "http.client.request.duration");
+    assert_eq!(durations.iter().map(|p| p.count).sum::<u64>(), 1);
+}
