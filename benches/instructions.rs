@@ -5,7 +5,8 @@
 //! cargo bench --bench instructions --no-run
 //! BIN=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
 //! count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null $BIN $1 $2 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*$'; }
-//! for v in bare tower layer shared_budget no_budget no_retries hedged; do
+//! for v in bare tower layer shared_budget no_budget no_retries hedged \
+//!     bare_warn layer_warn bare_info layer_info bare_otel layer_otel; do
 //!   echo "$v $(( ($(count 11000 $v) - $(count 1000 $v)) / 10000 )) instructions per request"
 //! done
 //! for v in h1_bare h1_layer h1_tower h2_bare h2_layer h2_tower h1_bare_32 h1_layer_32 h2_bare_32 h2_layer_32; do
@@ -22,6 +23,12 @@
 //! (tower's retry with a policy that clones the request), `layer` (the defaults: a budget
 //! per destination), `shared_budget` (one budget for every request), `no_budget`,
 //! `no_retries` (`max_retries(0)`), `hedged` (`Hedge::after(10 ms)`, answered at once).
+//!
+//! With `_warn`, `_info` or `_otel` after an in-memory run's name (`layer_info`,
+//! `bare_info`), a subscriber is installed for the run: tracing-subscriber's registry that
+//! wants `WARN` (the layer's spans and events are off), `INFO` (the attempt spans are made and
+//! kept until they end), or `INFO` with `tracing-opentelemetry` making an OpenTelemetry span
+//! of each (sampled, then dropped: no exporter).
 //!
 //! The loopback runs (`h1_*`, `h2_*`) send N GETs one after another through hyper-util's
 //! client to a hyper server on 127.0.0.1, over HTTP/1.1 keep-alive or HTTP/2 with prior
@@ -70,6 +77,21 @@ fn main() {
     {
         return loopback(n, version, client);
     }
+    // The spans' cost: a subscriber that wants nothing of the layer's, one that keeps its
+    // spans (tracing-subscriber's registry at INFO), and one that makes OpenTelemetry spans
+    // of them.
+    let subscribers = [
+        ("_warn", Subscriber::Warn),
+        ("_info", Subscriber::Info),
+        ("_otel", Subscriber::Otel),
+    ];
+    let mut variant = variant;
+    for (suffix, which) in subscribers {
+        if let Some(base) = variant.strip_suffix(suffix) {
+            variant = base.to_owned();
+            subscribe(which);
+        }
+    }
     let rt = support::current_thread();
     let ok = || Response::new(Full::new(Bytes::from_static(b"ok")));
     let bare = service_fn(move |_req: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(ok())));
@@ -106,6 +128,37 @@ fn main() {
             }
         }
     });
+}
+
+#[derive(Clone, Copy)]
+enum Subscriber {
+    Warn,
+    Info,
+    Otel,
+}
+
+/// Installs a subscriber for the whole run.
+fn subscribe(which: Subscriber) {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    let registry = tracing_subscriber::registry();
+    let result = match which {
+        Subscriber::Warn => {
+            tracing::subscriber::set_global_default(registry.with(LevelFilter::WARN))
+        }
+        Subscriber::Info => {
+            tracing::subscriber::set_global_default(registry.with(LevelFilter::INFO))
+        }
+        Subscriber::Otel => {
+            use opentelemetry::trace::TracerProvider;
+            // Spans are made and sampled, then dropped: no exporter.
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+            let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+            std::mem::forget(provider);
+            tracing::subscriber::set_global_default(registry.with(LevelFilter::INFO).with(otel))
+        }
+    };
+    result.expect("one subscriber per run");
 }
 
 /// Sends `n` GETs through hyper-util's client, over `version` (`h1` or `h2`), to a server

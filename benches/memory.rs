@@ -209,6 +209,33 @@ fn main() {
             "in_process_get reconnect_on_retry"
         );
     }
+    // A request retried once (503, then 200, no wait), and what of it is the `AttemptInfo`
+    // its retry carries: inserting one into a request without extensions.
+    let flip = Arc::new(AtomicU64::new(0));
+    let retried = RetryLayer::new()
+        .no_budget()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .layer(service_fn(move |_req: Request<ReplayBody<Full<Bytes>>>| {
+            let mut response = ok();
+            if flip.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            ready(Ok::<_, Infallible>(response))
+        }));
+    let (count, bytes) = per_request(&rt, 10_000, || send(retried.clone(), get()));
+    println!(
+        "{:<44} {count:>12.1} {bytes:>14.0}",
+        "in_process_get retried once"
+    );
+    let (count, bytes) = per_request(&rt, 10_000, || async {
+        let mut extensions = http::Extensions::new();
+        extensions.insert(retryable_http::telemetry::AttemptInfo::FIRST);
+        std::hint::black_box(&extensions);
+    });
+    println!(
+        "{:<44} {count:>12.1} {bytes:>14.0}",
+        "of which the AttemptInfo extension"
+    );
     let before = LIVE.load(Ordering::SeqCst);
     rt.block_on(async {
         for n in 0..1000 {

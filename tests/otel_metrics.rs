@@ -234,3 +234,65 @@ async fn a_hedge_is_counted_apart_from_retries() {
     let durations = points(&metrics, "http.client.request.duration");
     assert_eq!(durations.iter().map(|p| p.count).sum::<u64>(), 1);
 }
+
+#[cfg(feature = "grpc")]
+#[tokio::test(start_paused = true)]
+async fn a_grpc_call_is_counted_under_a96s_names() {
+    use retryable_http::grpc::ServiceConfig;
+
+    let meters = Meters::new();
+    let unavailable = || {
+        Reply::status(200)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "14")
+    };
+    let upstream = Upstream::with_default(
+        [unavailable(), unavailable()],
+        Reply::ok().header("content-type", "application/grpc"),
+    );
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
+            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let client = RetryLayer::new()
+        .grpc(config)
+        .jitter_seed(7)
+        .metrics(&meters.provider)
+        .layer(upstream.clone());
+    let call = Request::post("http://echo.test:50051/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    let response = client.oneshot(call).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.attempts(), 3);
+
+    let metrics = meters.read();
+    let retries = one(&metrics, "grpc.client.call.retries");
+    assert_eq!((retries.count, retries.sum), (1, 2.0));
+    assert_eq!(retries.get("grpc.method"), Some("echo.Echo/Say".into()));
+    assert_eq!(retries.get("grpc.target"), Some("echo.test:50051".into()));
+    let delay = one(&metrics, "grpc.client.call.retry_delay");
+    assert_eq!(delay.count, 1);
+    assert!(
+        delay.sum > 0.0 && delay.sum <= 0.2 * 1.2 + 1e-9,
+        "{delay:?}"
+    );
+    assert!(points(&metrics, "retryable_http.call.retries").is_empty());
+    let counted = one(&metrics, "retryable_http.upstream_rq_retry");
+    assert_eq!(counted.sum, 2.0);
+    assert_eq!(
+        counted.get("retryable_http.reason"),
+        Some("UNAVAILABLE".into())
+    );
+    // Each attempt's duration says how it ended: a gRPC status is its error type.
+    let durations = points(&metrics, "http.client.request.duration");
+    let failed = durations
+        .iter()
+        .find(|p| p.get("error.type") == Some("UNAVAILABLE".into()))
+        .unwrap();
+    assert_eq!(failed.count, 2);
+}

@@ -124,7 +124,7 @@ impl<F, R, B> Hedging<F, R, B> {
             while i < self.flights.len() {
                 let flight = &mut self.flights[i];
                 let polled = {
-                    let _entered = flight.trace.enter();
+                    let _entered = flight.trace.entered();
                     flight.future.as_mut().poll(cx)
                 };
                 let outcome = match polled {
@@ -314,7 +314,10 @@ impl<F, R, B> Hedging<F, R, B> {
         tracing::trace!(attempt = number, "sending");
         let info = AttemptInfo::retry(number, Some(waited)).hedge(hedge);
         let (request, trace) = session.attempt_request(info, body);
-        let future = trace.in_scope(|| session.service().call(request));
+        let future = {
+            let _attempt = trace.entered();
+            session.service().call(request)
+        };
         self.flights.push(Flight {
             future: Box::pin(future),
             trace,

@@ -136,9 +136,10 @@ where
         let (mut session, body) = Session::start(setup, head, body);
         let (first, trace) = session.attempt_request(AttemptInfo::FIRST, body);
         let future = {
-            let _entered = session.telemetry().enter();
+            let _entered = session.telemetry().entered();
             tracing::trace!(attempt = 1, "sending");
-            trace.in_scope(|| service.call(first))
+            let _attempt = trace.entered();
+            service.call(first)
         };
         if session.is_hedged() {
             let hedging = Box::new(Hedging::new(future, trace, &mut session));
@@ -173,11 +174,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let polled = {
-                        let _attempt = session.telemetry().enter_attempt();
-                        future.poll(cx)
-                    };
-                    let outcome = match polled {
+                    // The attempt's span is entered while its future is polled: the layers
+                    // below see it as the current span.
+                    let attempt = session.telemetry().entered_attempt();
+                    let outcome = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => {
                             if !session.is_timed() || this.timer.poll(cx).is_pending() {
@@ -192,6 +192,7 @@ where
                             Err(AttemptTimedOut::new(timeout).into())
                         }
                     };
+                    drop(attempt);
                     // Dropping the attempt's future here also ends a timed-out attempt.
                     this.state.set(State::Done);
                     match session.after_attempt(outcome) {
@@ -318,7 +319,10 @@ where
                 if let Some(at) = session.attempt_ends(Instant::now()) {
                     timer.arm(at);
                 }
-                let future = trace.in_scope(|| session.service().call(request));
+                let future = {
+                    let _attempt = trace.entered();
+                    session.service().call(request)
+                };
                 session.set_current(trace);
                 state.set(State::Calling { future });
                 return Poll::Ready(None);

@@ -38,8 +38,26 @@ struct Scope {
     timed: bool,
 }
 
-/// One attempt: its span, and when it started if the metrics time it.
-pub(crate) struct AttemptTrace {
+/// A span entered, until this is dropped; nothing when the request shows nothing.
+// NOTE: a type of its own, so that dropping it when it holds nothing is a test inline rather
+// than a call of `Option<EnteredSpan>`'s drop glue.
+pub(crate) struct Entered(Option<tracing::span::EnteredSpan>);
+
+impl Drop for Entered {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(entered) = self.0.take() {
+            drop(entered);
+        }
+    }
+}
+
+/// One attempt: its span, and when it started if the metrics time it; nothing, and a null
+/// pointer to move around, when the request shows nothing.
+#[derive(Default)]
+pub(crate) struct AttemptTrace(Option<Box<Attempt>>);
+
+struct Attempt {
     span: Span,
     started: Option<Instant>,
 }
@@ -77,16 +95,10 @@ impl Telemetry {
         })))
     }
 
-    /// Enters the request's span, for as long as the guard lives.
-    #[inline]
-    pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
-        self.0.as_ref().map(|scope| scope.request.enter())
-    }
-
     /// Enters the request's span, for as long as the guard lives, which borrows nothing.
     #[inline]
-    pub(crate) fn entered(&self) -> Option<tracing::span::EnteredSpan> {
-        self.0.as_ref().map(|scope| scope.request.clone().entered())
+    pub(crate) fn entered(&self) -> Entered {
+        Entered(self.0.as_ref().map(|scope| scope.request.clone().entered()))
     }
 
     /// The span and the start of attempt `info` of the request `head`, which starts now.
@@ -106,10 +118,12 @@ impl Telemetry {
         }
     }
 
-    /// Enters the span of the sequential attempt in flight, for as long as the guard lives.
+    /// Enters the span of the sequential attempt in flight, for as long as the guard lives,
+    /// which borrows nothing.
     #[inline]
-    pub(crate) fn enter_attempt(&self) -> Option<tracing::span::Entered<'_>> {
-        self.0.as_ref().map(|scope| scope.attempt.span.enter())
+    pub(crate) fn entered_attempt(&self) -> Entered {
+        let attempt = self.0.as_ref().and_then(|scope| scope.attempt.0.as_ref());
+        Entered(attempt.map(|attempt| attempt.span.clone().entered()))
     }
 
     /// The sequential attempt in flight, which has ended.
@@ -117,7 +131,7 @@ impl Telemetry {
     pub(crate) fn take_current(&mut self) -> Option<AttemptTrace> {
         self.0
             .as_mut()
-            .map(|scope| std::mem::replace(&mut scope.attempt, AttemptTrace::none()))
+            .map(|scope| std::mem::take(&mut scope.attempt))
     }
 
     /// Whether anything is shown.
@@ -171,30 +185,25 @@ impl Scope {
                 span.record("retryable_http.wait_reason", why.name());
             }
         }
-        AttemptTrace { span, started }
+        AttemptTrace(Some(Box::new(Attempt { span, started })))
     }
 }
 
 impl AttemptTrace {
     /// An attempt that shows nothing.
-    pub(crate) fn none() -> Self {
-        AttemptTrace {
-            span: Span::none(),
-            started: None,
-        }
-    }
-
-    /// Runs `f` inside the attempt's span.
     #[inline]
-    pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _entered = self.span.enter();
-        f()
+    pub(crate) fn none() -> Self {
+        AttemptTrace(None)
     }
 
     /// Enters the attempt's span, for as long as the guard lives.
     #[inline]
-    pub(crate) fn enter(&self) -> tracing::span::Entered<'_> {
-        self.span.enter()
+    pub(crate) fn entered(&self) -> Entered {
+        Entered(
+            self.0
+                .as_ref()
+                .map(|attempt| attempt.span.clone().entered()),
+        )
     }
 
     /// The attempt of the request `head` ended with `outcome`, and `decision` follows: its
@@ -207,12 +216,15 @@ impl AttemptTrace {
         decision: &Decision,
         metrics: Option<&Metrics>,
     ) {
-        if self.span.is_disabled() && self.started.is_none() {
+        let Some(attempt) = self.0 else {
+            return;
+        };
+        let Attempt { span, started } = *attempt;
+        if span.is_disabled() && started.is_none() {
             return;
         }
         let ending = Ending::of(outcome);
-        if !self.span.is_disabled() {
-            let span = &self.span;
+        if !span.is_disabled() {
             if let Some(status) = ending.status {
                 span.record("http.response.status_code", i64::from(status));
             }
@@ -227,7 +239,7 @@ impl AttemptTrace {
             span.record("retryable_http.decision", decision_name(decision));
         }
         #[cfg(feature = "opentelemetry")]
-        if let (Some(metrics), Some(started)) = (metrics, self.started) {
+        if let (Some(metrics), Some(started)) = (metrics, started) {
             metrics.attempt_ended(head, &ending, started.elapsed());
         }
     }
@@ -235,9 +247,9 @@ impl AttemptTrace {
     /// The attempt was dropped before it ended: a hedge that lost, or an attempt cut off by
     /// the deadline.
     pub(crate) fn abandoned(self) {
-        if !self.span.is_disabled() {
-            self.span.record("error.type", "cancelled");
-            self.span.record("retryable_http.decision", "abandoned");
+        if let Some(attempt) = self.0.filter(|a| !a.span.is_disabled()) {
+            attempt.span.record("error.type", "cancelled");
+            attempt.span.record("retryable_http.decision", "abandoned");
         }
     }
 }
