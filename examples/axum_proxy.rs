@@ -9,6 +9,11 @@
 //! incoming body as it streams in — it is never collected — and `RetryLayer` keeps what it
 //! needs to send it again: a PUT that meets a 503 is replayed whole, a plain POST that meets
 //! a 502 is not sent twice, a POST with an `Idempotency-Key` is.
+//!
+//! Each request the proxy serves has a span, `proxy`; each attempt it makes upstream is a span
+//! of the retry layer's, `attempt`, inside it, with OpenTelemetry's HTTP fields: the
+//! subscriber prints them as they close. With `tracing-opentelemetry` in place of the
+//! printing, they are the server span and its CLIENT spans, one per attempt.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -34,6 +39,11 @@ use retryable_http::backoff::Backoff;
 use retryable_http::{Attempts, Retry, RetryLayer, body::ReplayBody};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
+use tracing::Instrument;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -48,6 +58,20 @@ struct Proxy {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // The proxy's spans and the attempts', printed as they close.
+    let spans = Targets::new()
+        .with_target("axum_proxy", tracing::Level::INFO)
+        .with_target("retryable_http::attempt", tracing::Level::INFO);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_span_events(FmtSpan::CLOSE)
+                .with_ansi(false)
+                .without_time()
+                .with_target(false),
+        )
+        .with(spans)
+        .init();
     let upstream = flaky_upstream().await?;
     let client = RetryLayer::new()
         .backoff(Backoff::constant(Duration::from_millis(100)))
@@ -101,11 +125,13 @@ async fn main() -> Result<(), BoxError> {
 async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let (mut head, body) = request.into_parts();
     let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    let span = tracing::info_span!("proxy", method = %head.method, path);
     head.uri = match format!("http://{}{path}", proxy.upstream).parse::<Uri>() {
         Ok(uri) => uri,
         Err(_) => return StatusCode::BAD_REQUEST.into_response(),
     };
-    match proxy.client.oneshot(Request::from_parts(head, body)).await {
+    let forwarded = proxy.client.oneshot(Request::from_parts(head, body));
+    match forwarded.instrument(span).await {
         Ok(response) => {
             let attempts = Attempts::of(&response).attempts();
             let mut response = response.map(Body::new);
