@@ -66,6 +66,18 @@ pub(crate) enum Decision {
     Stop(StopReason),
 }
 
+impl Decision {
+    /// What it is, as an attempt's span says: `retry`, `return` (the policy accepts the
+    /// outcome), or why the layer stops ([`StopReason::name`]).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Decision::Retry { .. } => "retry",
+            Decision::Stop(StopReason::Policy) => "return",
+            Decision::Stop(reason) => reason.name(),
+        }
+    }
+}
+
 /// Decides what follows `outcome`, the outcome of the last of `history.attempts` attempts
 /// of `request`, at `now`. `rng` draws the jitter; it is made when first needed.
 #[inline(always)]

@@ -112,7 +112,7 @@
 //! | `ErrorHandler` | [`RetryLayer::when_exhausted`] |
 //! | `PassthroughErrorHandler` | the default: the last response comes back as `Ok` |
 //! | no `ErrorHandler` (Go's default) | [`RetryLayer::fail_when_exhausted`] |
-//! | `Logger` | [`tracing`](https://docs.rs/tracing) events, target `retryable_http`: `retrying` and `not retrying` at debug, each attempt at trace, in a `retry` span with the method and the redacted URL |
+//! | `Logger` | [`tracing`](https://docs.rs/tracing) events, target `retryable_http`: `retrying` and `not retrying` at debug, each attempt at trace, in a `retry` span with the method and the redacted URL; and a span per attempt with OpenTelemetry's HTTP fields (see [`telemetry`]) |
 //! | `HTTPClient` | the inner service: any `tower::Service<http::Request<ReplayBody<B>>>` |
 //! | `Request.SetResponseHandler` | a [`Policy`](policy::Policy) that judges the response head |
 //! | `StandardClient`, `RoundTripper` | not needed: the layer is a `Service` |
@@ -178,6 +178,7 @@
 //! - [`budget`]: the retry budget that keeps retries from multiplying an outage.
 //! - [`hedge`]: when to start another attempt while the earlier ones are slow.
 //! - [`record`]: what happened to a request, attempt by attempt.
+//! - [`telemetry`]: what tracing, metrics and inner layers see of each attempt.
 //! - [`error`]: the error a request ends with, and the small errors it may carry.
 //! - [`future`]: the response future's state machine.
 //! - `grpc` (feature `grpc`): gRPC calls retried by gRPC's rules, and tonic channels.
@@ -236,6 +237,9 @@
 //! - `grpc`: gRPC's own retry rules (gRFC A6) for gRPC calls, from a service config
 //!   ([`RetryLayer::grpc`]), and [`grpc::GrpcLayer`], which wraps a tonic channel in one
 //!   line. It brings `serde_json` and `tonic` (without its transport).
+//! - `opentelemetry`: retry metrics through the OpenTelemetry metrics API
+//!   ([`RetryLayer::metrics`]). It brings the `opentelemetry` API crate, without its
+//!   defaults.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -52,6 +52,7 @@ use http::Extensions;
 use crate::policy::StopReason;
 use crate::record::WaitReason;
 
+mod fields;
 #[cfg(feature = "opentelemetry")]
 mod metrics;
 mod span;

@@ -503,6 +503,7 @@ impl<S, B> Session<S, B> {
     ) {
         let trace = trace.or_else(|| self.telemetry.take_current());
         if let Some(trace) = trace {
+            let decision = decision.name();
             trace.ended(&self.head, outcome, decision, self.setup.config.metrics());
         }
     }

@@ -6,7 +6,7 @@ use http::request;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 
-use super::span::{Ending, method_name, port_of};
+use super::fields::{Ending, method_name, port_of};
 use crate::classify::ErrorClass;
 use crate::policy::StopReason;
 use crate::record::{Attempts, Ended};
