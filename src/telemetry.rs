@@ -174,3 +174,6 @@ impl AttemptInfo {
         self.waited
     }
 }
+
+#[cfg(test)]
+mod tests;
