@@ -161,6 +161,39 @@ fn decisive(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
     None
 }
 
+/// Whether `error`, which ended a response body, is the transport breaking under it — a
+/// reset, a truncated message, an HTTP/2 stream reset, a timeout — after which the rest of
+/// the body can be asked for again; not a body that is wrong, nor an error of the caller's
+/// own layers.
+pub(crate) fn breaks_body(error: &(dyn StdError + 'static)) -> bool {
+    chain(error).any(|e| {
+        if e.is::<tokio::time::error::Elapsed>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            use io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | TimedOut
+                    | NotConnected
+            );
+        }
+        #[cfg(feature = "hyper")]
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2_class(h2) != Some(ErrorClass::Permanent);
+        }
+        #[cfg(feature = "hyper")]
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message() || hyper.is_timeout() || hyper.is_closed();
+        }
+        false
+    })
+}
+
 /// `error` and its sources, from the outside in, looking inside `io::Error`s too.
 pub(crate) fn chain<'a>(
     error: &'a (dyn StdError + 'static),

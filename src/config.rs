@@ -10,7 +10,7 @@ use http::HeaderName;
 
 use crate::backoff::Backoff;
 use crate::body::{DEFAULT_REPLAY_LIMIT, Memory};
-use crate::budget::{Budget, Budgets};
+use crate::budget::{Budget, Budgets, Spend};
 use crate::hedge::Hedge;
 use crate::hooks::Hooks;
 use crate::policy::{Policy, StandardPolicy};
@@ -96,6 +96,26 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Pays for an attempt of the request `head` after its first, for `spend`, from the
+    /// budget and the cap over it; `false` when either refuses, and then neither is paid.
+    pub(crate) fn pay(&self, head: &http::request::Parts, now: Instant, spend: Spend) -> bool {
+        let paid = (self.budget.as_ref()).is_none_or(|budget| budget.spend(head, now, spend));
+        let Some(cap) = &self.budget_cap else {
+            return paid;
+        };
+        if !paid {
+            return false;
+        }
+        if cap.spend_at(now, spend) {
+            return true;
+        }
+        // The cap refuses: the retry is not made, and its own budget gets it back.
+        if let Some(budget) = &self.budget {
+            budget.refund(head, now);
+        }
+        false
+    }
+
     /// The retry metrics, if the layer records them.
     #[inline]
     pub(crate) fn metrics(&self) -> Option<&Metrics> {

@@ -262,6 +262,7 @@ pub mod policy;
 #[cfg_attr(docsrs, doc(cfg(feature = "proxy")))]
 pub mod proxy;
 pub mod record;
+pub mod resume;
 pub mod retry_after;
 pub mod telemetry;
 

@@ -43,6 +43,7 @@ pub struct RetryOverride {
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) policy: Option<Arc<dyn Policy>>,
+    pub(crate) resume: Option<bool>,
 }
 
 impl RetryOverride {
@@ -87,6 +88,14 @@ impl RetryOverride {
         self.policy = Some(Arc::new(policy));
         self
     }
+
+    /// Resumes this request's response body where it broke (`true`), or not (`false`), in
+    /// place of what the layer does: see [`resume`](crate::resume). It applies under a
+    /// [`ResumeLayer`](crate::resume::ResumeLayer) only.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = Some(resume);
+        self
+    }
 }
 
 impl fmt::Debug for RetryOverride {
@@ -96,6 +105,7 @@ impl fmt::Debug for RetryOverride {
             .field("deadline", &self.deadline)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("policy", &self.policy.is_some())
+            .field("resume", &self.resume)
             .finish()
     }
 }

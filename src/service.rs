@@ -114,6 +114,28 @@ where
     }
 }
 
+impl<S> Retry<S> {
+    /// Sends a request without a body of the caller's, a `GET` that resumes a download, on
+    /// the inner service, which was made ready: it is retried as any other.
+    pub(crate) fn call_empty<B>(&mut self, head: http::request::Parts) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>> + Clone,
+        S::Response: crate::future::HttpResponse,
+        B: Body + 'static,
+    {
+        if std::mem::take(&mut self.changed) {
+            let config = self.setup.config.clone();
+            self.setup = Arc::new(Setup::new(config, self.inner.clone()));
+        }
+        ResponseFuture::empty(&mut self.inner, head, self.setup.clone())
+    }
+
+    /// The layer's configuration.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.setup.config
+    }
+}
+
 impl<S: fmt::Debug> fmt::Debug for Retry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")

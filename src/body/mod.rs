@@ -196,11 +196,7 @@ where
             // The most common body of all (a GET's) needs no replay state: every attempt's
             // body is empty too.
             drop(body);
-            let replay = Replay {
-                shared: None,
-                finished: true,
-            };
-            return (ReplayBody { kind: Kind::Empty }, replay);
+            return ReplayBody::empty();
         }
         ReplayBody::shared(body, cap, memory.cloned())
     }
@@ -251,6 +247,16 @@ where
 }
 
 impl<B> ReplayBody<B> {
+    /// An empty body, with the handle that makes the (empty) bodies of later attempts:
+    /// what a request without a body of the caller's starts from.
+    pub(crate) fn empty() -> (Self, Replay<B>) {
+        let replay = Replay {
+            shared: None,
+            finished: true,
+        };
+        (ReplayBody { kind: Kind::Empty }, replay)
+    }
+
     /// A body made again by a [`Reopen`], sent as it is.
     pub(crate) fn fresh(body: B) -> Self {
         ReplayBody {

@@ -133,7 +133,22 @@ where
     /// Sends the first attempt on `service`, which was made ready.
     pub(crate) fn new(service: &mut S, request: Request<B>, setup: Arc<Setup<S>>) -> Self {
         let (head, body) = request.into_parts();
-        let (mut session, body) = Session::start(setup, head, body);
+        let body = |cap, memory: Option<&Arc<_>>| ReplayBody::new(body, cap, memory);
+        Self::start(service, Session::start(setup, head, body))
+    }
+
+    /// Sends the first attempt of a request without a body of the caller's (a request that
+    /// resumes a download) on `service`, which was made ready.
+    pub(crate) fn empty(service: &mut S, head: http::request::Parts, setup: Arc<Setup<S>>) -> Self {
+        Self::start(
+            service,
+            Session::start(setup, head, |_, _| ReplayBody::empty()),
+        )
+    }
+
+    /// Sends the first attempt of the request `session` started with `body`.
+    #[inline(always)]
+    fn start(service: &mut S, (mut session, body): (Session<S, B>, ReplayBody<B>)) -> Self {
         let (first, trace) = session.attempt_request(AttemptInfo::FIRST, body);
         let future = {
             let _entered = session.telemetry().entered();

@@ -16,7 +16,7 @@ use http::{HeaderValue, Request, Response, request, response};
 use http_body::Body;
 use tokio::time::Instant;
 
-use crate::body::{Reopen, ReplayBody, Source, Unavailable};
+use crate::body::{Memory, Reopen, Replay, ReplayBody, Source, Unavailable};
 use crate::budget::Spend;
 use crate::classify::classify;
 use crate::config::{Config, Setup, after};
@@ -134,16 +134,17 @@ struct Retrying<S> {
 }
 
 impl<S, B> Session<S, B> {
-    /// The session of a request that starts now, and the body of its first attempt. The
-    /// request's [`RetryOverride`] is resolved here, once.
+    /// The session of a request that starts now, and the body of its first attempt, which
+    /// `body` makes with the replay cap and the memory it may keep. The request's
+    /// [`RetryOverride`] is resolved here, once.
     #[inline(always)]
     pub(crate) fn start(
         setup: Arc<Setup<S>>,
         mut head: request::Parts,
-        body: B,
+        body: impl FnOnce(Option<usize>, Option<&Arc<Memory>>) -> (ReplayBody<B>, Replay<B>),
     ) -> (Self, ReplayBody<B>)
     where
-        B: Body + 'static,
+        B: 'static,
     {
         let config = &*setup.config;
         let now = Instant::now();
@@ -192,7 +193,7 @@ impl<S, B> Session<S, B> {
         let max_retries = max_retries_of(config, &own);
         // With no retry to come, nothing is kept.
         let cap = (max_retries > 0).then_some(config.replay_limit);
-        let (first, replay) = ReplayBody::new(body, cap, config.memory.as_ref());
+        let (first, replay) = body(cap, config.memory.as_ref());
         let telemetry = Telemetry::start(&head, config.metrics());
         let session = Session {
             setup,
@@ -546,23 +547,7 @@ impl<S, B> Session<S, B> {
         if let Some(call) = self.grpc() {
             return call.allows_another();
         }
-        let config = self.config();
-        let paid =
-            (config.budget.as_ref()).is_none_or(|budget| budget.spend(&self.head, now, spend));
-        let Some(cap) = &config.budget_cap else {
-            return paid;
-        };
-        if !paid {
-            return false;
-        }
-        if cap.spend_at(now, spend) {
-            return true;
-        }
-        // The cap refuses: the retry is not made, and its own budget gets it back.
-        if let Some(budget) = &config.budget {
-            budget.refund(&self.head, now);
-        }
-        false
+        self.config().pay(&self.head, now, spend)
     }
 
     /// The gRPC call this request is, when the layer applies gRPC's rules to it.

@@ -7,7 +7,7 @@ use crate::policy::StandardPolicy;
 fn an_override_shows_what_it_sets() {
     assert_eq!(
         format!("{:?}", RetryOverride::never()),
-        "RetryOverride { max_retries: Some(0), deadline: None, attempt_timeout: None, policy: false }"
+        "RetryOverride { max_retries: Some(0), deadline: None, attempt_timeout: None, policy: false, resume: None }"
     );
     let every = RetryOverride::new()
         .max_retries(2)
@@ -16,6 +16,6 @@ fn an_override_shows_what_it_sets() {
         .policy(StandardPolicy::new());
     assert_eq!(
         format!("{every:?}"),
-        "RetryOverride { max_retries: Some(2), deadline: Some(3s), attempt_timeout: Some(500ms), policy: true }"
+        "RetryOverride { max_retries: Some(2), deadline: Some(3s), attempt_timeout: Some(500ms), policy: true, resume: None }"
     );
 }

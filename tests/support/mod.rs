@@ -3,6 +3,7 @@
 
 pub mod bodies;
 pub mod duplex;
+pub mod files;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod h2;
