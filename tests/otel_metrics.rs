@@ -132,8 +132,15 @@ async fn a_scripted_run_gives_per_attempt_durations_and_envoy_and_a96_counts() {
         .oneshot(get("http://api.test/items/1?key=k"))
         .await;
     assert_eq!(first.unwrap().status(), 200);
-    let second = client.oneshot(get("http://api.test/items/2")).await;
+    let second = client.clone().oneshot(get("http://api.test/items/2")).await;
     assert_eq!(second.unwrap().status(), 503);
+    // Not retried: counted nowhere but in the durations (and not as a retry's success).
+    let missing = Upstream::new([Reply::status(404)]);
+    let plain = RetryLayer::new()
+        .metrics(&meters.provider)
+        .layer(missing.clone());
+    let fourth = plain.oneshot(get("http://api.test/missing")).await;
+    assert_eq!(fourth.unwrap().status(), 404);
 
     // One whose retry the budget refuses: a budget with no reserve and no share.
     let refused = Upstream::new([Reply::status(503)]);
@@ -171,6 +178,12 @@ async fn a_scripted_run_gives_per_attempt_durations_and_envoy_and_a96_counts() {
         .unwrap();
     assert_eq!(api.count, 5);
     assert!(close(api.sum, 0.1), "two attempts of 50 ms: {api:?}");
+
+    let missing = durations
+        .iter()
+        .find(|p| p.get("error.type") == Some("404".into()))
+        .unwrap();
+    assert_eq!(missing.count, 1);
 
     // Envoy's counters.
     let retries = one(&metrics, "retryable_http.upstream_rq_retry");
@@ -229,6 +242,8 @@ async fn a_hedge_is_counted_apart_from_retries() {
     let hedges = one(&metrics, "retryable_http.call.hedges");
     assert_eq!((hedges.count, hedges.sum), (1, 1.0));
     assert!(points(&metrics, "retryable_http.call.retries").is_empty());
+    assert!(points(&metrics, "retryable_http.call.retry_delay").is_empty());
+    assert!(points(&metrics, "retryable_http.upstream_rq_retry_success").is_empty());
     assert!(points(&metrics, "retryable_http.upstream_rq_retry").is_empty());
     // The winner's duration is recorded; the attempt it beat was dropped, unrecorded.
     let durations = points(&metrics, "http.client.request.duration");
@@ -247,7 +262,11 @@ async fn a_grpc_call_is_counted_under_a96s_names() {
             .header("grpc-status", "14")
     };
     let upstream = Upstream::with_default(
-        [unavailable(), unavailable()],
+        [
+            Reply::error(std::io::ErrorKind::ConnectionRefused),
+            unavailable(),
+            unavailable(),
+        ],
         Reply::ok().header("content-type", "application/grpc"),
     );
     let config = ServiceConfig::from_json(
@@ -268,13 +287,20 @@ async fn a_grpc_call_is_counted_under_a96s_names() {
         .unwrap();
     let response = client.oneshot(call).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(upstream.attempts(), 3);
+    assert_eq!(upstream.attempts(), 4);
 
     let metrics = meters.read();
     let retries = one(&metrics, "grpc.client.call.retries");
     assert_eq!((retries.count, retries.sum), (1, 2.0));
     assert_eq!(retries.get("grpc.method"), Some("echo.Echo/Say".into()));
     assert_eq!(retries.get("grpc.target"), Some("echo.test:50051".into()));
+    // The refused connection was retried at once, uncounted: a transparent retry.
+    let transparent = one(&metrics, "grpc.client.call.transparent_retries");
+    assert_eq!((transparent.count, transparent.sum), (1, 1.0));
+    assert_eq!(
+        one(&metrics, "retryable_http.upstream_rq_retry_success").sum,
+        1.0
+    );
     let delay = one(&metrics, "grpc.client.call.retry_delay");
     assert_eq!(delay.count, 1);
     assert!(
@@ -282,11 +308,18 @@ async fn a_grpc_call_is_counted_under_a96s_names() {
         "{delay:?}"
     );
     assert!(points(&metrics, "retryable_http.call.retries").is_empty());
-    let counted = one(&metrics, "retryable_http.upstream_rq_retry");
-    assert_eq!(counted.sum, 2.0);
+    let counted = points(&metrics, "retryable_http.upstream_rq_retry");
+    let by = |reason: &str| {
+        counted
+            .iter()
+            .find(|p| p.get("retryable_http.reason") == Some(reason.to_owned().into()))
+            .map(|p| p.sum)
+    };
+    assert_eq!(by("UNAVAILABLE"), Some(2.0));
     assert_eq!(
-        counted.get("retryable_http.reason"),
-        Some("UNAVAILABLE".into())
+        by("never_sent"),
+        Some(1.0),
+        "the transparent retry is a retry to Envoy"
     );
     // Each attempt's duration says how it ended: a gRPC status is its error type.
     let durations = points(&metrics, "http.client.request.duration");
@@ -295,4 +328,80 @@ async fn a_grpc_call_is_counted_under_a96s_names() {
         .find(|p| p.get("error.type") == Some("UNAVAILABLE".into()))
         .unwrap();
     assert_eq!(failed.count, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_s_reason_is_a_status_class_or_an_error_class() {
+    let meters = Meters::new();
+    let upstream = Upstream::new([
+        Reply::status(429),
+        Reply::status(409),
+        Reply::status(500),
+        Reply::status(302),
+        Reply::error(std::io::ErrorKind::ConnectionReset),
+    ]);
+    let client = RetryLayer::new()
+        .max_retries(5)
+        .no_budget()
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .retry_if(|attempt| attempt.status() != Some(http::StatusCode::OK))
+        .metrics(&meters.provider)
+        .layer(upstream.clone());
+    let response = client.oneshot(get("http://api.test/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    let metrics = meters.read();
+    let mut reasons: Vec<(String, f64)> = points(&metrics, "retryable_http.upstream_rq_retry")
+        .iter()
+        .map(|p| (p.get("retryable_http.reason").unwrap().to_string(), p.sum))
+        .collect();
+    reasons.sort_by(|a, b| a.0.cmp(&b.0));
+    let expected = [
+        ("429", 1.0),
+        ("4xx", 1.0),
+        ("5xx", 1.0),
+        ("maybe_processed", 1.0),
+        ("other_status", 1.0),
+    ];
+    let expected: Vec<(String, f64)> = expected.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+    assert_eq!(reasons, expected);
+}
+
+#[cfg(feature = "grpc")]
+#[tokio::test(start_paused = true)]
+async fn a_retry_the_grpc_throttle_refuses_is_an_overflow() {
+    use retryable_http::grpc::ServiceConfig;
+
+    let meters = Meters::new();
+    let upstream = Upstream::always(
+        Reply::status(200)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "14"),
+    );
+    // Two tokens: the first failure leaves one, which is not above half.
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
+            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}],
+            "retryThrottling": {"maxTokens": 2, "tokenRatio": 0.1}}"#,
+    )
+    .unwrap();
+    let client = RetryLayer::new()
+        .grpc(config)
+        .metrics(&meters.provider)
+        .layer(upstream.clone());
+    let call = Request::post("http://echo.test:50051/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    client.oneshot(call).await.unwrap();
+    assert_eq!(upstream.attempts(), 1);
+
+    let metrics = meters.read();
+    let overflow = one(&metrics, "retryable_http.upstream_rq_retry_overflow");
+    assert_eq!(overflow.sum, 1.0);
+    assert_eq!(
+        overflow.get("retryable_http.reason"),
+        Some("throttled".into())
+    );
 }

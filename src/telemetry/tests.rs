@@ -29,6 +29,19 @@ impl std::error::Error for Wrapped {
 fn a_method_http_does_not_define_is_other_with_its_own_name_beside() {
     assert_eq!(method_name(&Method::GET), ("GET", None));
     assert_eq!(method_name(&Method::PATCH), ("PATCH", None));
+    for method in [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ] {
+        assert_eq!(method_name(&method), (method.as_str(), None));
+    }
     let purge = Method::from_bytes(b"PURGE").unwrap();
     assert_eq!(method_name(&purge), ("_OTHER", Some("PURGE")));
 }
@@ -48,8 +61,18 @@ fn an_error_type_names_the_timeout_or_the_io_kind_under_it_or_the_class() {
     assert_eq!(error_type(&timed_out), "timeout");
     let refused = Wrapped(io::Error::from(io::ErrorKind::ConnectionRefused));
     assert_eq!(error_type(&refused), "connection_refused");
-    let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-    assert_eq!(error_type(&reset), "connection_reset");
+    let named = [
+        (io::ErrorKind::ConnectionReset, "connection_reset"),
+        (io::ErrorKind::ConnectionAborted, "connection_aborted"),
+        (io::ErrorKind::NotConnected, "not_connected"),
+        (io::ErrorKind::BrokenPipe, "broken_pipe"),
+        (io::ErrorKind::TimedOut, "timeout"),
+        (io::ErrorKind::UnexpectedEof, "unexpected_eof"),
+        (io::ErrorKind::AddrNotAvailable, "address_not_available"),
+    ];
+    for (kind, name) in named {
+        assert_eq!(error_type(&io::Error::from(kind)), name, "{kind:?}");
+    }
     // A kind without a name of its own: what the layer makes of it.
     let odd = io::Error::other("odd");
     assert_eq!(error_type(&odd), "maybe_processed");
