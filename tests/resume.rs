@@ -290,3 +290,27 @@ async fn dropping_the_body_mid_resume_ends_everything() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(files.asked().len(), 1, "no request after the drop");
 }
+
+#[cfg(feature = "fault")]
+#[tokio::test(start_paused = true)]
+async fn a_fault_layer_that_cuts_every_body_makes_a_download_resume_every_64_kib() {
+    use retryable_http::fault::{Effect, FaultLayer, Rule};
+
+    let file = content(1024 * KIB);
+    for effect in [Effect::CutBody(64 * KIB as u64), Effect::ResetBody(64 * KIB as u64)] {
+        let faults = FaultLayer::new().rule(Rule::new(effect));
+        let log = faults.log();
+        let client = tower::ServiceBuilder::new()
+            .layer(layer().resume_downloads(Resume::new()))
+            .layer(faults)
+            .service(Files::new(file.clone(), Break::Never));
+        let response = client.oneshot(get()).await.unwrap();
+        let resumes = Resumes::of(&response).unwrap();
+        let (bytes, error) = read(response.into_body()).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(bytes, file);
+        // The last piece is no longer than the cut: it ends as it would.
+        assert_eq!(resumes.list().len(), 15);
+        assert_eq!(log.len(), 16);
+    }
+}

@@ -27,6 +27,16 @@ pub enum Effect {
     RefuseStream,
     /// Forward unchanged (with the rule's [delay](super::Rule::delay), a slow upstream).
     Forward,
+    /// Forward, then break the response body after this many bytes, like a connection that
+    /// drops: the body fails with an [`io::Error`] of kind `ConnectionReset`. Served by
+    /// hyper's HTTP/1.1 server (as `examples/fault_proxy.rs --cut-body` does), the connection
+    /// closes mid-body, and the client sees a truncated message. Every response the rule
+    /// applies to is cut this many bytes into its own body: a download resumed through it
+    /// breaks every that many bytes.
+    CutBody(u64),
+    /// [`CutBody`](Effect::CutBody) for HTTP/2: the body fails with an `h2::Error` of reason
+    /// `INTERNAL_ERROR`, which makes hyper's HTTP/2 server reset the stream.
+    ResetBody(u64),
 }
 
 /// A response a fault sends.

@@ -118,7 +118,10 @@ where
                                 h2::Error::from(h2::Reason::REFUSED_STREAM).into()
                             ));
                         }
-                        Effect::Replace(_) | Effect::Forward => {
+                        Effect::Replace(_)
+                        | Effect::Forward
+                        | Effect::CutBody(_)
+                        | Effect::ResetBody(_) => {
                             let mut service = this.service.take().expect("polled after completion");
                             let future = service.call(request);
                             this.state.set(State::Calling { future });
@@ -133,6 +136,12 @@ where
                     let response = match &*this.effect {
                         // The upstream did the work; the client gets the fault.
                         Effect::Replace(answer) => respond(answer, this.rule),
+                        Effect::CutBody(after) => {
+                            response.map(|b| FaultBody::cut(b, *after, false))
+                        }
+                        Effect::ResetBody(after) => {
+                            response.map(|b| FaultBody::cut(b, *after, true))
+                        }
                         _ => response.map(FaultBody::inner),
                     };
                     this.log.set_status(*this.entry, Some(response.status()));
