@@ -297,7 +297,10 @@ async fn a_fault_layer_that_cuts_every_body_makes_a_download_resume_every_64_kib
     use retryable_http::fault::{Effect, FaultLayer, Rule};
 
     let file = content(1024 * KIB);
-    for effect in [Effect::CutBody(64 * KIB as u64), Effect::ResetBody(64 * KIB as u64)] {
+    for effect in [
+        Effect::CutBody(64 * KIB as u64),
+        Effect::ResetBody(64 * KIB as u64),
+    ] {
         let faults = FaultLayer::new().rule(Rule::new(effect));
         let log = faults.log();
         let client = tower::ServiceBuilder::new()

@@ -20,6 +20,11 @@
 //! CA it makes and writes to CA_FILE, and applies the rule to the requests inside, as
 //! mitmproxy does.
 //!
+//! `--cut-body N` forwards the request and breaks the response body after N bytes: the
+//! connection drops mid-body (HTTP/1.1), or the stream is reset (`--http2`). Every response
+//! the rule matches is cut N bytes into its own body, so a download resumed through the
+//! proxy breaks every N bytes. Response bodies are streamed, never held whole.
+//!
 //! One line per request goes to stdout, and with `--log FILE` one JSON object per request
 //! goes to FILE. `--help` lists every flag with its default.
 
@@ -38,6 +43,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -53,6 +59,9 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt, service_fn};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The bodies the proxy answers with: streamed from the upstream, or its own.
+type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The largest request body the proxy buffers (it reads each body to log its length).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -118,6 +127,11 @@ struct Options {
     #[arg(long, requires = "http2")]
     refuse_stream: bool,
 
+    /// Forward the request, then break the response body after N bytes: drop the connection
+    /// (HTTP/1.1) or reset the stream (HTTP/2).
+    #[arg(long, value_name = "N", conflicts_with_all = ["before", "refuse_stream", "after"])]
+    cut_body: Option<u64>,
+
     /// Serve HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1 (no CONNECT then).
     #[arg(long, conflicts_with = "mitm")]
     http2: bool,
@@ -173,6 +187,12 @@ impl Options {
         }
         let action = if self.refuse_stream {
             Effect::RefuseStream
+        } else if let Some(n) = self.cut_body {
+            if self.http2 {
+                Effect::ResetBody(n)
+            } else {
+                Effect::CutBody(n)
+            }
         } else if self.before {
             Effect::Respond(answer)
         } else {
@@ -204,7 +224,7 @@ async fn main() {
 }
 
 /// The faults, in front of the upstream client.
-type Faulty = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, BoxError>;
+type Faulty = BoxCloneSyncService<Request<Full<Bytes>>, Response<ProxyBody>, BoxError>;
 
 /// What every connection shares.
 struct Proxy {
@@ -260,22 +280,16 @@ async fn run(options: Options) -> Result<(), BoxError> {
         async move {
             if request.method() == Method::CONNECT {
                 // The tunnel is opened by the proxy itself, once the rule let it through.
-                return Ok(Response::new(Full::new(Bytes::new())));
+                return Ok(Response::new(empty()));
             }
             let response = client.request(request).await?;
-            let (head, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(Response::from_parts(head, Full::new(body)))
+            Ok::<_, BoxError>(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
         }
     });
     let faults = FaultLayer::new().rule(rule).layer(forward);
-    // The fault's answers and the upstream's, with their bodies read whole.
-    let service = BoxCloneSyncService::new(faults.and_then(
-        |response: Response<FaultBody<Full<Bytes>>>| async move {
-            let (head, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
-            Ok(Response::from_parts(head, Full::new(body)))
-        },
+    // The fault's answers and the upstream's, streamed.
+    let service = BoxCloneSyncService::new(faults.map_response(
+        |response: Response<FaultBody<ProxyBody>>| response.map(BodyExt::boxed_unsync),
     ));
     let proxy = Arc::new(Proxy {
         service,
@@ -314,7 +328,7 @@ impl Proxy {
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-    ) -> Result<Response<Full<Bytes>>, h2::Error> {
+    ) -> Result<Response<ProxyBody>, h2::Error> {
         if request.method() == Method::CONNECT {
             return Ok(self.connect(request).await);
         }
@@ -323,7 +337,7 @@ impl Proxy {
 
     /// Answers a `CONNECT`: with the fault when the rule fires on it, else by opening the
     /// tunnel.
-    async fn connect(self: Arc<Self>, mut request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn connect(self: Arc<Self>, mut request: Request<Incoming>) -> Response<ProxyBody> {
         let Some(authority) = request.uri().authority().cloned() else {
             return reply(
                 StatusCode::BAD_REQUEST,
@@ -384,7 +398,7 @@ impl Proxy {
             });
         }
         self.write_log(&request, &url, Some(StatusCode::OK), false, 0);
-        Response::new(Full::new(Bytes::new()))
+        Response::new(empty())
     }
 
     /// Terminates the TLS of a tunnel to `authority` and serves the requests inside.
@@ -415,7 +429,7 @@ impl Proxy {
         &self,
         request: Request<Incoming>,
         inside: Option<http::uri::Authority>,
-    ) -> Result<Response<Full<Bytes>>, h2::Error> {
+    ) -> Result<Response<ProxyBody>, h2::Error> {
         let (mut head, body) = request.into_parts();
         let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
         let target = match (&self.upstream, inside) {
@@ -559,8 +573,15 @@ fn is_refused_stream(error: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(|e| e.reason() == Some(h2::Reason::REFUSED_STREAM))
 }
 
-fn reply(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(text.to_owned())));
+fn reply(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(text.to_owned()));
+    let mut response = Response::new(body.map_err(|never| match never {}).boxed_unsync());
     *response.status_mut() = status;
     response
+}
+
+fn empty() -> ProxyBody {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }

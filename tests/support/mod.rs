@@ -8,6 +8,7 @@ pub mod files;
 pub mod grpc;
 pub mod h2;
 pub mod hang;
+pub mod nginx;
 pub mod programs;
 #[cfg(all(feature = "fault", feature = "proxy"))]
 pub mod seed;

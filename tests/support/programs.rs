@@ -109,6 +109,16 @@ pub fn nginx() -> Option<PathBuf> {
     found
 }
 
+/// Python 3 (for its `http.server`, which ignores `Range`): `python3` on the `PATH`. The
+/// machine CI runs on always has it.
+pub fn python() -> Option<PathBuf> {
+    let found = find("PYTHON", "python3");
+    if found.is_none() {
+        skipped("python3 not found");
+    }
+    found
+}
+
 /// `$var` if it names a file, or `name` on the `PATH`.
 fn find(var: &str, name: &str) -> Option<PathBuf> {
     std::env::var_os(var)
