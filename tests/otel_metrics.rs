@@ -405,3 +405,37 @@ async fn a_retry_the_grpc_throttle_refuses_is_an_overflow() {
         Some("throttled".into())
     );
 }
+
+#[cfg(feature = "grpc")]
+#[tokio::test(start_paused = true)]
+async fn a_call_saved_by_its_transparent_retry_alone_is_a_retry_s_success() {
+    use retryable_http::grpc::ServiceConfig;
+
+    let meters = Meters::new();
+    let upstream = Upstream::with_default(
+        [Reply::error(std::io::ErrorKind::ConnectionRefused)],
+        Reply::ok().header("content-type", "application/grpc"),
+    );
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
+            "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.1s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let client = RetryLayer::new()
+        .grpc(config)
+        .metrics(&meters.provider)
+        .layer(upstream.clone());
+    let call = Request::post("http://echo.test:50051/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    assert_eq!(client.oneshot(call).await.unwrap().status(), 200);
+
+    let metrics = meters.read();
+    assert!(points(&metrics, "grpc.client.call.retries").is_empty());
+    let transparent = one(&metrics, "grpc.client.call.transparent_retries");
+    assert_eq!((transparent.count, transparent.sum), (1, 1.0));
+    assert_eq!(one(&metrics, "grpc.client.call.retry_delay").count, 1);
+    assert_eq!(one(&metrics, "retryable_http.upstream_rq_retry_success").sum, 1.0);
+}
