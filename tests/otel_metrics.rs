@@ -437,5 +437,8 @@ async fn a_call_saved_by_its_transparent_retry_alone_is_a_retry_s_success() {
     let transparent = one(&metrics, "grpc.client.call.transparent_retries");
     assert_eq!((transparent.count, transparent.sum), (1, 1.0));
     assert_eq!(one(&metrics, "grpc.client.call.retry_delay").count, 1);
-    assert_eq!(one(&metrics, "retryable_http.upstream_rq_retry_success").sum, 1.0);
+    assert_eq!(
+        one(&metrics, "retryable_http.upstream_rq_retry_success").sum,
+        1.0
+    );
 }
