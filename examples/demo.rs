@@ -9,10 +9,12 @@
 //! `Retry-After: 1`, then 200 for the GET; a dropped connection for the second GET; a 502
 //! for the POSTs; over HTTP/2, a POST whose stream it refuses (`RST_STREAM` with
 //! `REFUSED_STREAM`: the server says it did not process it); a GET it stalls for 2 s the first
-//! time, which a hedge answers. A hyper-util client wrapped in `RetryLayer` sends six
-//! requests, and prints, for each, what the layer recorded: every
-//! attempt, how it ended, how long the layer waited before it and why (the `Attempts`
-//! record every response and error carries).
+//! time, which a hedge answers; a 3 MiB download whose connection it drops 1 MiB into the
+//! first two responses, which the layer resumes with `Range` and `If-Range`. A hyper-util
+//! client wrapped in `RetryLayer` sends seven requests, and prints, for each, what the layer
+//! recorded: every attempt, how it ended, how long the layer waited before it and why (the
+//! `Attempts` record every response and error carries), and for the download, the byte
+//! range each response carried (its `Resumes` log).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,16 +22,26 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retryable_http::backoff::{Backoff, Jitter};
+use retryable_http::budget::Budget;
+use retryable_http::resume::{Resume, Resumes};
 use retryable_http::{Attempts, RetryLayer, hedge::Hedge, record::Ended};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The upstream's bodies: whole, or streamed.
+type Reply = Response<UnsyncBoxBody<Bytes, BoxError>>;
+
+/// The download: 3 MiB, cut 1 MiB into each of the first two responses.
+const FILE: usize = 3 << 20;
+const CUT: usize = 1 << 20;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -118,6 +130,58 @@ async fn main() -> Result<(), BoxError> {
         summary.push((title, status, attempts));
     }
 
+    // A download whose connection drops twice, resumed where it broke.
+    let title = "download: 3 MiB, the connection dropped 1 MiB into two responses, resumed";
+    println!("{title}");
+    // A budget of its own: the requests above failed often enough on this host that its
+    // default budget's throttle would refuse the resumes.
+    let resuming = layer
+        .clone()
+        .budget(Budget::default())
+        .resume_downloads(Resume::new())
+        .layer(Client::builder(TokioExecutor::new()).build_http());
+    let request =
+        Request::get(format!("http://{upstream}/download")).body(Full::new(Bytes::new()))?;
+    println!("  {} {}", request.method(), request.uri());
+    let start = Instant::now();
+    let response = resuming.oneshot(request).await?;
+    let status = response.status();
+    let first = Attempts::of(&response).into_owned();
+    let log = Resumes::of(&response).ok_or("the download is resumable")?;
+    let body = response.into_body().collect().await?.to_bytes();
+    let resumes = log.list();
+    let mut from = 0;
+    print_record(&first);
+    for (i, resumed) in resumes.iter().enumerate() {
+        println!(
+            "    bytes {from}-{} arrived, then: {}",
+            resumed.offset() - 1,
+            resumed.cause()
+        );
+        println!(
+            "    resume {} from byte {}, after {:?} (backoff):",
+            i + 1,
+            resumed.offset(),
+            resumed.waited()
+        );
+        print_record(resumed.record());
+        from = resumed.offset();
+    }
+    println!("    bytes {from}-{} arrived", body.len().saturating_sub(1));
+    let attempts = first.attempts() + resumes.iter().map(|r| r.record().attempts()).sum::<u32>();
+    let intact = body.len() == FILE && body.iter().enumerate().all(|(i, b)| *b == byte(i));
+    println!(
+        "  => {status} after {attempts} attempt(s) in {:.2} s, {} bytes, {}\n",
+        start.elapsed().as_secs_f64(),
+        body.len(),
+        if intact {
+            "every byte once, in order"
+        } else {
+            "CORRUPT"
+        },
+    );
+    summary.push((title, status, attempts));
+
     println!("summary");
     for (title, status, attempts) in &summary {
         let name = title.split(':').next().unwrap_or(title);
@@ -174,7 +238,7 @@ async fn start_upstream() -> Result<std::net::SocketAddr, BoxError> {
 async fn answer(
     req: Request<Incoming>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
-) -> Result<Response<Full<Bytes>>, BoxError> {
+) -> Result<Reply, BoxError> {
     let path = req.uri().path().to_owned();
     let n = {
         let mut hits = hits.lock().unwrap();
@@ -182,10 +246,14 @@ async fn answer(
         *n += 1;
         *n
     };
+    if path == "/download" {
+        return Ok(download(&req, n));
+    }
     // The upstream reads the whole request, as a real one would, before answering.
     let _ = req.into_body().collect().await;
     let reply = |status: StatusCode, body: &'static str| {
-        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let body = Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {});
+        let mut response = Response::new(body.boxed_unsync());
         *response.status_mut() = status;
         response
     };
@@ -212,4 +280,55 @@ async fn answer(
         ("/slow", _) => reply(StatusCode::OK, "answered by the hedge"),
         _ => reply(StatusCode::NOT_FOUND, "no such path"),
     })
+}
+
+/// Byte `i` of the download.
+fn byte(i: usize) -> u8 {
+    (i * 7 % 251) as u8
+}
+
+/// The download's `n`-th response: the file, or the rest of it from `Range: bytes=N-` while
+/// `If-Range` names its tag; the first two are cut 1 MiB in, which makes hyper drop the
+/// connection.
+fn download(req: &Request<Incoming>, n: usize) -> Reply {
+    let from = req
+        .headers()
+        .get("range")
+        .and_then(|v| {
+            v.to_str()
+                .ok()?
+                .strip_prefix("bytes=")?
+                .strip_suffix('-')?
+                .parse()
+                .ok()
+        })
+        .filter(|_| {
+            req.headers()
+                .get("if-range")
+                .is_some_and(|v| v == "\"demo-1\"")
+        });
+    let start: usize = from.unwrap_or(0);
+    let end = if n <= 2 {
+        (start + CUT).min(FILE)
+    } else {
+        FILE
+    };
+    let chunks = (start..end).step_by(64 << 10).map(move |at| {
+        let chunk: Vec<u8> = (at..(at + (64 << 10)).min(end)).map(byte).collect();
+        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(chunk)))
+    });
+    let cut = (end < FILE).then(|| Err::<http_body::Frame<Bytes>, BoxError>("cut".into()));
+    let body = StreamBody::new(futures_util::stream::iter(chunks.chain(cut)));
+    let response = Response::builder()
+        .header("etag", "\"demo-1\"")
+        .header("content-length", FILE - start);
+    let response = match from {
+        Some(from) => response
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header("content-range", format!("bytes {from}-{}/{FILE}", FILE - 1)),
+        None => response,
+    };
+    response
+        .body(body.boxed_unsync())
+        .expect("a valid response")
 }

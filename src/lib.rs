@@ -179,6 +179,7 @@
 //! - [`hedge`]: when to start another attempt while the earlier ones are slow.
 //! - [`record`]: what happened to a request, attempt by attempt.
 //! - [`telemetry`]: what tracing, metrics and inner layers see of each attempt.
+//! - [`resume`]: response bodies resumed with `Range` where the connection broke.
 //! - [`error`]: the error a request ends with, and the small errors it may carry.
 //! - [`future`]: the response future's state machine.
 //! - `grpc` (feature `grpc`): gRPC calls retried by gRPC's rules, and tonic channels.

@@ -1,6 +1,6 @@
 //! The recipes of README "Observability", run: reqwest under the layer, a tower-http client
-//! stack, and the axum proxy's spans. Each example talks to its own loopback upstream; the
-//! tests check what they print.
+//! stack, and the axum proxy's spans; and the demo's download, resumed. Each example talks
+//! to its own loopback upstream; the tests check what they print.
 
 mod support;
 
@@ -103,4 +103,22 @@ async fn the_axum_proxy_shows_each_upstream_attempt_inside_the_request_it_serves
         stdout.contains("200 OK after 2 upstream attempt(s): stored 18 bytes"),
         "{stdout}"
     );
+}
+
+/// The demo reads hyper's HTTP/2 errors to retry its refused stream: it needs the `hyper`
+/// feature, as the README's command has by default.
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn the_demo_resumes_its_download_and_delivers_every_byte_once() {
+    let stdout = run("demo").await;
+    let download = stdout
+        .split("download: ")
+        .nth(1)
+        .expect("the download scenario");
+    assert!(download.contains("resume 2 from byte"), "{stdout}");
+    assert!(
+        download.contains("3145728 bytes, every byte once, in order"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("7 requests"), "{stdout}");
 }

@@ -74,6 +74,7 @@ async fn a_body_reset_every_100_kib_arrives_whole_with_each_resume_logged() {
         resumes[0].cause()
     );
     assert_eq!(resumes[0].record().attempts(), 1);
+    assert_eq!(resumes[0].waited(), Duration::from_millis(100));
     let asked = files.asked();
     assert_eq!(asked.len(), 11);
     assert!(asked[0].headers.get("range").is_none());

@@ -338,6 +338,7 @@ where
                     resuming.log.push(Resumed {
                         offset: resuming.delivered,
                         cause,
+                        waited: resuming.previous_wait,
                         record,
                     });
                     resuming.last_byte = Instant::now();

@@ -250,6 +250,7 @@ pub struct Resumes(Arc<Mutex<Vec<Resumed>>>);
 pub struct Resumed {
     offset: u64,
     cause: String,
+    waited: Duration,
     record: Attempts,
 }
 
@@ -262,6 +263,11 @@ impl Resumed {
     /// What broke the body before it, as text.
     pub fn cause(&self) -> &str {
         &self.cause
+    }
+
+    /// The wait between the break and the request that resumed the body: the backoff.
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 
     /// The attempts of the request that resumed the body, with their waits.
