@@ -164,13 +164,82 @@ async fn a_server_that_ignores_ranges_is_rejected_once_bytes_arrived() {
 #[tokio::test(start_paused = true)]
 async fn a_body_that_breaks_before_its_first_byte_restarts_on_a_whole_answer() {
     let file = content(50 * KIB);
-    // Broken at byte 0 of every response: ranges ignored, the restart is the same file.
-    let files = Files::new(file.clone(), Break::ResetEvery(100 * KIB)).ignoring_ranges();
+    // Broken at byte 0 of the first response; ranges ignored: the restart is the same file.
+    let files = Files::new(file.clone(), Break::ResetFirstAt(0)).ignoring_ranges();
     let client = layer().resume_downloads(Resume::new()).layer(files.clone());
     let response = client.oneshot(get()).await.unwrap();
+    let log = Resumes::of(&response).unwrap();
     let (bytes, error) = read(response.into_body()).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(bytes, file);
+    assert_eq!(log.list().len(), 1);
+    assert_eq!(files.asked().len(), 2);
+
+    // A whole answer of another version is no restart.
+    let files = Files::new(file.clone(), Break::ResetFirstAt(0))
+        .ignoring_ranges()
+        .then_replaced(content(60 * KIB), "\"v2\"");
+    let client = layer().resume_downloads(Resume::new()).layer(files);
+    let response = client.oneshot(get()).await.unwrap();
+    let (bytes, error) = read(response.into_body()).await;
+    assert!(matches!(
+        resume_error(&*error.unwrap()).reason(),
+        Reason::Rejected(Rejected::NotPartial(_))
+    ));
+    assert!(bytes.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumable_body_says_how_much_is_left_and_when_it_ended() {
+    use http_body::Body as _;
+
+    let file = content(300 * KIB);
+    let files = Files::new(file.clone(), Break::ResetEvery(100 * KIB));
+    let client = layer().resume_downloads(Resume::new()).layer(files.clone());
+    let response = client.oneshot(get()).await.unwrap();
+    let mut body = response.into_body();
+    assert_eq!(body.size_hint().exact(), Some(300 * KIB as u64));
+    assert!(!body.is_end_stream());
+    let mut read = 0;
+    while read < 150 * KIB {
+        let frame = body.frame().await.unwrap().unwrap();
+        read += frame.into_data().unwrap().len();
+    }
+    // Across a resume, the length left is the first response's, less what was read.
+    assert_eq!(body.size_hint().exact(), Some((300 * KIB - read) as u64));
+    assert!(format!("{body:?}").contains(&format!("delivered: {read}")));
+    while let Some(frame) = body.frame().await {
+        frame.unwrap();
+    }
+    assert!(body.is_end_stream());
+    assert_eq!(body.size_hint().exact(), Some(0));
+
+    // A body that does not resume says what the inner body says.
+    let client = layer().resume_downloads(Resume::new()).layer(files);
+    let post = Request::post("http://files.test/big.bin")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let body = client.oneshot(post).await.unwrap().into_body();
+    assert_eq!(body.size_hint().exact(), Some(300 * KIB as u64));
+    assert!(!body.is_end_stream());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_out_of_retries_names_the_stall_as_its_source() {
+    let file = content(300 * KIB);
+    let stalling = Files::new(file, Break::StallEvery(100 * KIB));
+    let client = layer()
+        .max_retries(0)
+        .resume_downloads(Resume::new().stall(Some(Duration::from_secs(3))))
+        .layer(stalling);
+    let response = client.oneshot(get()).await.unwrap();
+    let (_, error) = read(response.into_body()).await;
+    let error = error.unwrap();
+    let source = std::error::Error::source(resume_error(&*error)).unwrap();
+    let stalled = source
+        .downcast_ref::<retryable_http::resume::Stalled>()
+        .expect("the stall");
+    assert_eq!(stalled.after(), Duration::from_secs(3));
 }
 
 #[tokio::test(start_paused = true)]
@@ -290,6 +359,61 @@ async fn dropping_the_body_mid_resume_ends_everything() {
     drop(body);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(files.asked().len(), 1, "no request after the drop");
+}
+
+#[cfg(feature = "fault")]
+#[tokio::test(start_paused = true)]
+async fn a_resume_whose_request_fails_names_that_error_as_its_source() {
+    use retryable_http::fault::{Effect, FaultLayer, Match, Rule};
+
+    let file = content(300 * KIB);
+    let flaky = Files::new(file, Break::ResetFirstAt(100 * KIB));
+    // Every request that resumes fails, for good.
+    let faults = FaultLayer::new().rule(
+        Rule::new(Effect::Fail(std::io::ErrorKind::PermissionDenied))
+            .matching(Match::header(http::header::RANGE, None)),
+    );
+    let client = tower::ServiceBuilder::new()
+        .layer(layer().resume_downloads(Resume::new()))
+        .layer(faults)
+        .service(flaky);
+    let response = client.oneshot(get()).await.unwrap();
+    let (bytes, error) = read(response.into_body()).await;
+    let error = error.unwrap();
+    let error = resume_error(&*error);
+    assert!(matches!(error.reason(), Reason::Failed(_)), "{error}");
+    let source = std::error::Error::source(error).unwrap();
+    assert!(source.is::<retryable_http::Error>(), "{source:?}");
+    assert_eq!(bytes.len(), 100 * KIB);
+}
+
+#[cfg(feature = "fault")]
+#[tokio::test(start_paused = true)]
+async fn a_cut_body_keeps_the_whole_length_and_breaks_at_its_byte() {
+    use http_body::Body as _;
+    use retryable_http::fault::{Effect, FaultLayer, Rule};
+
+    let file = content(300 * KIB);
+    // Not on a chunk's boundary: the chunk that crosses it is cut short.
+    let faults = FaultLayer::new().rule(Rule::new(Effect::CutBody(100_000)));
+    let server = faults.layer(Files::new(file.clone(), Break::Never));
+    let response = server.oneshot(get()).await.unwrap();
+    let mut body = response.into_body();
+    assert_eq!(body.size_hint().exact(), Some(300 * KIB as u64));
+    let mut read = Vec::new();
+    let error = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => read.extend_from_slice(&frame.into_data().unwrap()),
+            Some(Err(error)) => break error,
+            None => panic!("the body ended whole"),
+        }
+    };
+    assert_eq!(read.len(), 100_000);
+    assert_eq!(&read[..], &file[..100_000]);
+    let io = error.downcast_ref::<std::io::Error>().unwrap();
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(body.is_end_stream());
+    assert!(body.frame().await.is_none());
 }
 
 #[cfg(feature = "fault")]

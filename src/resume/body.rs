@@ -182,8 +182,11 @@ impl<S> Resuming<S> {
         self.plan.deadline.map(|d| after(self.plan.started, d))
     }
 
+    /// Sets the timer for `at`; one already set for then is left as it is, as the stall's
+    /// is on every poll that finds no byte.
     fn arm(&mut self, at: Instant) {
         match &mut self.timer {
+            Some(timer) if timer.deadline() == at => {}
             Some(timer) => timer.as_mut().reset(at),
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
         }

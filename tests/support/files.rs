@@ -24,6 +24,8 @@ pub enum Break {
     StallEvery(usize),
     /// With an error that is not the transport's, at this byte.
     BadAt(usize),
+    /// With a connection reset at this byte of the first response only.
+    ResetFirstAt(usize),
 }
 
 /// What the server was asked, per request.
@@ -42,6 +44,8 @@ struct State {
     brk: Break,
     asked: Vec<Asked>,
     chunk: usize,
+    /// Responses sent.
+    sent: usize,
 }
 
 /// The server. Clones share the file and the record.
@@ -60,6 +64,7 @@ impl Files {
             brk,
             asked: Vec::new(),
             chunk: 16 * 1024,
+            sent: 0,
         })))
     }
 
@@ -138,10 +143,15 @@ impl<B> Service<Request<B>> for Files {
                 .status(StatusCode::OK)
                 .header("content-length", len),
         };
+        state.sent += 1;
+        let brk = match state.brk {
+            Break::ResetFirstAt(_) if state.sent > 1 => Break::Never,
+            brk => brk,
+        };
         let mut body = Cut {
             content,
             at: from,
-            brk: state.brk,
+            brk,
             chunk: state.chunk,
             broke: false,
             limit: None,
@@ -169,7 +179,7 @@ impl Cut {
         match self.brk {
             Break::Never => None,
             Break::ResetEvery(n) | Break::StallEvery(n) => Some((self.at / n + 1) * n),
-            Break::BadAt(n) => (n >= self.at).then_some(n),
+            Break::BadAt(n) | Break::ResetFirstAt(n) => (n >= self.at).then_some(n),
         }
     }
 }
