@@ -61,6 +61,18 @@ pub enum ErrorClass {
     Permanent,
 }
 
+impl ErrorClass {
+    /// A short, stable name for the class, as spans and metrics carry it: `never_sent`,
+    /// `maybe_processed`, `permanent`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ErrorClass::NeverSent => "never_sent",
+            ErrorClass::MaybeProcessed => "maybe_processed",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+}
+
 impl std::fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -166,25 +178,18 @@ fn decisive(error: &(dyn StdError + 'static)) -> Option<ErrorClass> {
 /// the body can be asked for again; not a body that is wrong, nor an error of the caller's
 /// own layers.
 pub(crate) fn breaks_body(error: &(dyn StdError + 'static)) -> bool {
+    // The transport's errors are those this module classifies as anything but permanent.
+    let transport = |class: Option<ErrorClass>| class.is_some_and(|c| c != ErrorClass::Permanent);
     chain(error).any(|e| {
         if e.is::<tokio::time::error::Elapsed>() {
             return true;
         }
         if let Some(io) = e.downcast_ref::<io::Error>() {
-            use io::ErrorKind::*;
-            return matches!(
-                io.kind(),
-                ConnectionReset
-                    | ConnectionAborted
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | TimedOut
-                    | NotConnected
-            );
+            return transport(io_class(io.kind()));
         }
         #[cfg(feature = "hyper")]
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2_class(h2) != Some(ErrorClass::Permanent);
+            return transport(h2_class(h2));
         }
         #[cfg(feature = "hyper")]
         if let Some(hyper) = e.downcast_ref::<hyper::Error>() {

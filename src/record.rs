@@ -407,6 +407,12 @@ impl Recorder {
         self.waited = then;
     }
 
+    /// The wait before the attempt in flight, or once it ended and is retried, before the
+    /// next one; `None` before the first, and once the request stops.
+    pub(crate) fn last_wait(&self) -> Option<(Duration, WaitReason)> {
+        self.waited
+    }
+
     /// An attempt started after `waited` (none for the first), a hedge when others are in
     /// flight. It counts as abandoned until it ends.
     pub(crate) fn started(&mut self, waited: Option<(Duration, WaitReason)>, hedge: bool) {

@@ -105,10 +105,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> ResponseFuture<S, B> {
-        if std::mem::take(&mut self.changed) {
-            let config = self.setup.config.clone();
-            self.setup = Arc::new(Setup::new(config, self.inner.clone()));
-        }
+        self.carry_changes();
         // The first attempt goes out on the service that was made ready.
         ResponseFuture::new(&mut self.inner, request, self.setup.clone())
     }
@@ -123,11 +120,21 @@ impl<S> Retry<S> {
         S::Response: crate::future::HttpResponse,
         B: Body + 'static,
     {
+        self.carry_changes();
+        ResponseFuture::empty(&mut self.inner, head, self.setup.clone())
+    }
+
+    /// Makes the clone retries start from again when the inner service was handed out
+    /// mutably since the last call.
+    #[inline]
+    fn carry_changes(&mut self)
+    where
+        S: Clone,
+    {
         if std::mem::take(&mut self.changed) {
             let config = self.setup.config.clone();
             self.setup = Arc::new(Setup::new(config, self.inner.clone()));
         }
-        ResponseFuture::empty(&mut self.inner, head, self.setup.clone())
     }
 
     /// The layer's configuration.

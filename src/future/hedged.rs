@@ -228,7 +228,7 @@ impl<F, R, B> Hedging<F, R, B> {
             &mut Now::lazy(),
         );
         session.record_ended(index, ended(seen));
-        session.attempt_ended(Some(trace), seen, &decision);
+        session.attempt_ended(trace, seen, &decision);
         match decision {
             Decision::Stop(StopReason::Policy) => {
                 // The winner: every other attempt is dropped with this, which cancels it.
@@ -249,6 +249,13 @@ impl<F, R, B> Hedging<F, R, B> {
         // The outcome it replaces is dropped, body unread.
         self.last = Some(outcome);
         None
+    }
+
+    /// The attempts in flight will be dropped: their spans say so.
+    fn abandon(&mut self) {
+        for flight in &mut self.flights {
+            std::mem::take(&mut flight.trace).abandoned();
+        }
     }
 
     /// Starts the next attempt, after `waited`; ready once it started or none may start.
@@ -332,15 +339,6 @@ impl<F, R, B> Hedging<F, R, B> {
             None
         };
         Poll::Ready(Ok(()))
-    }
-}
-
-impl<F, R, B> Hedging<F, R, B> {
-    /// The attempts in flight will be dropped: their spans say so.
-    fn abandon(&mut self) {
-        for flight in &mut self.flights {
-            std::mem::replace(&mut flight.trace, AttemptTrace::none()).abandoned();
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::body::{Memory, Reopen, Replay, ReplayBody, Source, Unavailable};
 use crate::budget::Spend;
-use crate::classify::classify;
+use crate::classify::{classify, is_unprocessed};
 use crate::config::{Config, Setup, after};
 use crate::decide::{Decision, History, Now, decide, log};
 use crate::error::{BoxError, DeadlineExceeded, Error, Report};
@@ -120,11 +120,6 @@ struct Retrying<S> {
     service: Option<S>,
     /// When the next attempt may start.
     at: Instant,
-    /// The wait before it, and why it lasts as long.
-    wait: Duration,
-    why: WaitReason,
-    /// Whether the outcome it follows proves the server never processed the request.
-    transparent: bool,
     /// The outcome being retried, for the prepare-retry hook: its head, or its error.
     last: Option<Result<response::Parts, BoxError>>,
     /// What happened so far; on the success path the record is made when it is given.
@@ -373,7 +368,11 @@ impl<S, B> Session<S, B> {
             max_retries,
             started: self.started,
             deadline: self.deadline(),
-            previous_wait: self.retry.as_ref().map_or(Duration::ZERO, |r| r.wait),
+            previous_wait: self
+                .retry
+                .as_ref()
+                .and_then(|r| r.record.last_wait())
+                .map_or(Duration::ZERO, |(wait, _)| wait),
             body: self.body.state(),
             hedging,
         };
@@ -467,9 +466,7 @@ impl<S, B> Session<S, B> {
             // The last check: a retry that will happen is the only one paid for.
             // A retry of a request the server never processed is no sign that it fails.
             let spend = match outcome {
-                Outcome::Error(error) if crate::classify::is_unprocessed(error) => {
-                    Spend::Unprocessed
-                }
+                Outcome::Error(error) if is_unprocessed(error) => Spend::Unprocessed,
                 _ => Spend::Retry,
             };
             if !self.pay_for_attempt(now, spend) {
@@ -478,35 +475,28 @@ impl<S, B> Session<S, B> {
                 self.drop_connection();
                 let retry = self.retrying();
                 retry.record.ended(ended(outcome), Some((wait, why)));
-                retry.wait = wait;
-                retry.why = why;
-                retry.transparent = spend == Spend::Unprocessed || why.is_transparent();
                 retry.at = after(now, wait);
             }
         }
         if let (Decision::Stop(_), Some(retry)) = (decision, self.retry.as_mut()) {
             retry.record.ended(ended(outcome), None);
         }
-        if self.telemetry.is_on() {
-            self.attempt_ended(None, outcome, &decision);
+        if let Some(trace) = self.telemetry.take_current() {
+            self.attempt_ended(trace, outcome, &decision);
         }
         decision
     }
 
-    /// The attempt `trace` (the sequential attempt in flight when `None`) ended with
-    /// `outcome`, and `decision` follows.
+    /// The attempt `trace` ended with `outcome`, and `decision` follows.
     #[inline(never)]
     pub(crate) fn attempt_ended(
-        &mut self,
-        trace: Option<AttemptTrace>,
+        &self,
+        trace: AttemptTrace,
         outcome: Outcome<'_>,
         decision: &Decision,
     ) {
-        let trace = trace.or_else(|| self.telemetry.take_current());
-        if let Some(trace) = trace {
-            let decision = decision.name();
-            trace.ended(&self.head, outcome, decision, self.setup.config.metrics());
-        }
+        let metrics = self.setup.config.metrics();
+        trace.ended(&self.head, outcome, decision.name(), metrics);
     }
 
     /// Lets no later request reuse the connection of the attempt just decided against,
@@ -642,18 +632,19 @@ impl<S, B> Session<S, B> {
     /// being retried.
     pub(crate) fn next_request(&mut self) -> Result<(Request<ReplayBody<B>>, AttemptTrace), Error> {
         // The outcome is needed no longer than the hook: the next one replaces it.
-        if let Some(Some(last)) = self.retry.as_mut().map(|r| r.last.take()) {
+        let last = self.retry.as_mut().and_then(|r| r.last.take());
+        // A retry of an outcome that proves the server never processed the request.
+        let unprocessed = matches!(&last, Some(Err(error)) if is_unprocessed(&**error));
+        if let Some(last) = last {
             self.prepare(Outcome::of(last.as_ref()))?;
         }
         let number = self.attempts.saturating_add(1);
         // No attempt follows the last one: its body need not keep anything.
         let body = self.body.next_body(number > self.max_retries());
         tracing::trace!(attempt = number, "sending");
-        let info = match self.retry.as_ref() {
-            Some(retry) => AttemptInfo::retry(number, Some((retry.wait, retry.why)))
-                .transparent(retry.transparent),
-            None => AttemptInfo::retry(number, None),
-        };
+        let waited = self.retry.as_ref().and_then(|r| r.record.last_wait());
+        let transparent = unprocessed || waited.is_some_and(|(_, why)| why.is_transparent());
+        let info = AttemptInfo::retry(number, waited).transparent(transparent);
         Ok(self.attempt_request(info, body))
     }
 
@@ -883,9 +874,6 @@ impl<S> Retrying<S> {
         Box::new(Retrying {
             service: None,
             at: started,
-            wait: Duration::ZERO,
-            why: WaitReason::Backoff,
-            transparent: false,
             last: None,
             record: Recorder::default(),
             rng: None,

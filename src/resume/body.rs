@@ -28,7 +28,7 @@ use crate::error::{BoxError, Report};
 use crate::future::{HttpResponse, ResponseFuture};
 use crate::overrides::RetryOverride;
 use crate::record::Attempts;
-use crate::rng::Rng;
+use crate::rng::{Rng, Seeds};
 use crate::service::Retry;
 
 /// What a request that may resume its body keeps from its call.
@@ -156,10 +156,8 @@ impl<S> Resuming<S> {
             return Err(Reason::Exhausted);
         }
         let now = Instant::now();
-        let rng = self.rng.get_or_insert_with(|| match &config.jitter_seed {
-            Some(seeds) => seeds.next(),
-            None => Rng::new(),
-        });
+        let seeded = config.jitter_seed.as_deref();
+        let rng = (self.rng).get_or_insert_with(|| seeded.map_or_else(Rng::new, Seeds::next));
         let wait = config
             .backoff
             .compute(self.attempts, self.previous_wait, None, rng);

@@ -6,9 +6,10 @@ use std::io;
 
 use http::Method;
 
-use crate::classify::{ErrorClass, classify};
+use crate::classify::{chain, classify};
 use crate::error::AttemptTimedOut;
 use crate::policy::Outcome;
+use crate::record::Ended;
 
 /// What the span and the metrics say of how an attempt ended.
 pub(crate) struct Ending {
@@ -43,22 +44,24 @@ impl Ending {
     pub(crate) fn of(outcome: Outcome<'_>) -> Self {
         match outcome {
             Outcome::Response(head) => {
-                #[cfg(feature = "grpc")]
-                let grpc = crate::grpc_code::status_in_headers(&head.headers);
-                #[cfg(feature = "grpc")]
-                if let Some(code) = grpc.filter(|c| *c != crate::grpc_code::Code::Ok) {
-                    return Ending {
-                        status: Some(head.status.as_u16()),
-                        grpc,
-                        error_type: Some(ErrorType::Name(code.as_str())),
-                    };
-                }
+                // What the record makes of the head: its status, or a gRPC status.
+                let ended = Ended::of(head.status, &head.headers);
                 let status = head.status.as_u16();
+                let error_type = match ended {
+                    #[cfg(feature = "grpc")]
+                    Ended::Grpc(code) if code != crate::grpc_code::Code::Ok => {
+                        Some(ErrorType::Name(code.as_str()))
+                    }
+                    _ => (status >= 400).then_some(ErrorType::Status(status)),
+                };
                 Ending {
                     status: Some(status),
                     #[cfg(feature = "grpc")]
-                    grpc,
-                    error_type: (status >= 400).then_some(ErrorType::Status(status)),
+                    grpc: match ended {
+                        Ended::Grpc(code) => Some(code),
+                        _ => None,
+                    },
+                    error_type,
                 }
             }
             Outcome::Error(error) => Ending {
@@ -100,23 +103,13 @@ pub(crate) fn port_of(uri: &http::Uri) -> Option<u16> {
 /// A low-cardinality name of a transport error, for `error.type`: an attempt timeout, the
 /// kind of an I/O error in the chain, or what [`classify`] says of it.
 pub(crate) fn error_type(error: &(dyn StdError + 'static)) -> &'static str {
-    let mut next: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(e) = next {
+    let named = chain(error).find_map(|e| {
         if e.is::<AttemptTimedOut>() || e.is::<tokio::time::error::Elapsed>() {
-            return "timeout";
+            return Some("timeout");
         }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(name) = io_kind_name(io.kind()) {
-                return name;
-            }
-        }
-        next = e.source();
-    }
-    match classify(error) {
-        ErrorClass::NeverSent => "never_sent",
-        ErrorClass::MaybeProcessed => "maybe_processed",
-        ErrorClass::Permanent => "permanent",
-    }
+        io_kind_name(e.downcast_ref::<io::Error>()?.kind())
+    });
+    named.unwrap_or_else(|| classify(error).name())
 }
 
 fn io_kind_name(kind: io::ErrorKind) -> Option<&'static str> {

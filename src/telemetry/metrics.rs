@@ -7,7 +7,6 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 
 use super::fields::{Ending, method_name, port_of};
-use crate::classify::ErrorClass;
 use crate::policy::StopReason;
 use crate::record::{Attempts, Ended};
 
@@ -115,13 +114,8 @@ impl Metrics {
 
     /// An attempt of the request `head` ended as `ending`, `elapsed` after it started.
     pub(crate) fn attempt_ended(&self, head: &request::Parts, ending: &Ending, elapsed: Duration) {
-        let (method, _) = method_name(&head.method);
         let mut attributes = Vec::with_capacity(6);
-        attributes.push(KeyValue::new("http.request.method", method));
-        attributes.push(KeyValue::new(
-            "server.address",
-            head.uri.host().unwrap_or_default().to_owned(),
-        ));
+        attributes.extend(base(head));
         if let Some(port) = port_of(&head.uri) {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
@@ -149,12 +143,7 @@ impl Metrics {
         stop: Option<StopReason>,
         grpc: bool,
     ) {
-        let (method, _) = method_name(&head.method);
-        let server = head.uri.host().unwrap_or_default().to_owned();
-        let base = [
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("server.address", server.clone()),
-        ];
+        let base = base(head);
         let (mut retries, mut transparent, mut delay) = (0, 0, Duration::ZERO);
         let mut previous = None;
         for entry in record.iter() {
@@ -167,9 +156,7 @@ impl Metrics {
                 } else {
                     retries += 1;
                 }
-                let reason = KeyValue::new("retryable_http.reason", reason_of(before));
-                self.retry
-                    .add(1, &[base[0].clone(), base[1].clone(), reason]);
+                self.retry.add(1, &with_reason(&base, reason_of(before)));
             }
             previous = Some(entry.ended());
         }
@@ -216,10 +203,29 @@ impl Metrics {
     }
 
     fn overflow(&self, base: &[KeyValue; 2], reason: StopReason) {
-        let reason = KeyValue::new("retryable_http.reason", reason.name());
         self.retry_overflow
-            .add(1, &[base[0].clone(), base[1].clone(), reason]);
+            .add(1, &with_reason(base, reason.name()));
     }
+}
+
+/// The attributes every instrument of an HTTP request carries: its method and its host.
+fn base(head: &request::Parts) -> [KeyValue; 2] {
+    let (method, _) = method_name(&head.method);
+    let server = head.uri.host().unwrap_or_default().to_owned();
+    [
+        KeyValue::new("http.request.method", method),
+        KeyValue::new("server.address", server),
+    ]
+}
+
+/// `base`, and a reason.
+fn with_reason(base: &[KeyValue; 2], reason: &'static str) -> [KeyValue; 3] {
+    let [method, server] = base.clone();
+    [
+        method,
+        server,
+        KeyValue::new("retryable_http.reason", reason),
+    ]
 }
 
 /// Why an attempt that ended as `ended` was retried, in few words: `429`, `5xx`, the error's
@@ -230,9 +236,7 @@ fn reason_of(ended: Ended) -> &'static str {
         Ended::Status(status) if status.is_server_error() => "5xx",
         Ended::Status(status) if status.is_client_error() => "4xx",
         Ended::Status(_) => "other_status",
-        Ended::Error(ErrorClass::NeverSent) => "never_sent",
-        Ended::Error(ErrorClass::MaybeProcessed) => "maybe_processed",
-        Ended::Error(ErrorClass::Permanent) => "permanent",
+        Ended::Error(class) => class.name(),
         #[cfg(feature = "grpc")]
         Ended::Grpc(code) => code.as_str(),
         Ended::Abandoned => "abandoned",

@@ -35,7 +35,8 @@ struct Scope {
 
 /// A span entered, until this is dropped; nothing when the request shows nothing.
 // NOTE: a type of its own, so that dropping it when it holds nothing is a test inline rather
-// than a call of `Option<EnteredSpan>`'s drop glue.
+// than a call of `Option<EnteredSpan>`'s drop glue: 58 instructions a request without a
+// subscriber, in `benches/instructions.rs` (`layer`).
 pub(crate) struct Entered(Option<tracing::span::EnteredSpan>);
 
 impl Drop for Entered {
@@ -85,7 +86,7 @@ impl Telemetry {
         Telemetry(Some(Box::new(Scope {
             request,
             parent,
-            attempt: AttemptTrace::none(),
+            attempt: AttemptTrace::default(),
             timed,
         })))
     }
@@ -100,7 +101,7 @@ impl Telemetry {
     #[inline]
     pub(crate) fn open(&self, head: &request::Parts, info: &AttemptInfo) -> AttemptTrace {
         match &self.0 {
-            None => AttemptTrace::none(),
+            None => AttemptTrace::default(),
             Some(scope) => scope.open(head, info),
         }
     }
@@ -117,8 +118,10 @@ impl Telemetry {
     /// which borrows nothing.
     #[inline]
     pub(crate) fn entered_attempt(&self) -> Entered {
-        let attempt = self.0.as_ref().and_then(|scope| scope.attempt.0.as_ref());
-        Entered(attempt.map(|attempt| attempt.span.clone().entered()))
+        match &self.0 {
+            Some(scope) => scope.attempt.entered(),
+            None => Entered(None),
+        }
     }
 
     /// The sequential attempt in flight, which has ended.
@@ -127,12 +130,6 @@ impl Telemetry {
         self.0
             .as_mut()
             .map(|scope| std::mem::take(&mut scope.attempt))
-    }
-
-    /// Whether anything is shown.
-    #[inline]
-    pub(crate) fn is_on(&self) -> bool {
-        self.0.is_some()
     }
 }
 
@@ -185,12 +182,6 @@ impl Scope {
 }
 
 impl AttemptTrace {
-    /// An attempt that shows nothing.
-    #[inline]
-    pub(crate) fn none() -> Self {
-        AttemptTrace(None)
-    }
-
     /// Enters the attempt's span, for as long as the guard lives.
     #[inline]
     pub(crate) fn entered(&self) -> Entered {
