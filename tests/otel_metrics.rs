@@ -108,6 +108,39 @@ fn get(uri: &str) -> Request<Full<Bytes>> {
     Request::get(uri).body(Full::new(Bytes::new())).unwrap()
 }
 
+/// A gRPC client's service config for `echo.Echo`: `attempts` attempts on UNAVAILABLE,
+/// 0.1 s apart, with `more` (`, "retryThrottling": …`) in its root.
+#[cfg(feature = "grpc")]
+fn grpc_config(attempts: u32, more: &str) -> retryable_http::grpc::ServiceConfig {
+    retryable_http::grpc::ServiceConfig::from_json(&format!(
+        r#"{{"methodConfig": [{{"name": [{{"service": "echo.Echo"}}],
+            "retryPolicy": {{"maxAttempts": {attempts}, "initialBackoff": "0.1s",
+                            "maxBackoff": "0.1s", "backoffMultiplier": 1,
+                            "retryableStatusCodes": ["UNAVAILABLE"]}}}}]{more}}}"#
+    ))
+    .unwrap()
+}
+
+/// A unary call of `echo.Echo/Say`, an empty message.
+#[cfg(feature = "grpc")]
+fn grpc_call() -> Request<Full<Bytes>> {
+    Request::post("http://echo.test:50051/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap()
+}
+
+/// A gRPC answer: OK in trailers, or a Trailers-Only `status`.
+#[cfg(feature = "grpc")]
+fn grpc_reply(status: Option<&str>) -> Reply {
+    let reply = Reply::ok().header("content-type", "application/grpc");
+    match status {
+        Some(status) => reply.header("grpc-status", status),
+        None => reply,
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_scripted_run_gives_per_attempt_durations_and_envoy_and_a96_counts() {
     let meters = Meters::new();
@@ -253,39 +286,21 @@ async fn a_hedge_is_counted_apart_from_retries() {
 #[cfg(feature = "grpc")]
 #[tokio::test(start_paused = true)]
 async fn a_grpc_call_is_counted_under_a96s_names() {
-    use retryable_http::grpc::ServiceConfig;
-
     let meters = Meters::new();
-    let unavailable = || {
-        Reply::status(200)
-            .header("content-type", "application/grpc")
-            .header("grpc-status", "14")
-    };
     let upstream = Upstream::with_default(
         [
             Reply::error(std::io::ErrorKind::ConnectionRefused),
-            unavailable(),
-            unavailable(),
+            grpc_reply(Some("14")),
+            grpc_reply(Some("14")),
         ],
-        Reply::ok().header("content-type", "application/grpc"),
+        grpc_reply(None),
     );
-    let config = ServiceConfig::from_json(
-        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
-            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.1s",
-                            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
-    )
-    .unwrap();
     let client = RetryLayer::new()
-        .grpc(config)
+        .grpc(grpc_config(4, ""))
         .jitter_seed(7)
         .metrics(&meters.provider)
         .layer(upstream.clone());
-    let call = Request::post("http://echo.test:50051/echo.Echo/Say")
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
-        .unwrap();
-    let response = client.oneshot(call).await.unwrap();
+    let response = client.oneshot(grpc_call()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(upstream.attempts(), 4);
 
@@ -370,31 +385,15 @@ async fn a_retry_s_reason_is_a_status_class_or_an_error_class() {
 #[cfg(feature = "grpc")]
 #[tokio::test(start_paused = true)]
 async fn a_retry_the_grpc_throttle_refuses_is_an_overflow() {
-    use retryable_http::grpc::ServiceConfig;
-
     let meters = Meters::new();
-    let upstream = Upstream::always(
-        Reply::status(200)
-            .header("content-type", "application/grpc")
-            .header("grpc-status", "14"),
-    );
+    let upstream = Upstream::always(grpc_reply(Some("14")));
     // Two tokens: the first failure leaves one, which is not above half.
-    let config = ServiceConfig::from_json(
-        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
-            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.1s",
-                            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}],
-            "retryThrottling": {"maxTokens": 2, "tokenRatio": 0.1}}"#,
-    )
-    .unwrap();
+    let throttling = r#", "retryThrottling": {"maxTokens": 2, "tokenRatio": 0.1}"#;
     let client = RetryLayer::new()
-        .grpc(config)
+        .grpc(grpc_config(4, throttling))
         .metrics(&meters.provider)
         .layer(upstream.clone());
-    let call = Request::post("http://echo.test:50051/echo.Echo/Say")
-        .header("content-type", "application/grpc")
-        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
-        .unwrap();
-    client.oneshot(call).await.unwrap();
+    client.oneshot(grpc_call()).await.unwrap();
     assert_eq!(upstream.attempts(), 1);
 
     let metrics = meters.read();
@@ -409,28 +408,16 @@ async fn a_retry_the_grpc_throttle_refuses_is_an_overflow() {
 #[cfg(feature = "grpc")]
 #[tokio::test(start_paused = true)]
 async fn a_call_saved_by_its_transparent_retry_alone_is_a_retry_s_success() {
-    use retryable_http::grpc::ServiceConfig;
-
     let meters = Meters::new();
     let upstream = Upstream::with_default(
         [Reply::error(std::io::ErrorKind::ConnectionRefused)],
-        Reply::ok().header("content-type", "application/grpc"),
+        grpc_reply(None),
     );
-    let config = ServiceConfig::from_json(
-        r#"{"methodConfig": [{"name": [{"service": "echo.Echo"}],
-            "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.1s", "maxBackoff": "0.1s",
-                            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
-    )
-    .unwrap();
     let client = RetryLayer::new()
-        .grpc(config)
+        .grpc(grpc_config(2, ""))
         .metrics(&meters.provider)
         .layer(upstream.clone());
-    let call = Request::post("http://echo.test:50051/echo.Echo/Say")
-        .header("content-type", "application/grpc")
-        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
-        .unwrap();
-    assert_eq!(client.oneshot(call).await.unwrap().status(), 200);
+    assert_eq!(client.oneshot(grpc_call()).await.unwrap().status(), 200);
 
     let metrics = meters.read();
     assert!(points(&metrics, "grpc.client.call.retries").is_empty());

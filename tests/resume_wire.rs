@@ -91,32 +91,25 @@ async fn download(addr: std::net::SocketAddr, h2: bool) -> (Bytes, Vec<u64>) {
 
 #[tokio::test]
 async fn over_http1_a_connection_dropped_every_256_kib_is_resumed_to_the_last_byte() {
-    let file = content(2048 * KIB);
-    let (addr, log) = serve(
-        Files::new(file.clone(), Break::Never),
-        256 * KIB as u64,
-        false,
-    )
-    .await;
-    let (bytes, offsets) = download(addr, false).await;
-    assert_eq!(bytes.len(), file.len());
-    assert!(bytes == file, "the bytes are the file's");
-    // Each break at the cut, unless the server lost some of what it had buffered when the
-    // connection dropped: then the resume starts where the bytes stopped.
-    assert_resumed(&offsets, log.len());
+    resumed_to_the_last_byte(false).await;
 }
 
 #[tokio::test]
 async fn over_http2_a_stream_reset_every_256_kib_is_resumed_to_the_last_byte() {
+    resumed_to_the_last_byte(true).await;
+}
+
+/// Downloads 2 MiB cut every 256 KiB, over HTTP/2 when `h2`: every byte arrives, in order.
+async fn resumed_to_the_last_byte(h2: bool) {
     let file = content(2048 * KIB);
-    let (addr, log) = serve(
-        Files::new(file.clone(), Break::Never),
-        256 * KIB as u64,
-        true,
-    )
-    .await;
-    let (bytes, offsets) = download(addr, true).await;
+    let files = Files::new(file.clone(), Break::Never);
+    let (addr, log) = serve(files, 256 * KIB as u64, h2).await;
+    let (bytes, offsets) = download(addr, h2).await;
+    assert_eq!(bytes.len(), file.len());
     assert!(bytes == file, "the bytes are the file's");
+    // Each break at the cut, unless the server lost some of what it had buffered when the
+    // connection dropped or the stream was reset: then the resume starts where the bytes
+    // stopped.
     assert_resumed(&offsets, log.len());
 }
 
